@@ -1,0 +1,53 @@
+"""What every node needs and nothing in the checkpoint should hold: store, tools, guard, analysts, settings.
+
+Built once per process and handed to LangGraph as the run context, so a resumed run gets live connections
+instead of stale pickled ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from soctriage.agents.analyst import Analyst
+from soctriage.agents.state import Finding, TriageState
+from soctriage.service.config import Settings
+from soctriage.service.domain import LedgerEntry, LedgerKind
+from soctriage.service.store import Store
+from soctriage.tools import Connectors, Guard, Registry, ToolContext
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    store: Store
+    analyst: Analyst
+    builtin: Analyst
+    registry: Registry
+    guard: Guard
+    connectors: Connectors
+
+    def record(self, case_id: str, actor: str, kind: LedgerKind, payload: dict[str, Any]) -> LedgerEntry:
+        return self.store.append(case_id, actor, kind, payload)
+
+    def tool_context(self, state: TriageState, findings: Iterable[Finding]) -> ToolContext:
+        """The case as tools see it; enrichment results widen the entities an action may target."""
+        entities = [e for f in findings for e in f.entities]
+        return ToolContext.for_alert(
+            state["case_id"],
+            state["tenant"],
+            state["alert"],
+            self.settings,
+            self.connectors,
+            dry_run=self.settings.dry_run,
+            extra_entities=entities,
+        )
+
+    def executed_keys(self, case_id: str) -> set[str]:
+        """Idempotency keys of actions this case's ledger says were carried out: they never run again."""
+        return {
+            str(e.payload.get("idempotency_key"))
+            for e in self.store.entries(case_id)
+            if e.kind == "action_executed"
+        }

@@ -1,0 +1,259 @@
+"""The graph's nodes, one function each. Routing is declared in the `Command[Literal[...]]` return types.
+
+Each node writes what it did to the case ledger before it returns, so the transcript is complete even when a
+run stops half-way; the LangGraph checkpoint only records where to resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command, interrupt
+from soctriage.agents.analyst import Analyst, Step, Task
+from soctriage.agents.deps import Deps
+from soctriage.agents.injection import scan_alert
+from soctriage.agents.llm import LLMError, ModelUnavailableError
+from soctriage.agents.response import apply_decision, execute, plan_action
+from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, PlannedAction, TriageState
+from soctriage.service.domain import Verdict
+from soctriage.tools.registry import ToolOutcome
+
+Ctx = Runtime[Deps]
+
+
+def _task(state: TriageState, **extra: Any) -> Task:
+    return Task(
+        alert=state["alert"],
+        alert_seq=state["alert_seq"],
+        injection=state.get("injection", ()),
+        assessment=state.get("assessment"),
+        findings=state.get("findings", ()),
+        verdict=state.get("verdict"),
+        **extra,
+    )
+
+
+async def _ask(
+    runtime: Ctx, state: TriageState, actor: str, method: str, task: Task
+) -> tuple[Step[Any], dict[str, Any]]:
+    """Ask the case's analyst; when the model endpoint stays down, write why and fall back to builtin."""
+    deps = runtime.context
+    analyst: Analyst = deps.analyst if state.get("model") != deps.builtin.name else deps.builtin
+    update: dict[str, Any] = {}
+    try:
+        step = await getattr(analyst, method)(task)
+    except LLMError as exc:
+        deps.record(
+            state["case_id"], actor, "llm_call", {**exc.result.ledger_payload(), "analyst": analyst.name}
+        )
+        reason = (
+            f"model endpoint unavailable after {len(exc.result.attempts)} attempt(s): {exc.result.error}"
+            if isinstance(exc, ModelUnavailableError)
+            else f"model answer unusable: {exc}"
+        )
+        deps.record(
+            state["case_id"],
+            "system",
+            "note",
+            {"event": "model_fallback", "from": analyst.name, "reason": reason},
+        )
+        update = {"model": deps.builtin.name, "escalation": f"fell back to builtin: {reason}"}
+        step = await getattr(deps.builtin, method)(task)
+    for call in step.calls:
+        deps.record(state["case_id"], actor, "llm_call", call)
+    return step, update
+
+
+async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]:
+    deps = runtime.context
+    markers = scan_alert(state["alert"])
+    deps.store.set_status(
+        state["case_id"], "triaging", actor="system", reason=f"triage by {deps.analyst.name}"
+    )
+    if markers:
+        deps.record(
+            state["case_id"],
+            "system",
+            "note",
+            {"event": "possible_prompt_injection", "markers": list(markers), "effect": "never auto-closed"},
+        )
+    return Command(goto="triage", update={"injection": markers, "model": deps.analyst.name, "findings": ()})
+
+
+async def triage(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", "verdict"]]:
+    step, update = await _ask(runtime, state, "triage_agent", "triage", _task(state))
+    assessment = step.answer
+    runtime.context.record(
+        state["case_id"],
+        "triage_agent",
+        "reasoning",
+        {
+            "model": update.get("model", state["model"]),
+            **assessment.model_dump(mode="json"),
+            **step.reasoning,
+        },
+    )
+    target = "verdict" if assessment.known_benign else "enrich"
+    return Command(goto=target, update={"assessment": assessment, "enrich_steps": 0, **update})
+
+
+async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", "verdict"]]:
+    deps = runtime.context
+    steps = state.get("enrich_steps", 0)
+    if steps >= deps.settings.max_enrich_steps:
+        return Command(goto="verdict")
+    tools = tuple(deps.registry.openai_tools(deps.registry.names("read")))
+    task = _task(state, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
+    step, update = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
+    calls = step.answer.calls[: deps.settings.max_tool_calls_per_step]
+    if not calls:
+        return Command(goto="verdict", update=update)
+    findings = list(state.get("findings", ()))
+    ctx = deps.tool_context(state, findings)
+    for call in calls:
+        findings.append(await _run_read_tool(deps, state, ctx, call.tool, call.args))
+    return Command(goto="enrich", update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
+
+
+async def _run_read_tool(
+    deps: Deps, state: TriageState, ctx: Any, tool: str, args: dict[str, Any]
+) -> Finding:
+    case_id = state["case_id"]
+    deps.record(case_id, "enrichment_agent", "tool_call", {"tool": tool, "args": args})
+    if tool not in deps.registry.names("read"):
+        # The enrichment loop may only read; a model asking for anything else is refused here.
+        outcome_payload = {
+            "tool": tool,
+            "status": "refused",
+            "error": "only read-tier tools run during enrichment",
+        }
+        entry = deps.record(case_id, "guard", "tool_result", outcome_payload)
+        return Finding(seq=entry.seq, tool=tool, args=args, ok=False, summary=outcome_payload["error"])
+    outcome: ToolOutcome = await deps.registry.run(ctx, tool, args)
+    entry = deps.record(case_id, "enrichment_agent", "tool_result", _outcome_payload(outcome))
+    return Finding(
+        seq=entry.seq,
+        tool=tool,
+        args=outcome.args,
+        ok=outcome.ok,
+        summary=_summarize(outcome),
+        output=outcome.output or {},
+        entities=outcome.entities,
+    )
+
+
+def _outcome_payload(outcome: ToolOutcome) -> dict[str, Any]:
+    return outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True)
+
+
+def _summarize(outcome: ToolOutcome) -> str:
+    if not outcome.ok:
+        return f"error ({outcome.error_kind}): {outcome.error}"
+    output = outcome.output or {}
+    keys = ("verdict", "score", "criticality", "role", "privileged", "is_lolbin", "flags", "status", "known")
+    picked = {k: output[k] for k in keys if k in output and output[k] not in (None, [], ())}
+    return ", ".join(f"{k}={v}" for k, v in picked.items()) or "ok"
+
+
+async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict", "respond", "close"]]:
+    deps = runtime.context
+    attempts = state.get("verdict_attempts", 0)
+    correction = state.get("verdict_correction") if attempts else None
+    step, update = await _ask(runtime, state, "triage_agent", "decide", _task(state, correction=correction))
+    answer: Verdict = step.answer
+    existing = {entry.seq for entry in deps.store.entries(state["case_id"])}
+    missing = sorted(set(answer.evidence) - existing)
+    if missing or not answer.evidence:
+        problem = (
+            f"evidence cites ledger entries that do not exist: {missing}" if missing else "no evidence cited"
+        )
+        deps.record(state["case_id"], "system", "note", {"event": "verdict_rejected", "reason": problem})
+        if attempts == 0:
+            return Command(
+                goto="verdict", update={"verdict_attempts": 1, "verdict_correction": problem, **update}
+            )
+        return Command(goto="close", update={"escalation": f"verdict rejected twice: {problem}", **update})
+    payload = {
+        "model": update.get("model", state["model"]),
+        **answer.model_dump(mode="json"),
+        **step.reasoning,
+    }
+    deps.record(state["case_id"], "triage_agent", "verdict", payload)
+    deps.store.set_verdict(state["case_id"], answer)
+    return Command(goto="respond", update={"verdict": answer, **update})
+
+
+async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "close"]]:
+    deps = runtime.context
+    answer = state["verdict"]
+    if answer.disposition in DISPOSITIONS_AUTO_CLOSE:
+        return Command(goto="close", update={"actions": ()})
+    names = deps.registry.names("contain") + deps.registry.names("destructive")
+    task = _task(state, tools=tuple(deps.registry.openai_tools(names)))
+    step, update = await _ask(runtime, state, "response_agent", "respond", task)
+    ctx = deps.tool_context(state, state.get("findings", ()))
+    planned: list[PlannedAction] = []
+    for number, proposal in enumerate(step.answer.actions, start=1):
+        planned.append(plan_action(deps, state, ctx, f"A{number}", proposal))
+    return Command(goto="approval", update={"actions": tuple(planned), **update})
+
+
+async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "act"]]:
+    """Only interrupts: the decision comes back through `Command(resume=...)`; the next node acts."""
+    deps = runtime.context
+    actions = list(state.get("actions", ()))
+    pending = [a for a in actions if a.status == "awaiting_approval"]
+    if not pending:
+        return Command(goto="act")
+    deps.store.set_status(
+        state["case_id"], "awaiting_approval", actor="guard", reason="actions need approval"
+    )
+    decision = interrupt(
+        {"case_id": state["case_id"], "pending": [a.model_dump(mode="json") for a in pending]}
+    )
+    actions = [apply_decision(deps, state, a, decision) for a in actions]
+    return Command(goto="approval", update={"actions": tuple(actions)})
+
+
+async def act(state: TriageState, runtime: Ctx) -> Command[Literal["close"]]:
+    deps = runtime.context
+    ctx = deps.tool_context(state, state.get("findings", ()))
+    done = [
+        await execute(deps, state, ctx, a) if a.status == "approved" else a for a in state.get("actions", ())
+    ]
+    return Command(goto="close", update={"actions": tuple(done)})
+
+
+CONTAINMENT = frozenset(
+    {"isolate_host", "kill_process", "quarantine_file", "block_indicator", "disable_user"}
+)
+
+
+async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
+    deps = runtime.context
+    status, reason = final_status(state, deps.settings.auto_close_min_confidence)
+    deps.store.set_status(state["case_id"], status, actor="system", reason=reason)
+    return {}
+
+
+def final_status(state: TriageState, min_confidence: float) -> tuple[str, str]:
+    answer = state.get("verdict")
+    actions = state.get("actions", ())
+    if state.get("escalation"):
+        return "escalated", state["escalation"] or "escalated"
+    if answer is None:
+        return "escalated", "no verdict"
+    if any(a.status in ("executed", "simulated") and a.tool in CONTAINMENT for a in actions):
+        return "contained", "containment actions carried out"
+    if answer.disposition in DISPOSITIONS_AUTO_CLOSE:
+        if state.get("injection"):
+            return "escalated", "alert text tried to instruct the analyst; a human must close it"
+        if answer.confidence < min_confidence:
+            return "escalated", f"confidence {answer.confidence} below auto-close threshold {min_confidence}"
+        return "closed", f"auto-closed as {answer.disposition}"
+    if answer.disposition == "inconclusive":
+        return "escalated", "inconclusive: needs an analyst"
+    if any(a.status in ("rejected", "expired", "denied", "failed") for a in actions):
+        return "escalated", "true positive whose response was not carried out in full"
+    return "closed", "true positive; no containment needed"

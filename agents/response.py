@@ -1,0 +1,135 @@
+"""The life of a proposed action: guard decision, approval request, human decision, idempotent execution.
+
+The guard decides, never the model; a human decision binds to the exact (case, tool, args_hash) the guard saw
+and expires; execution checks the ledger's idempotency keys so a resumed or retried run never acts twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from soctriage.agents.deps import Deps
+from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
+from soctriage.service.domain import utc_now
+from soctriage.tools import Approval, ToolCall, ToolContext, check_approval
+
+STATUS_BY_DECISION = {"allow": "approved", "needs_approval": "awaiting_approval", "deny": "denied"}
+
+
+class DecisionError(ValueError):
+    """A human decision that cannot be applied (unknown action, not pending, expired)."""
+
+
+def plan_action(
+    deps: Deps, state: TriageState, ctx: ToolContext, action_id: str, proposal: ProposedAction
+) -> PlannedAction:
+    case_id = state["case_id"]
+    deps.record(
+        case_id,
+        "response_agent",
+        "tool_call",
+        {"action_id": action_id, "tool": proposal.tool, "args": proposal.args, "reason": proposal.reason},
+    )
+    decision = deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id))
+    deps.record(
+        case_id, "guard", "guard_decision", {"action_id": action_id, **decision.model_dump(mode="json")}
+    )
+    action = PlannedAction(
+        id=action_id, reason=proposal.reason, guard=decision, status=STATUS_BY_DECISION[decision.decision]
+    )
+    if action.status == "awaiting_approval":
+        expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
+        action = action.model_copy(update={"expires_at": expires})
+        deps.record(
+            case_id,
+            "guard",
+            "approval_requested",
+            {
+                "action_id": action_id,
+                "tool": decision.tool,
+                "args": decision.args,
+                "args_hash": decision.args_hash,
+                "reason": decision.reason,
+                "expires_at": expires.isoformat(),
+            },
+        )
+    return action
+
+
+def apply_decision(
+    deps: Deps, state: TriageState, action: PlannedAction, decision: dict[str, Any]
+) -> PlannedAction:
+    """Apply a resume value `{action_id, approve, by, reason, at}` to the action it names (others pass through)."""
+    if decision.get("action_id") != action.id or action.status != "awaiting_approval":
+        return action
+    now = datetime.fromisoformat(decision["at"]) if decision.get("at") else utc_now()
+    by = str(decision["by"])
+    if action.expires_at is not None and now >= action.expires_at:
+        status, outcome = (
+            "expired",
+            f"decision by {by} came after the request expired at {action.expires_at.isoformat()}",
+        )
+        approval = None
+    else:
+        approval = Approval.for_decision(
+            action.guard,
+            by=by,
+            now=now,
+            ttl_s=deps.guard.policy.approval_ttl_s,
+            approved=bool(decision["approve"]),
+            reason=decision.get("reason"),
+        )
+        status = "approved" if approval.approved else "rejected"
+        outcome = f"{status} by {by}"
+    deps.record(
+        state["case_id"],
+        f"human:{by}",
+        "approval_decided",
+        {
+            "action_id": action.id,
+            "tool": action.tool,
+            "args_hash": action.guard.args_hash,
+            "outcome": status,
+            "detail": outcome,
+            "reason": decision.get("reason"),
+        },
+    )
+    return action.model_copy(update={"status": status, "approval": approval})
+
+
+async def execute(deps: Deps, state: TriageState, ctx: ToolContext, action: PlannedAction) -> PlannedAction:
+    case_id = state["case_id"]
+    if action.approval is not None:
+        check = check_approval(action.approval, case_id, action.tool, action.guard.args, utc_now())
+        if not check.ok:
+            deps.record(
+                case_id,
+                "guard",
+                "note",
+                {"event": "approval_invalid", "action_id": action.id, "reason": check.reason},
+            )
+            return action.model_copy(
+                update={"status": "expired" if check.status == "expired" else "rejected"}
+            )
+    outcome = await deps.registry.run(
+        ctx,
+        action.tool,
+        action.guard.args,
+        decision=action.guard,
+        approval=action.approval,
+        executed_keys=deps.executed_keys(case_id).__contains__,
+    )
+    payload = {
+        "action_id": action.id,
+        **outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True),
+    }
+    deps.record(case_id, "response_agent", "tool_result", payload)
+    if outcome.status in ("ok", "simulated"):
+        deps.record(case_id, "response_agent", "action_executed", payload)
+        status = "executed" if outcome.status == "ok" else "simulated"
+    elif outcome.status == "duplicate":
+        status = "executed"
+    else:
+        status = "failed"
+    return action.model_copy(update={"status": status, "receipt": outcome.output})

@@ -1,0 +1,123 @@
+"""Graph state: a small TypedDict whose values are frozen pydantic models (DESIGN §10).
+
+The state is what LangGraph checkpoints to resume a run; the ledger, not this state, is the evidence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+from soctriage.service.domain import Alert, Disposition, Verdict
+from soctriage.tools.guard import Approval, GuardDecision
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Category = Literal[
+    "malware",
+    "credential_access",
+    "execution",
+    "persistence",
+    "lateral_movement",
+    "command_and_control",
+    "exfiltration",
+    "impact",
+    "defense_evasion",
+    "discovery",
+    "initial_access",
+    "policy",
+    "test",
+    "other",
+]
+
+
+class TriageAssessment(Frozen):
+    category: Category
+    initial_severity: int = Field(ge=0, le=6, description="OCSF severity_id")
+    hypotheses: list[str]
+    enrichments: list[str] = Field(description="names of the enrichment tools worth calling")
+    known_benign: bool = Field(description="a known-benign duplicate that can go straight to verdict")
+    rationale: str
+
+
+class ToolRequest(Frozen):
+    tool: str
+    args: dict[str, Any]
+
+
+class EnrichmentPlan(Frozen):
+    calls: list[ToolRequest] = Field(description="tool calls to make next; empty when enough evidence")
+
+
+class ProposedAction(Frozen):
+    tool: str
+    args: dict[str, Any]
+    reason: str
+
+
+class ActionPlan(Frozen):
+    actions: list[ProposedAction]
+
+
+class Finding(Frozen):
+    """One enrichment result, with the ledger seq of its tool_result entry so verdicts can cite it."""
+
+    seq: int
+    tool: str
+    args: dict[str, Any]
+    ok: bool
+    summary: str
+    output: dict[str, Any] = Field(default_factory=dict)
+    entities: tuple[str, ...] = Field(default=(), description="entities the result names (targetable)")
+
+
+ActionStatus = Literal[
+    "denied", "awaiting_approval", "approved", "rejected", "expired", "executed", "simulated", "failed"
+]
+
+
+class PlannedAction(Frozen):
+    """A proposed action, the guard's decision on it, and where it is in its lifecycle.
+
+    `approved` means cleared to run: by policy (`approval` is None) or by a human (`approval` set).
+    """
+
+    id: str
+    reason: str
+    guard: GuardDecision
+    status: ActionStatus
+    expires_at: datetime | None = Field(default=None, description="deadline for a human decision")
+    approval: Approval | None = None
+    receipt: dict[str, Any] | None = None
+
+    @property
+    def tool(self) -> str:
+        return self.guard.tool
+
+    @property
+    def target(self) -> str:
+        return ", ".join(t.value for t in self.guard.targets) or self.guard.tool
+
+
+class TriageState(TypedDict, total=False):
+    case_id: str
+    tenant: str
+    alert: Alert
+    alert_seq: int
+    model: str
+    assessment: TriageAssessment
+    findings: tuple[Finding, ...]
+    enrich_steps: int
+    verdict: Verdict
+    verdict_attempts: int
+    verdict_correction: str | None
+    actions: tuple[PlannedAction, ...]
+    escalation: str | None
+    injection: tuple[str, ...]
+
+
+DISPOSITIONS_AUTO_CLOSE: frozenset[Disposition] = frozenset({"false_positive", "benign_true_positive"})

@@ -1,0 +1,137 @@
+"""The one configuration object. Every setting is read from the environment with the prefix `SOCTRIAGE_`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    # validate_by_name: fields with an env alias (OPENAI_*) stay settable by their name in code.
+    model_config = SettingsConfigDict(
+        env_prefix="SOCTRIAGE_", extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    home: Path = Field(
+        default=Path(".soctriage"), description="folder of the embedded store, checkpoints and Chroma data"
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means the SQLite file <home>/soctriage.db"
+    )
+    tenant: str = Field(default="default", description="tenant for cases opened from the CLI")
+    max_record_bytes: int = Field(
+        default=16 * 1024 * 1024, description="a single alert record larger than this is rejected"
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="SQLite fsync mode of the embedded store: FULL survives power loss; NORMAL (WAL) is"
+        " faster and survives process crashes, but may lose the last commits on power loss",
+    )
+
+    # --- guarded tools (tools/) ---
+    policy_path: Path | None = Field(
+        default=None, description="guard policy YAML; unset means the default policy shipped in tools/data"
+    )
+    intel_paths: list[Path] = Field(
+        default_factory=list,
+        description="extra local threat-intel files (JSONL or YAML) beside the bundled one",
+    )
+    inventory_path: Path | None = Field(
+        default=None, description="asset/identity inventory YAML; unset means the example in tools/data"
+    )
+    attack_data_path: Path | None = Field(
+        default=None,
+        description="ATT&CK techniques JSONL; unset means ../shared/fixtures/attack/techniques.jsonl beside"
+        " the repo when present, else the compact built-in table",
+    )
+    lolbas_path: Path | None = Field(
+        default=None,
+        description="LOLBAS JSONL (GPL-3.0, never bundled); unset means the shared fixture when present, else"
+        " the built-in table",
+    )
+    virustotal_api_key: SecretStr | None = Field(
+        default=None, description="enables the VirusTotal v3 intel connector"
+    )
+    virustotal_base_url: str = Field(
+        default="https://www.virustotal.com/api/v3", description="VirusTotal v3 API root"
+    )
+    abuseipdb_api_key: SecretStr | None = Field(default=None, description="enables the AbuseIPDB connector")
+    abuseipdb_base_url: str = Field(
+        default="https://api.abuseipdb.com/api/v2", description="AbuseIPDB API root"
+    )
+    response_connector: Literal["simulator", "crowdstrike", "defender"] = Field(
+        default="simulator", description="who carries out response actions; the simulator only records them"
+    )
+    crowdstrike_base_url: str = Field(
+        default="https://api.crowdstrike.com", description="CrowdStrike Falcon API root"
+    )
+    crowdstrike_client_id: str | None = Field(default=None, description="CrowdStrike OAuth2 client id")
+    crowdstrike_client_secret: SecretStr | None = Field(
+        default=None, description="CrowdStrike OAuth2 client secret"
+    )
+    defender_base_url: str = Field(
+        default="https://api.securitycenter.microsoft.com", description="Defender for Endpoint API root"
+    )
+    defender_token_url: str | None = Field(
+        default=None,
+        description="OAuth2 token endpoint; unset means the Entra ID v2 endpoint of defender_tenant_id",
+    )
+    defender_tenant_id: str | None = Field(default=None, description="Entra ID tenant of the Defender app")
+    defender_client_id: str | None = Field(default=None, description="Defender app (client) id")
+    defender_client_secret: SecretStr | None = Field(default=None, description="Defender app client secret")
+    connector_timeout_s: float = Field(
+        default=15.0, gt=0, description="HTTP timeout of one connector request"
+    )
+    connector_retries: int = Field(
+        default=3, ge=1, description="attempts per connector request on 429/5xx/transport errors"
+    )
+    model: str = Field(
+        default="builtin",
+        description="which model drives the agents: builtin, openai:<model> or replay:<dir>",
+    )
+    # The OpenAI-compatible endpoint is also read from the variables every OpenAI tool already uses.
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SOCTRIAGE_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="base URL of the OpenAI-compatible endpoint (unset means api.openai.com)",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SOCTRIAGE_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key of that endpoint; never written to the ledger or logs",
+    )
+    llm_timeout_s: float = Field(default=60.0, gt=0, description="deadline of one model request attempt")
+    llm_max_attempts: int = Field(
+        default=4, ge=1, description="attempts per model request on 429, 5xx, timeouts and connection errors"
+    )
+    llm_backoff_base_s: float = Field(
+        default=0.5, ge=0, description="first retry waits up to this long; each retry doubles it (jittered)"
+    )
+    llm_backoff_max_s: float = Field(
+        default=20.0, ge=0, description="cap on one retry wait, including a server's Retry-After"
+    )
+
+    # --- the triage graph (agents/) ---
+    max_enrich_steps: int = Field(default=3, ge=0, description="rounds of the enrichment tool loop per alert")
+    max_tool_calls_per_step: int = Field(
+        default=12, ge=1, description="tool calls one enrichment round may make; the rest are dropped"
+    )
+    auto_close_min_confidence: float = Field(
+        default=0.8, ge=0, le=1, description="benign/false-positive verdicts below this go to an analyst"
+    )
+    dry_run: bool = Field(
+        default=False, description="decide and record response actions without carrying any of them out"
+    )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Users paste libpq URLs; SQLAlchemy needs the driver named to pick psycopg 3.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.home / 'soctriage.db'}"

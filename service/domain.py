@@ -1,0 +1,248 @@
+"""The domain model (DESIGN §2): every other module imports these types; none redefines them.
+
+`Alert` is aligned with the OCSF Detection Finding class (class_uid 2004). Models are frozen so that a value
+handed to the graph, a tool or the ledger cannot be changed behind the writer's back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AlertFormat = Literal["crowdstrike", "defender", "sentinelone", "elastic", "wazuh", "ocsf"]
+ALERT_FORMATS: tuple[AlertFormat, ...] = ("crowdstrike", "defender", "sentinelone", "elastic", "wazuh", "ocsf")
+
+CaseStatus = Literal["new", "triaging", "awaiting_approval", "contained", "closed", "escalated", "failed"]
+FINAL_CASE_STATUSES: frozenset[str] = frozenset({"contained", "closed", "escalated", "failed"})
+
+Disposition = Literal["true_positive", "benign_true_positive", "false_positive", "inconclusive"]
+
+LedgerKind = Literal[
+    "alert_received",
+    "llm_call",
+    "reasoning",
+    "tool_call",
+    "tool_result",
+    "guard_decision",
+    "approval_requested",
+    "approval_decided",
+    "action_executed",
+    "verdict",
+    "chat_message",
+    "feedback",
+    "status_change",
+    "note",
+]
+
+GENESIS_HASH = "0" * 64
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SeverityId(IntEnum):
+    """OCSF severity_id."""
+
+    UNKNOWN = 0
+    INFORMATIONAL = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+    CRITICAL = 5
+    FATAL = 6
+    OTHER = 99
+
+
+class Severity(Frozen):
+    id: SeverityId = SeverityId.UNKNOWN
+    label: str = "Unknown"
+
+    @classmethod
+    def of(cls, severity_id: SeverityId | int) -> Severity:
+        sid = SeverityId(severity_id)
+        return cls(id=sid, label=sid.name.capitalize())
+
+
+class Source(Frozen):
+    vendor: str
+    product: str
+    format: AlertFormat
+    vendor_alert_id: str | None = None
+
+
+class Rule(Frozen):
+    name: str | None = None
+    uid: str | None = None
+
+
+class Attack(Frozen):
+    tactic: str | None = None
+    tactic_id: str | None = Field(default=None, description="ATT&CK tactic id, TA0001-style")
+    technique_id: str | None = None
+    technique_name: str | None = None
+
+
+class Device(Frozen):
+    hostname: str | None = None
+    ip: str | None = None
+    os: str | None = None
+    uid: str | None = None
+
+
+class User(Frozen):
+    name: str | None = None
+    domain: str | None = None
+    uid: str | None = None
+
+
+class ParentProcess(Frozen):
+    name: str | None = None
+    pid: int | None = None
+    cmdline: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+
+
+class Process(ParentProcess):
+    parent: ParentProcess | None = None
+
+
+class FileInfo(Frozen):
+    name: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    sha1: str | None = None
+    md5: str | None = None
+
+
+class Network(Frozen):
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    dst_port: int | None = None
+    domain: str | None = None
+    url: str | None = None
+
+
+ObservableType = Literal[
+    "hostname", "ip", "domain", "url", "sha256", "sha1", "md5", "user", "process", "file", "email", "other"
+]
+
+
+class Observable(Frozen):
+    type: ObservableType
+    value: str
+
+
+class Alert(Frozen):
+    """A normalized EDR alert. `raw` holds the original record text exactly as received."""
+
+    id: str
+    source: Source
+    time: datetime
+    severity: Severity = Severity()
+    title: str
+    description: str | None = None
+    rule: Rule | None = None
+    attacks: tuple[Attack, ...] = ()
+    device: Device | None = None
+    user: User | None = None
+    process: Process | None = None
+    file: FileInfo | None = None
+    network: Network | None = None
+    observables: tuple[Observable, ...] = ()
+    raw: str
+    unmapped: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # Naive vendor timestamps are UTC by every vendor's documentation; keep one zone everywhere.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @property
+    def techniques(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a.technique_id for a in self.attacks if a.technique_id))
+
+
+def alert_id(vendor: str, vendor_alert_id: str) -> str:
+    """Stable alert id: the same vendor alert always maps to the same id (re-deliveries dedupe on it)."""
+    digest = hashlib.sha256(f"{vendor}\x1f{vendor_alert_id}".encode()).hexdigest()
+    return f"{vendor}-{digest[:20]}"
+
+
+class Verdict(Frozen):
+    disposition: Disposition
+    severity: Severity
+    confidence: float = Field(ge=0.0, le=1.0)
+    techniques: tuple[str, ...] = ()
+    summary: str
+    rationale: str
+    evidence: tuple[int, ...] = Field(default=(), description="ledger seq numbers the claims rest on")
+    recommended_actions: tuple[str, ...] = ()
+
+
+class Case(Frozen):
+    id: str
+    tenant: str = "default"
+    status: CaseStatus = "new"
+    alert_ids: tuple[str, ...] = ()
+    verdict: Verdict | None = None
+    status_times: dict[str, datetime] = Field(
+        default_factory=dict, description="first time the case entered each status: the MTTx source"
+    )
+    assignee: str | None = None
+    created_at: datetime
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that ledger hashes are computed over (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LedgerEntry(Frozen):
+    """One link of a case's hash chain: hash = sha256(prev_hash ‖ canonical JSON of the entry without hash)."""
+
+    case_id: str
+    seq: int = Field(ge=1)
+    ts: datetime
+    actor: str
+    kind: LedgerKind
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    @staticmethod
+    def compute_hash(
+        case_id: str, seq: int, ts: datetime, actor: str, kind: str, payload: dict[str, Any], prev_hash: str
+    ) -> str:
+        body = canonical_json(
+            {
+                "case_id": case_id,
+                "seq": seq,
+                "ts": format_ts(ts),
+                "actor": actor,
+                "kind": kind,
+                "payload": payload,
+                "prev_hash": prev_hash,
+            }
+        )
+        return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+    def expected_hash(self) -> str:
+        return self.compute_hash(
+            self.case_id, self.seq, self.ts, self.actor, self.kind, self.payload, self.prev_hash
+        )

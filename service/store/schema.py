@@ -1,0 +1,104 @@
+"""The tables of the case store (SQLAlchemy Core). Alembic migrations create them; this module queries them.
+
+Keep this file and `service/migrations/versions/` in step: tests compare the migrated database with this
+metadata on SQLite and PostgreSQL. New tables (jobs, approvals, ...) arrive as new Alembic revisions and are
+declared here on the same `metadata`.
+"""
+
+from __future__ import annotations
+
+from soctriage.service.domain import GENESIS_HASH
+from soctriage.service.store.columns import UTCDateTime
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+# Constraint names are fixed so later migrations (and SQLite batch mode) can refer to them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Plain JSON, never JSONB: JSONB rewrites numbers and rejects \u0000, so a payload read back could hash
+# differently from the one that was written.
+json_doc = JSON(none_as_null=True)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("verdict", json_doc, nullable=True),
+    Column("status_times", json_doc, nullable=False, comment="status -> first time reached (format_ts)"),
+    Column("assignee", String(256), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("head_seq", Integer, nullable=False, server_default="0"),
+    Column("head_hash", String(64), nullable=False, server_default=GENESIS_HASH),
+    Index(None, "tenant", "status"),
+    Index(None, "created_at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("tenant", String(128), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("vendor", String(128), nullable=False),
+    Column("product", String(128), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("vendor_alert_id", String(512), nullable=True),
+    Column("raw", Text, nullable=False),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("normalized", json_doc, nullable=False, comment="the Alert without raw"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("ts", UTCDateTime(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", json_doc, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    PrimaryKeyConstraint("case_id", "seq"),
+    CheckConstraint("seq >= 1", name="seq_positive"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    # SQLite only auto-numbers a column declared exactly INTEGER PRIMARY KEY.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("line", Integer, nullable=True),
+    Column("format", String(32), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("field", Text, nullable=True),
+    Column("raw", LargeBinary, nullable=False),
+    Index(None, "received_at"),
+)

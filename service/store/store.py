@@ -1,0 +1,470 @@
+"""The case store: alerts, cases, the hash-chained ledger and the quarantine, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self, get_args
+
+from soctriage.service.config import Settings
+from soctriage.service.domain import (
+    GENESIS_HASH,
+    Alert,
+    Case,
+    CaseStatus,
+    LedgerEntry,
+    Verdict,
+    format_ts,
+    utc_now,
+)
+from soctriage.service.ingest.errors import Rejection
+from soctriage.service.store.chain import (
+    CaseVerification,
+    ChainChecker,
+    LedgerProblem,
+    VerifyReport,
+    clean_entry_input,
+)
+from soctriage.service.store.engine import create_store_engine, upgrade, write_transaction
+from soctriage.service.store.schema import alerts, cases, ledger, quarantine
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    String,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+CASE_STATUSES: frozenset[str] = frozenset(get_args(CaseStatus))
+# Rows fetched per round trip while verifying: large enough to be fast, small enough to bound memory.
+VERIFY_BATCH = 10_000
+
+EntryInput = tuple[str, str, dict[str, Any]]
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class CaseNotFoundError(StoreError, LookupError):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case {case_id!r} does not exist")
+        self.case_id = case_id
+
+
+class DuplicateAlertError(StoreError):
+    """The alert is already stored: a re-delivery must join its existing case, not open another."""
+
+    def __init__(self, alert_id: str, case_id: str, tenant: str) -> None:
+        super().__init__(f"alert {alert_id!r} is already stored in case {case_id!r} (tenant {tenant!r})")
+        self.alert_id = alert_id
+        self.case_id = case_id
+        self.tenant = tenant
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    id: int
+    received_at: datetime
+    rejection: Rejection
+
+
+def new_case_id() -> str:
+    return f"case-{uuid.uuid4().hex[:12]}"
+
+
+def alert_received_payload(alert: Alert) -> dict[str, Any]:
+    """Ledger payload for a new alert: the normalized fields plus a digest of raw (raw itself stays in
+    `alerts`, so an oversized or hostile record does not bloat every transcript)."""
+    payload = alert.model_dump(mode="json", exclude={"raw"})
+    payload["raw_sha256"] = hashlib.sha256(alert.raw.encode()).hexdigest()
+    return payload
+
+
+class Store:
+    """All reads and writes of cases and their ledgers. Every ledger write moves the case head in the same
+    transaction, under a lock on the case, so seq stays gapless with many writers."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Self:
+        """Open the configured database (the SQLite file under SOCTRIAGE_HOME by default), migrating it."""
+        settings = settings or Settings()
+        engine = create_store_engine(settings.sqlalchemy_url, sqlite_synchronous=settings.sqlite_synchronous)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # One snapshot for the whole read, so heads and entries agree while writers keep appending.
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
+
+    # ---- cases and alerts ---------------------------------------------------------------------------
+
+    def create_case(self, alert: Alert, tenant: str) -> Case:
+        """Store `alert` in a new case and write its `alert_received` entry (seq 1, actor `system`)."""
+        payload = clean_entry_input("system", "alert_received", alert_received_payload(alert))
+        now = utc_now()
+        case_id = new_case_id()
+        try:
+            with write_transaction(self.engine) as conn:
+                self._refuse_duplicate(conn, alert.id)
+                conn.execute(
+                    cases.insert().values(
+                        id=case_id,
+                        tenant=tenant,
+                        status="new",
+                        verdict=None,
+                        status_times={"new": format_ts(now)},
+                        assignee=None,
+                        created_at=now,
+                        updated_at=now,
+                        head_seq=0,
+                        head_hash=GENESIS_HASH,
+                    )
+                )
+                conn.execute(
+                    alerts.insert().values(
+                        id=alert.id,
+                        case_id=case_id,
+                        tenant=tenant,
+                        received_at=now,
+                        vendor=alert.source.vendor,
+                        product=alert.source.product,
+                        format=alert.source.format,
+                        vendor_alert_id=alert.source.vendor_alert_id,
+                        raw=alert.raw,
+                        raw_sha256=payload["raw_sha256"],
+                        normalized=alert.model_dump(mode="json", exclude={"raw"}),
+                    )
+                )
+                self._append_locked(conn, case_id, 0, GENESIS_HASH, [("system", "alert_received", payload)])
+                return self._load_case(conn, case_id)
+        except IntegrityError:
+            # A concurrent writer stored the same alert between our check and our insert (PostgreSQL).
+            with self._read() as conn:
+                self._refuse_duplicate(conn, alert.id)
+            raise
+
+    @staticmethod
+    def _refuse_duplicate(conn: Connection, alert_id: str) -> None:
+        found = conn.execute(select(alerts.c.case_id, alerts.c.tenant).where(alerts.c.id == alert_id)).first()
+        if found is not None:
+            raise DuplicateAlertError(alert_id, found.case_id, found.tenant)
+
+    def get_case(self, case_id: str) -> Case | None:
+        with self._read() as conn:
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+            return None if row is None else self._to_case(row, self._alert_ids(conn, [case_id])[case_id])
+
+    def list_cases(
+        self, status: CaseStatus | None = None, tenant: str | None = None, limit: int = 100
+    ) -> list[Case]:
+        """Newest first."""
+        query = select(cases).order_by(cases.c.created_at.desc(), cases.c.id).limit(limit)
+        if status is not None:
+            query = query.where(cases.c.status == _valid_status(status))
+        if tenant is not None:
+            query = query.where(cases.c.tenant == tenant)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            alert_ids = self._alert_ids(conn, [row.id for row in rows])
+        return [self._to_case(row, alert_ids[row.id]) for row in rows]
+
+    def find_case_by_alert(self, alert_id: str, tenant: str) -> Case | None:
+        with self._read() as conn:
+            case_id = conn.execute(
+                select(alerts.c.case_id).where(alerts.c.id == alert_id, alerts.c.tenant == tenant)
+            ).scalar()
+            return None if case_id is None else self._load_case(conn, case_id)
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(alerts.c.normalized, alerts.c.raw).where(alerts.c.id == alert_id)
+            ).first()
+        return None if row is None else Alert.model_validate({**row.normalized, "raw": row.raw})
+
+    def set_status(self, case_id: str, status: CaseStatus, actor: str, reason: str) -> Case:
+        """Move the case to `status`, writing a `status_change` entry; the entry's time becomes the status
+        time when the case reaches this status for the first time."""
+        new_status = _valid_status(status)
+        with write_transaction(self.engine) as conn:
+            head = self._lock_case(conn, case_id)
+            change = {"from": head.status, "to": new_status, "reason": reason}
+            [entry] = self._append_locked(
+                conn, case_id, head.head_seq, head.head_hash, [(actor, "status_change", change)]
+            )
+            times = dict(head.status_times)
+            times.setdefault(new_status, format_ts(entry.ts))
+            conn.execute(
+                update(cases).where(cases.c.id == case_id).values(status=new_status, status_times=times)
+            )
+            return self._load_case(conn, case_id)
+
+    def set_verdict(self, case_id: str, verdict: Verdict) -> Case:
+        """Record the case's verdict; every evidence seq it cites must exist in this case's ledger."""
+        with write_transaction(self.engine) as conn:
+            head = self._lock_case(conn, case_id)
+            missing = sorted(seq for seq in verdict.evidence if not 1 <= seq <= head.head_seq)
+            if missing:
+                raise ValueError(
+                    f"verdict for {case_id} cites ledger seq {missing}, but the ledger has 1..{head.head_seq}"
+                )
+            conn.execute(
+                update(cases)
+                .where(cases.c.id == case_id)
+                .values(verdict=verdict.model_dump(mode="json"), updated_at=utc_now())
+            )
+            return self._load_case(conn, case_id)
+
+    def _lock_case(self, conn: Connection, case_id: str) -> Row[Any]:
+        # FOR UPDATE serialises PostgreSQL writers on the case row; SQLite drops it (BEGIN IMMEDIATE locks).
+        row = conn.execute(_LOCK_CASE, {"case_id": case_id}).first()
+        if row is None:
+            raise CaseNotFoundError(case_id)
+        return row
+
+    def _load_case(self, conn: Connection, case_id: str) -> Case:
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        if row is None:
+            raise CaseNotFoundError(case_id)
+        return self._to_case(row, self._alert_ids(conn, [case_id])[case_id])
+
+    @staticmethod
+    def _alert_ids(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {case_id: [] for case_id in case_ids}
+        if case_ids:
+            query = (
+                select(alerts.c.case_id, alerts.c.id)
+                .where(alerts.c.case_id.in_(case_ids))
+                .order_by(alerts.c.received_at, alerts.c.id)
+            )
+            for case_id, alert_id in conn.execute(query):
+                found[case_id].append(alert_id)
+        return found
+
+    @staticmethod
+    def _to_case(row: Row[Any], alert_ids: list[str]) -> Case:
+        return Case(
+            id=row.id,
+            tenant=row.tenant,
+            status=row.status,
+            alert_ids=tuple(alert_ids),
+            verdict=None if row.verdict is None else Verdict.model_validate(row.verdict),
+            status_times=row.status_times,
+            assignee=row.assignee,
+            created_at=row.created_at,
+        )
+
+    # ---- ledger ------------------------------------------------------------------------------------
+
+    def append(self, case_id: str, actor: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+        """Append one entry to the case's chain in its own transaction."""
+        [entry] = self.append_many(case_id, [(actor, kind, payload)])
+        return entry
+
+    def append_many(self, case_id: str, entries: Iterable[EntryInput]) -> list[LedgerEntry]:
+        """Append several entries, consecutive in the chain, in one transaction (all or none)."""
+        clean = [(actor, kind, clean_entry_input(actor, kind, payload)) for actor, kind, payload in entries]
+        if not clean:
+            return []
+        with write_transaction(self.engine) as conn:
+            head = self._lock_case(conn, case_id)
+            return self._append_locked(conn, case_id, head.head_seq, head.head_hash, clean)
+
+    @staticmethod
+    def _append_locked(
+        conn: Connection, case_id: str, head_seq: int, head_hash: str, items: Sequence[EntryInput]
+    ) -> list[LedgerEntry]:
+        """Chain `items` after the head the caller read under its lock, then move the head."""
+        written: list[LedgerEntry] = []
+        prev_hash, seq = head_hash, head_seq
+        for actor, kind, payload in items:
+            seq += 1
+            ts = utc_now()
+            digest = LedgerEntry.compute_hash(case_id, seq, ts, actor, kind, payload, prev_hash)
+            written.append(
+                LedgerEntry(
+                    case_id=case_id,
+                    seq=seq,
+                    ts=ts,
+                    actor=actor,
+                    kind=kind,  # type: ignore[arg-type]  # checked by clean_entry_input
+                    payload=payload,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+            prev_hash = digest
+        rows = [entry.model_dump() for entry in written]
+        conn.execute(_INSERT_ENTRY, rows[0] if len(rows) == 1 else rows)
+        conn.execute(_MOVE_HEAD, {"case_id": case_id, "seq": seq, "hash": prev_hash, "at": written[-1].ts})
+        return written
+
+    def entries(self, case_id: str, from_seq: int = 1) -> list[LedgerEntry]:
+        with self._read() as conn:
+            if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+                raise CaseNotFoundError(case_id)
+            rows = conn.execute(
+                select(ledger)
+                .where(ledger.c.case_id == case_id, ledger.c.seq >= from_seq)
+                .order_by(ledger.c.seq)
+            )
+            return [LedgerEntry.model_validate(row._asdict()) for row in rows]
+
+    def verify(self, case_ids: Sequence[str] | None = None) -> VerifyReport:
+        """Check every chain (or the named cases) and each chain's end against its case's stored head.
+
+        Streams entries ordered by (case_id, seq) in batches, so memory does not grow with the ledger.
+        """
+        with self._read() as conn:
+            if case_ids is None:
+                return VerifyReport(tuple(self._verify_all(conn)))
+            return VerifyReport(
+                tuple(self._verify_case(conn, case_id) for case_id in dict.fromkeys(case_ids))
+            )
+
+    def _verify_case(self, conn: Connection, case_id: str) -> CaseVerification:
+        head = conn.execute(select(cases.c.head_seq, cases.c.head_hash).where(cases.c.id == case_id)).first()
+        if head is None:
+            return CaseVerification(
+                case_id, LedgerProblem(None, f"case {case_id} does not exist"), 0, None, None
+            )
+        rows = conn.execution_options(yield_per=VERIFY_BATCH).execute(
+            select(*_ENTRY_COLUMNS).where(ledger.c.case_id == case_id).order_by(ledger.c.seq)
+        )
+        checker = ChainChecker(case_id)
+        for row in rows:
+            if checker.feed(row) is not None:
+                break
+        rows.close()
+        return _finish(checker, case_id, head.head_seq, head.head_hash)
+
+    def _verify_all(self, conn: Connection) -> Iterator[CaseVerification]:
+        # Joining the head onto each row keeps this a single ordered stream (no per-case queries), and the
+        # outer join surfaces entries whose case row is gone.
+        query = (
+            select(*_ENTRY_COLUMNS, cases.c.head_seq, cases.c.head_hash)
+            .select_from(ledger.outerjoin(cases, cases.c.id == ledger.c.case_id))
+            .order_by(ledger.c.case_id, ledger.c.seq)
+        )
+        checker: ChainChecker | None = None
+        head: tuple[int | None, str | None] = (None, None)
+        for row in conn.execution_options(yield_per=VERIFY_BATCH).execute(query):
+            if checker is None or row.case_id != checker.case_id:
+                if checker is not None:
+                    yield _finish(checker, checker.case_id, *head)
+                checker, head = ChainChecker(row.case_id), (row.head_seq, row.head_hash)
+            if checker.problem is None:
+                checker.feed(row)
+        if checker is not None:
+            yield _finish(checker, checker.case_id, *head)
+        # Cases whose every entry is gone never appear in the stream above.
+        emptied = select(cases.c.id, cases.c.head_seq, cases.c.head_hash).where(
+            ~exists().where(ledger.c.case_id == cases.c.id)
+        )
+        for row in conn.execute(emptied.order_by(cases.c.id)):
+            yield _finish(ChainChecker(row.id), row.id, row.head_seq, row.head_hash)
+
+    # ---- quarantine --------------------------------------------------------------------------------
+
+    def quarantine(self, rejection: Rejection) -> int:
+        """Keep a record ingestion could not use, raw bytes whole; returns its quarantine id."""
+        with write_transaction(self.engine) as conn:
+            return conn.execute(
+                quarantine.insert()
+                .values(received_at=utc_now(), **rejection.model_dump())
+                .returning(quarantine.c.id)
+            ).scalar_one()
+
+    def list_quarantine(self, limit: int = 100) -> list[QuarantinedRecord]:
+        """Newest first."""
+        query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            QuarantinedRecord(
+                id=row.id,
+                received_at=row.received_at,
+                rejection=Rejection(
+                    source=row.source,
+                    line=row.line,
+                    reason=row.reason,
+                    field=row.field,
+                    raw=row.raw,
+                    format=row.format,
+                ),
+            )
+            for row in rows
+        ]
+
+
+# The append path runs these thousands of times a second; building them once skips per-call construction.
+_LOCK_CASE = (
+    select(cases.c.status, cases.c.status_times, cases.c.head_seq, cases.c.head_hash)
+    .where(cases.c.id == bindparam("case_id"))
+    .with_for_update()
+)
+_INSERT_ENTRY = ledger.insert()
+_MOVE_HEAD = (
+    update(cases)
+    .where(cases.c.id == bindparam("case_id"))
+    .values(head_seq=bindparam("seq"), head_hash=bindparam("hash"), updated_at=bindparam("at"))
+)
+
+# Verify reads ts and payload as stored (SQLite: text; PostgreSQL: timestamptz and json text) and lets the
+# chain checker parse them, so an edit that leaves unparseable content is reported, not raised.
+_ENTRY_COLUMNS = (
+    ledger.c.case_id,
+    ledger.c.seq,
+    type_coerce(ledger.c.ts, String).label("ts"),
+    ledger.c.actor,
+    ledger.c.kind,
+    cast(ledger.c.payload, Text).label("payload"),
+    ledger.c.prev_hash,
+    ledger.c.hash,
+)
+
+
+def _finish(
+    checker: ChainChecker, case_id: str | None, head_seq: int | None, head_hash: str | None
+) -> CaseVerification:
+    if head_seq is None:
+        problem = LedgerProblem(None, f"ledger has entries for case {case_id}, which does not exist")
+    else:
+        problem = checker.finish(head_seq, head_hash)
+    return CaseVerification(str(case_id), problem, checker.count, head_seq, head_hash)
+
+
+def _valid_status(status: str) -> str:
+    if status not in CASE_STATUSES:
+        raise ValueError(f"unknown case status {status!r}; expected one of {sorted(CASE_STATUSES)}")
+    return status

@@ -1,0 +1,171 @@
+"""A case's ledger as evidence: JSONL that can be re-verified offline, and Markdown/HTML for auditors."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from soctriage.service.domain import Case, LedgerEntry, canonical_json, format_ts
+from soctriage.service.store.chain import CaseVerification
+from soctriage.service.store.store import CaseNotFoundError, Store
+
+TranscriptFormat = Literal["jsonl", "md", "html"]
+SUMMARY_CHARS = 160
+HASH_PREFIX = 12
+
+
+def export_transcript(store: Store, case_id: str, fmt: TranscriptFormat) -> str:
+    """The case's transcript in `fmt`. Raises `CaseNotFoundError` for an unknown case."""
+    case = store.get_case(case_id)
+    if case is None:
+        raise CaseNotFoundError(case_id)
+    entries = store.entries(case_id)
+    if fmt == "jsonl":
+        return "".join(entry_line(entry) + "\n" for entry in entries)
+    [check] = store.verify([case_id]).cases
+    if fmt == "md":
+        return _markdown(case, entries, check)
+    if fmt == "html":
+        return _html(case, entries, check)
+    raise ValueError(f"unknown transcript format {fmt!r}; expected jsonl, md or html")
+
+
+def entry_line(entry: LedgerEntry) -> str:
+    """One JSONL line: every field, hashes included, so the file re-verifies with `verify_entries`."""
+    return canonical_json({**entry.model_dump(mode="json"), "ts": format_ts(entry.ts)})
+
+
+def read_entries(lines: Iterable[str], source: str = "<transcript>") -> Iterator[LedgerEntry]:
+    """Parse an exported JSONL transcript; a bad line raises ValueError naming `source`, line and field."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield LedgerEntry.model_validate(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{source}:{number}: not JSON: {exc.msg}") from exc
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(part) for part in error["loc"]) or "<entry>"
+            raise ValueError(f"{source}:{number}: field {field}: {error['msg']}") from exc
+
+
+def summarize(entry: LedgerEntry) -> str:
+    """A one-line human reading of an entry's payload, for the timeline (never the whole payload)."""
+    payload = entry.payload
+    if entry.kind == "alert_received":
+        severity = (payload.get("severity") or {}).get("label", "?")
+        host = (payload.get("device") or {}).get("hostname") or "unknown host"
+        text = f"{payload.get('title', '?')} [{severity}] on {host}"
+    elif entry.kind == "status_change":
+        text = f"{payload.get('from')} -> {payload.get('to')}: {payload.get('reason')}"
+    else:
+        text = ", ".join(f"{key}={_short(value)}" for key, value in payload.items())
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def _short(value: Any) -> str:
+    return value if isinstance(value, str) else canonical_json(value)
+
+
+def _verification_line(check: CaseVerification) -> str:
+    if check.ok:
+        return f"intact: {check.entries} entries verified"
+    return f"FAILED at seq {check.bad_seq}: {check.problem}"
+
+
+def _header_rows(case: Case) -> list[tuple[str, str]]:
+    rows = [
+        ("Case", case.id),
+        ("Tenant", case.tenant),
+        ("Status", case.status),
+        ("Alerts", ", ".join(case.alert_ids)),
+        ("Assignee", case.assignee or "-"),
+        ("Created", format_ts(case.created_at)),
+    ]
+    rows += [(f"Reached {status}", format_ts(ts)) for status, ts in case.status_times.items()]
+    verdict = case.verdict
+    if verdict is None:
+        rows.append(("Verdict", "none yet"))
+    else:
+        rows += [
+            (
+                "Verdict",
+                f"{verdict.disposition} ({verdict.severity.label}, confidence {verdict.confidence:.2f})",
+            ),
+            ("Techniques", ", ".join(verdict.techniques) or "-"),
+            ("Summary", verdict.summary),
+            ("Evidence", ", ".join(f"seq {seq}" for seq in verdict.evidence) or "-"),
+        ]
+    return rows
+
+
+def _timeline_cells(entry: LedgerEntry) -> tuple[str, ...]:
+    return (
+        str(entry.seq),
+        format_ts(entry.ts),
+        entry.actor,
+        entry.kind,
+        summarize(entry),
+        entry.hash[:HASH_PREFIX],
+    )
+
+
+_TIMELINE_HEAD = ("Seq", "Time (UTC)", "Actor", "Kind", "Summary", "Hash")
+
+
+def _md_cell(text: str) -> str:
+    # Alert text is untrusted: neutralise HTML (many Markdown viewers render it) and table syntax.
+    escaped = html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
+    return " ".join(escaped.split())
+
+
+def _markdown(case: Case, entries: list[LedgerEntry], check: CaseVerification) -> str:
+    lines = [f"# Case transcript {_md_cell(case.id)}", "", "| Field | Value |", "|---|---|"]
+    lines += [f"| {_md_cell(name)} | {_md_cell(value)} |" for name, value in _header_rows(case)]
+    lines += ["", "## Timeline", "", "| " + " | ".join(_TIMELINE_HEAD) + " |", "|---:|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(_md_cell(cell) for cell in _timeline_cells(e)) + " |" for e in entries]
+    lines += [
+        "",
+        "## Verification",
+        "",
+        f"- Result: {_md_cell(_verification_line(check))}",
+        f"- Head: seq {check.head_seq}, hash `{check.head_hash}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2330}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;width:100%}th,td{border:1px solid #d0d5dd;padding:4px 8px;text-align:left;
+vertical-align:top}th{background:#f2f4f7}td.n{text-align:right}code{font-family:ui-monospace,monospace}
+.ok{color:#067647;font-weight:600}.bad{color:#b42318;font-weight:600}.summary{word-break:break-word}
+"""
+
+
+def _html(case: Case, entries: list[LedgerEntry], check: CaseVerification) -> str:
+    def e(text: object) -> str:
+        return html.escape(str(text), quote=True)
+
+    header = "".join(f"<tr><th>{e(name)}</th><td>{e(value)}</td></tr>" for name, value in _header_rows(case))
+    head_row = "".join(f"<th>{e(title)}</th>" for title in _TIMELINE_HEAD)
+    body = "".join(
+        "<tr><td class='n'>{}</td><td>{}</td><td>{}</td><td>{}</td><td class='summary'>{}</td>"
+        "<td><code>{}</code></td></tr>".format(*(e(cell) for cell in _timeline_cells(entry)))
+        for entry in entries
+    )
+    status_class = "ok" if check.ok else "bad"
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Case transcript {e(case.id)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>Case transcript {e(case.id)}</h1><table>{header}</table>"
+        f"<h2>Timeline</h2><table><thead><tr>{head_row}</tr></thead><tbody>{body}</tbody></table>"
+        f"<h2>Verification</h2><p class='{status_class}'>{e(_verification_line(check))}</p>"
+        f"<p>Head: seq {e(check.head_seq)}, hash <code>{e(check.head_hash)}</code></p>"
+        "</body></html>\n"
+    )

@@ -1,0 +1,74 @@
+"""Guarded tools (DESIGN §5): typed tool functions with risk tiers, the policy guard, and the connectors.
+
+The graph builds one `Connectors` and one `Guard` per process, a `ToolContext` per case, then for each call:
+`guard.decide(ctx, call)` -> `run_tool(ctx, name, args, decision=..., approval=..., executed_keys=...)`, and
+writes the returned records as `tool_call`, `guard_decision`, `tool_result` and `action_executed` entries.
+"""
+
+from soctriage.tools.actions import ActionReceipt
+from soctriage.tools.connectors import (
+    Connectors,
+    CrowdStrikeConnector,
+    DefenderConnector,
+    ResponseConnector,
+    SimulatorConnector,
+)
+from soctriage.tools.entities import alert_entities
+from soctriage.tools.guard import (
+    Approval,
+    ApprovalCheck,
+    Decision,
+    Guard,
+    GuardDecision,
+    Policy,
+    PolicyError,
+    check_approval,
+    load_policy,
+)
+from soctriage.tools.registry import (
+    ConnectorError,
+    Registry,
+    RiskTier,
+    ToolCall,
+    ToolContext,
+    ToolError,
+    ToolOutcome,
+    ToolSpec,
+    args_hash,
+    default_registry,
+    idempotency_key,
+    run_tool,
+    tool,
+)
+
+__all__ = [
+    "ActionReceipt",
+    "Approval",
+    "ApprovalCheck",
+    "ConnectorError",
+    "Connectors",
+    "CrowdStrikeConnector",
+    "Decision",
+    "DefenderConnector",
+    "Guard",
+    "GuardDecision",
+    "Policy",
+    "PolicyError",
+    "Registry",
+    "ResponseConnector",
+    "RiskTier",
+    "SimulatorConnector",
+    "ToolCall",
+    "ToolContext",
+    "ToolError",
+    "ToolOutcome",
+    "ToolSpec",
+    "alert_entities",
+    "args_hash",
+    "check_approval",
+    "default_registry",
+    "idempotency_key",
+    "load_policy",
+    "run_tool",
+    "tool",
+]

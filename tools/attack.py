@@ -1,0 +1,135 @@
+"""ATT&CK technique lookup: from a techniques JSONL (Settings `attack_data_path`, the shared-fixture format)
+or the compact built-in table in tools/data/attack_builtin.yaml (with MITRE's copyright and licence
+notice).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from soctriage.service.domain import Frozen
+from soctriage.tools.datafiles import bundled
+from soctriage.tools.registry import ToolContext, tool
+
+_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
+BUILTIN_ATTACK = bundled("attack_builtin.yaml")
+
+
+class AttackDataError(ValueError):
+    """The ATT&CK data file is malformed; the message names the file, the line and the field."""
+
+
+class Technique(Frozen):
+    id: str
+    name: str
+    tactics: tuple[str, ...] = ()
+    is_subtechnique: bool = False
+    parent: str | None = None
+    revoked: bool = False
+    revoked_by: str | None = None
+    deprecated: bool = False
+
+
+def normalize_technique_id(value: str) -> str:
+    return value.strip().upper()
+
+
+class AttackCatalog:
+    def __init__(self, techniques: list[Technique], source: str) -> None:
+        self._by_id = {t.id: t for t in techniques}
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, technique_id: str) -> Technique | None:
+        return self._by_id.get(normalize_technique_id(technique_id))
+
+    @classmethod
+    def load(cls, path: Path | None) -> AttackCatalog:
+        return cls.builtin() if path is None else cls.from_jsonl(path)
+
+    @classmethod
+    def from_jsonl(cls, path: Path) -> AttackCatalog:
+        """One technique per line: `{id, name, tactics, is_subtechnique, parent, revoked, revoked_by, …}`;
+        other keys (platforms, urls, STIX ids) are ignored."""
+        techniques = []
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise AttackDataError(f"{path}: cannot read ATT&CK data: {exc}") from exc
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                techniques.append(Technique.model_validate({k: row.get(k) for k in _FIELDS if k in row}))
+            except json.JSONDecodeError as exc:
+                raise AttackDataError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"])
+                raise AttackDataError(f"{path}:{lineno}: field {field!r}: {err['msg']}") from exc
+        return cls(techniques, source=str(path))
+
+    @classmethod
+    def builtin(cls) -> AttackCatalog:
+        table = yaml.safe_load(BUILTIN_ATTACK.read_text(encoding="utf-8"))["techniques"]
+        techniques = [
+            Technique(
+                id=tid,
+                name=row["name"],
+                tactics=tuple(row["tactics"]),
+                is_subtechnique="." in tid,
+                parent=tid.split(".")[0] if "." in tid else None,
+                revoked="revoked_by" in row,
+                revoked_by=row.get("revoked_by"),
+            )
+            for tid, row in table.items()
+        ]
+        return cls(techniques, source="builtin")
+
+
+_FIELDS = tuple(Technique.model_fields)
+
+
+class AttackLookupInput(Frozen):
+    technique_id: str = Field(description="ATT&CK technique id such as T1059 or T1059.001")
+
+
+class AttackLookupResult(Frozen):
+    technique_id: str
+    status: Literal["found", "revoked", "unknown"]
+    technique: Technique | None = None
+    parent: Technique | None = None
+    replacement: Technique | None = Field(default=None, description="what a revoked id was replaced by")
+    source: str
+
+
+@tool(tier="read", timeout_s=5.0)
+def attack_lookup(ctx: ToolContext, args: AttackLookupInput) -> AttackLookupResult:
+    """Look up a MITRE ATT&CK technique by id: its name, tactics, parent technique and whether it is a
+    sub-technique. A revoked id returns the technique that replaced it."""
+    catalog = ctx.connectors.attack
+    tid = normalize_technique_id(args.technique_id)
+    technique = catalog.get(tid) if _ID.match(tid) else None
+    if technique is None:
+        return AttackLookupResult(technique_id=tid, status="unknown", source=catalog.source)
+    replacement = catalog.get(technique.revoked_by) if technique.revoked_by else None
+    parent = catalog.get(technique.parent) if technique.parent else None
+    return AttackLookupResult(
+        technique_id=tid,
+        status="revoked" if technique.revoked else "found",
+        technique=technique,
+        parent=parent,
+        replacement=replacement,
+        source=catalog.source,
+    )
+
+
+TOOLS = [attack_lookup]

@@ -1,0 +1,435 @@
+"""The guard: a declarative YAML policy decides allow / needs_approval / deny for every tool call.
+
+Order of evaluation (first hit wins):
+1. unknown tool, invalid arguments, tool deny list or allow list -> deny
+2. read tier -> allow (reads have no side effects)
+3. a target that is not an entity of this case -> deny (built in: alert text must never steer an action onto
+   something the case does not contain)
+4. a deny-listed target (`deny_targets`) -> deny
+5. a per-tenant rate limit that is used up -> deny ("rate limit")
+6. `allow_targets` covering every target of the call -> allow
+7. `rules`, in order (tools, tiers, asset criticality / role, privileged user, tenant) -> their decision
+8. `tier_defaults` (read allow, contain allow, destructive needs_approval)
+
+Dry-run (policy or context) does not change the decision; it marks it so the runner simulates the action.
+The guard returns a `GuardDecision` (the `guard_decision` ledger payload); it writes nothing itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from soctriage.service.config import Settings
+from soctriage.service.domain import Frozen, utc_now
+from soctriage.tools.datafiles import bundled
+from soctriage.tools.inventory import Criticality, HostRole
+from soctriage.tools.registry import (
+    Registry,
+    RiskTier,
+    TargetKind,
+    ToolCall,
+    ToolContext,
+    args_hash,
+    default_registry,
+    describe_validation,
+    idempotency_key,
+)
+
+Decision = Literal["allow", "needs_approval", "deny"]
+DEFAULT_POLICY = bundled("policy.yaml")
+
+
+class PolicyError(ValueError):
+    """The policy file is wrong; the message names the file, the line and the field."""
+
+
+class TargetPattern(Frozen):
+    match: str = Field(
+        description="exact value, glob (*.acme.example) or CIDR (10.0.0.0/8); case-insensitive"
+    )
+    reason: str
+    kinds: tuple[TargetKind, ...] = Field(default=(), description="target kinds it applies to; empty: all")
+    tiers: tuple[RiskTier, ...] = Field(default=("contain",), description="allow_targets only: tiers covered")
+
+    def matches(self, kind: TargetKind, value: str) -> bool:
+        if self.kinds and kind not in self.kinds:
+            return False
+        pattern, candidate = self.match.lower(), value.lower()
+        if "/" in pattern:
+            try:
+                return ipaddress.ip_address(candidate) in ipaddress.ip_network(pattern, strict=False)
+            except ValueError:
+                return False
+        return fnmatch.fnmatchcase(candidate, pattern)
+
+
+class When(Frozen):
+    """All given conditions must hold; a list matches when any of its values does."""
+
+    tools: tuple[str, ...] = ()
+    tiers: tuple[RiskTier, ...] = ()
+    asset_criticality: tuple[Criticality, ...] = ()
+    asset_roles: tuple[HostRole, ...] = ()
+    user_privileged: bool | None = None
+    tenants: tuple[str, ...] = ()
+
+
+class Rule(Frozen):
+    id: str
+    when: When
+    decision: Decision
+    reason: str
+
+
+class RateLimit(Frozen):
+    id: str
+    max_actions: int = Field(ge=1)
+    window_s: float = Field(gt=0)
+    tiers: tuple[RiskTier, ...] = ("contain", "destructive")
+    exempt_tools: tuple[str, ...] = ()
+
+
+class ToolLists(Frozen):
+    allow: tuple[str, ...] | None = Field(default=None, description="when set, only these tools may run")
+    deny: tuple[str, ...] = ()
+
+
+class TierDefaults(Frozen):
+    read: Decision = "allow"
+    contain: Decision = "allow"
+    destructive: Decision = "needs_approval"
+
+
+class Policy(Frozen):
+    version: Literal[1] = 1
+    dry_run: bool = False
+    approval_ttl_s: float = Field(default=3600, gt=0, description="how long an approval stays valid")
+    tier_defaults: TierDefaults = TierDefaults()
+    tools: ToolLists = ToolLists()
+    deny_targets: tuple[TargetPattern, ...] = ()
+    allow_targets: tuple[TargetPattern, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read a policy YAML (None: the default shipped in tools/data/policy.yaml)."""
+    path = path or DEFAULT_POLICY
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = yaml.safe_load(text) or {}
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Policy.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        line = _yaml_line(text, loc)
+        where = f"{path}:{line}" if line else str(path)
+        field = ".".join(str(p) for p in loc) or "(policy)"
+        raise PolicyError(f"{where}: field {field!r}: {err['msg']}") from exc
+
+
+def _yaml_line(text: str, loc: list[Any]) -> int | None:
+    """1-based line of the deepest node on `loc` that exists in the YAML text."""
+    node = yaml.compose(text)
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+    return node.start_mark.line + 1 if node is not None else line
+
+
+class TargetInfo(Frozen):
+    field: str
+    kind: TargetKind
+    value: str
+    in_case: bool
+    criticality: Criticality | None = None
+    role: HostRole | None = None
+    privileged: bool | None = None
+
+
+class GuardDecision(Frozen):
+    """The `guard_decision` ledger payload. `args` are the validated arguments the hash covers."""
+
+    case_id: str
+    tenant: str
+    tool: str
+    tier: RiskTier | None
+    args: dict[str, Any]
+    args_hash: str
+    idempotency_key: str
+    decision: Decision
+    reason: str
+    rule_id: str
+    dry_run: bool = False
+    targets: tuple[TargetInfo, ...] = ()
+    call_id: str | None = None
+    decided_at: datetime
+
+
+class Approval(Frozen):
+    """A human decision on one exact call: bound to (case_id, tool, args_hash), valid until expires_at."""
+
+    case_id: str
+    tool: str
+    args_hash: str
+    approved: bool = True
+    decided_by: str
+    decided_at: datetime
+    expires_at: datetime
+    reason: str | None = None
+
+    @classmethod
+    def for_decision(
+        cls,
+        decision: GuardDecision,
+        *,
+        by: str,
+        now: datetime,
+        ttl_s: float,
+        approved: bool = True,
+        reason: str | None = None,
+    ) -> Approval:
+        return cls(
+            case_id=decision.case_id,
+            tool=decision.tool,
+            args_hash=decision.args_hash,
+            approved=approved,
+            decided_by=by,
+            decided_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+            reason=reason,
+        )
+
+
+ApprovalStatus = Literal["ok", "rejected", "expired", "other_case", "other_tool", "other_args"]
+
+
+class ApprovalCheck(Frozen):
+    ok: bool
+    status: ApprovalStatus
+    reason: str
+
+
+def check_approval(
+    approval: Approval, case_id: str, tool: str, args: Mapping[str, Any], now: datetime
+) -> ApprovalCheck:
+    """Is `approval` valid for this exact call now? `args` must be the guard decision's (validated) args."""
+
+    def bad(status: ApprovalStatus, reason: str) -> ApprovalCheck:
+        return ApprovalCheck(ok=False, status=status, reason=reason)
+
+    if approval.case_id != case_id:
+        return bad("other_case", f"approval is for case {approval.case_id}, not {case_id}")
+    if approval.tool != tool:
+        return bad("other_tool", f"approval is for {approval.tool}, not {tool}")
+    if approval.args_hash != args_hash(args):
+        return bad("other_args", "approval is bound to other arguments")
+    if not approval.approved:
+        return bad("rejected", f"rejected by {approval.decided_by}")
+    if now >= approval.expires_at:
+        return bad("expired", f"approval expired at {approval.expires_at.isoformat()}")
+    return ApprovalCheck(ok=True, status="ok", reason=f"approved by {approval.decided_by}")
+
+
+class RateLimiter:
+    """In-memory sliding window per (tenant, limit id); an idempotency key counts once."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._hits: dict[tuple[str, str], deque[tuple[datetime, str]]] = {}
+
+    def _window(self, tenant: str, limit: RateLimit) -> deque[tuple[datetime, str]]:
+        hits = self._hits.setdefault((tenant, limit.id), deque())
+        horizon = self._clock() - timedelta(seconds=limit.window_s)
+        while hits and hits[0][0] <= horizon:
+            hits.popleft()
+        return hits
+
+    def exhausted(self, tenant: str, limit: RateLimit, key: str) -> bool:
+        hits = self._window(tenant, limit)
+        return all(k != key for _, k in hits) and len(hits) >= limit.max_actions
+
+    def record(self, tenant: str, limit: RateLimit, key: str) -> None:
+        hits = self._window(tenant, limit)
+        if all(k != key for _, k in hits):
+            hits.append((self._clock(), key))
+
+
+class Guard:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        registry: Registry | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.policy = policy
+        self.registry = registry or default_registry()
+        self.clock = clock
+        self.rate_limiter = RateLimiter(clock)
+        self._check_names()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Guard:
+        return cls(load_policy(settings.policy_path), **kwargs)
+
+    def _check_names(self) -> None:
+        """A policy naming a tool that does not exist is a typo that would silently never match."""
+        p = self.policy
+        named = [("tools.deny", n) for n in p.tools.deny] + [("tools.allow", n) for n in p.tools.allow or ()]
+        named += [(f"rules[{r.id}]", n) for r in p.rules for n in r.when.tools]
+        named += [(f"rate_limits[{r.id}]", n) for r in p.rate_limits for n in r.exempt_tools]
+        unknown = [f"{where}: {name}" for where, name in named if name not in self.registry]
+        if unknown:
+            raise PolicyError("policy names unknown tools: " + "; ".join(unknown))
+
+    def decide(self, ctx: ToolContext, call: ToolCall) -> GuardDecision:
+        now = self.clock()
+        policy = self.policy
+        raw = dict(call.args)
+
+        def decided(
+            decision: Decision, rule_id: str, reason: str, *, tier: RiskTier | None = None, **extra: Any
+        ) -> GuardDecision:
+            args = extra.pop("args", raw)
+            digest = args_hash(args)
+            return GuardDecision(
+                case_id=ctx.case_id,
+                tenant=ctx.tenant,
+                tool=call.tool,
+                tier=tier,
+                args=args,
+                args_hash=digest,
+                idempotency_key=idempotency_key(ctx.case_id, call.tool, digest),
+                decision=decision,
+                reason=reason,
+                rule_id=rule_id,
+                call_id=call.call_id,
+                decided_at=now,
+                **extra,
+            )
+
+        if call.tool not in self.registry:
+            return decided("deny", "unknown-tool", f"no tool named {call.tool!r}")
+        spec = self.registry.get(call.tool)
+        try:
+            args = spec.normalize(raw)
+        except ValidationError as exc:
+            return decided("deny", "invalid-args", describe_validation(spec.name, exc), tier=spec.tier)
+        if call.tool in policy.tools.deny:
+            return decided(
+                "deny", "tools.deny", f"{call.tool} is on the tool deny list", tier=spec.tier, args=args
+            )
+        if policy.tools.allow is not None and call.tool not in policy.tools.allow:
+            return decided(
+                "deny", "tools.allow", f"{call.tool} is not on the tool allow list", tier=spec.tier, args=args
+            )
+        if spec.tier == "read":
+            return decided("allow", "tier:read", "read-only tool", tier="read", args=args)
+
+        dry_run = policy.dry_run or ctx.dry_run
+        targets = tuple(self._target_info(ctx, f, k, v) for f, k, v in spec.target_values(args))
+        common: dict[str, Any] = {"tier": spec.tier, "args": args, "targets": targets, "dry_run": dry_run}
+        for t in targets:
+            if not t.in_case:
+                return decided(
+                    "deny",
+                    "target-not-in-case",
+                    f"{t.field}={t.value!r} is not an entity of this case (alert or enrichment results)",
+                    **common,
+                )
+        for t in targets:
+            for pattern in policy.deny_targets:
+                if pattern.matches(t.kind, t.value):
+                    return decided(
+                        "deny",
+                        f"deny_targets:{pattern.match}",
+                        f"{t.field}={t.value!r} is deny-listed: {pattern.reason}",
+                        **common,
+                    )
+        key = idempotency_key(ctx.case_id, spec.name, args_hash(args))
+        limits = [
+            lim for lim in policy.rate_limits if spec.tier in lim.tiers and spec.name not in lim.exempt_tools
+        ]
+        for lim in limits:
+            if self.rate_limiter.exhausted(ctx.tenant, lim, key):
+                return decided(
+                    "deny",
+                    f"rate_limits:{lim.id}",
+                    f"rate limit: tenant {ctx.tenant!r} used {lim.max_actions} actions in {lim.window_s:g}s",
+                    **common,
+                )
+        result = self._decide_by_rules(ctx, spec.name, spec.tier, targets)
+        decision = decided(*result, **common)
+        if not dry_run:
+            for lim in limits:
+                self.rate_limiter.record(ctx.tenant, lim, key)
+        return decision
+
+    def _decide_by_rules(
+        self, ctx: ToolContext, tool: str, tier: RiskTier, targets: tuple[TargetInfo, ...]
+    ) -> tuple[Decision, str, str]:
+        policy = self.policy
+        if targets and all(
+            any(tier in p.tiers and p.matches(t.kind, t.value) for p in policy.allow_targets) for t in targets
+        ):
+            return "allow", "allow_targets", "every target is on the allow list"
+        for rule in policy.rules:
+            if _rule_matches(rule.when, ctx.tenant, tool, tier, targets):
+                return rule.decision, rule.id, rule.reason
+        default: Decision = getattr(policy.tier_defaults, tier)
+        return default, f"tier_defaults:{tier}", f"default for {tier} tools"
+
+    def _target_info(self, ctx: ToolContext, field: str, kind: TargetKind, value: str) -> TargetInfo:
+        info: dict[str, Any] = {"field": field, "kind": kind, "value": value}
+        info["in_case"] = value.strip().lower() in ctx.known_entities
+        if kind == "host":
+            host = ctx.connectors.inventory.host(value)
+            info["criticality"] = host.criticality if host else "unknown"
+            info["role"] = host.role if host else "unknown"
+        elif kind == "user":
+            user = ctx.connectors.inventory.user(value)
+            info["privileged"] = user.privileged if user else None
+        return TargetInfo(**info)
+
+
+def _rule_matches(
+    when: When, tenant: str, tool: str, tier: RiskTier, targets: tuple[TargetInfo, ...]
+) -> bool:
+    if when.tools and tool not in when.tools:
+        return False
+    if when.tiers and tier not in when.tiers:
+        return False
+    if when.tenants and tenant not in when.tenants:
+        return False
+    hosts = [t for t in targets if t.kind == "host"]
+    if when.asset_criticality and not any(t.criticality in when.asset_criticality for t in hosts):
+        return False
+    if when.asset_roles and not any(t.role in when.asset_roles for t in hosts):
+        return False
+    if when.user_privileged is not None:
+        users = [t for t in targets if t.kind == "user"]
+        if not any(t.privileged is when.user_privileged for t in users):
+            return False
+    return True

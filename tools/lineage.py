@@ -1,0 +1,138 @@
+"""Process lineage from the alert: the parent -> process chain and the red flags in it.
+
+Everything here reads alert text, which is untrusted: decoded PowerShell is returned as data (truncated),
+never interpreted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Literal
+
+from pydantic import Field
+from soctriage.service.domain import Frozen, ParentProcess
+from soctriage.tools.lolbins import binary_name
+from soctriage.tools.registry import ToolContext, tool
+
+LineageFlag = Literal[
+    "office_spawns_shell",
+    "web_server_spawns_shell",
+    "script_host_spawns_shell",
+    "encoded_powershell",
+    "download_cradle",
+    "lolbin_in_chain",
+    "runs_from_user_writable_path",
+]
+
+OFFICE = frozenset(
+    {"winword.exe", "excel.exe", "powerpnt.exe", "outlook.exe", "msaccess.exe", "mspub.exe", "onenote.exe"}
+)
+WEB_SERVERS = frozenset({"w3wp.exe", "httpd.exe", "nginx.exe", "tomcat.exe", "php-cgi.exe", "java.exe"})
+SCRIPT_HOSTS = frozenset({"wscript.exe", "cscript.exe", "mshta.exe"})
+SHELLS = frozenset(
+    {
+        "cmd.exe",
+        "powershell.exe",
+        "pwsh.exe",
+        "wscript.exe",
+        "cscript.exe",
+        "mshta.exe",
+        "rundll32.exe",
+        "regsvr32.exe",
+        "bash",
+        "sh",
+    }
+)
+# -e, -ec, -enc, -encodedcommand (PowerShell accepts any unambiguous prefix), then a base64 blob.
+_ENCODED = re.compile(r"(?:^|\s)[-/]e(?:c|nc\w*)?\s+['\"]?([A-Za-z0-9+/=]{16,})", re.IGNORECASE)
+_CRADLE = re.compile(
+    r"downloadstring|downloadfile|invoke-webrequest|\biwr\b|invoke-restmethod|\birm\b|net\.webclient|"
+    r"start-bitstransfer|urlcache|\bcurl(?:\.exe)?\s+-|\bwget\b",
+    re.IGNORECASE,
+)
+_USER_WRITABLE = re.compile(
+    r"\\(?:appdata\\local\\temp|appdata\\roaming|users\\public|programdata|windows\\temp|downloads)\\|^/tmp/",
+    re.IGNORECASE,
+)
+
+
+class ProcessNode(Frozen):
+    name: str | None = None
+    pid: int | None = None
+    path: str | None = None
+    cmdline: str | None = None
+    sha256: str | None = None
+
+
+class LineageInput(Frozen):
+    """No arguments: the lineage comes from the case's alert."""
+
+
+class Lineage(Frozen):
+    chain: tuple[ProcessNode, ...] = Field(default=(), description="oldest ancestor first")
+    flags: tuple[LineageFlag, ...] = ()
+    lolbins: tuple[str, ...] = ()
+    decoded_powershell: str | None = Field(default=None, description="decoded -EncodedCommand, truncated")
+
+    def entities(self) -> tuple[str, ...]:
+        values: list[str] = []
+        for node in self.chain:
+            values += [str(v) for v in (node.name, node.pid, node.path, node.sha256) if v is not None]
+        return tuple(values)
+
+
+def decode_powershell(cmdline: str) -> str | None:
+    match = _ENCODED.search(cmdline)
+    if not match:
+        return None
+    blob = match.group(1)
+    try:
+        text = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True).decode("utf-16-le")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return text[:2000]
+
+
+def _node(proc: ParentProcess) -> ProcessNode:
+    return ProcessNode(name=proc.name, pid=proc.pid, path=proc.path, cmdline=proc.cmdline, sha256=proc.sha256)
+
+
+@tool(tier="read", timeout_s=5.0)
+def process_lineage(ctx: ToolContext, args: LineageInput) -> Lineage:
+    """Process lineage of the alert (parent -> process) with red flags: Office, web server or script host
+    spawning a shell, encoded PowerShell, download cradles, LOLBins in the chain, execution from
+    user-writable folders."""
+    proc = ctx.alert.process
+    if proc is None:
+        return Lineage()
+    chain = [_node(proc.parent), _node(proc)] if proc.parent else [_node(proc)]
+    names = [binary_name(n.name or n.path or "") for n in chain]
+    flags: list[LineageFlag] = []
+    if len(names) == 2 and names[1] in SHELLS:
+        parent = names[0]
+        if parent in OFFICE:
+            flags.append("office_spawns_shell")
+        if parent in WEB_SERVERS:
+            flags.append("web_server_spawns_shell")
+        if parent in SCRIPT_HOSTS and names[1] != parent:
+            flags.append("script_host_spawns_shell")
+    decoded = None
+    for node, name in zip(chain, names, strict=True):
+        cmd = node.cmdline or ""
+        if name in ("powershell.exe", "pwsh.exe") and (found := decode_powershell(cmd)) is not None:
+            decoded = decoded or found
+            if "encoded_powershell" not in flags:
+                flags.append("encoded_powershell")
+        if (_CRADLE.search(cmd) or (decoded and _CRADLE.search(decoded))) and "download_cradle" not in flags:
+            flags.append("download_cradle")
+        if _USER_WRITABLE.search(node.path or "") and "runs_from_user_writable_path" not in flags:
+            flags.append("runs_from_user_writable_path")
+    lolbins = tuple(dict.fromkeys(n for n in names if n and ctx.connectors.lolbins.get(n)))
+    if lolbins:
+        flags.append("lolbin_in_chain")
+    return Lineage(chain=tuple(chain), flags=tuple(flags), lolbins=lolbins, decoded_powershell=decoded)
+
+
+TOOLS = [process_lineage]

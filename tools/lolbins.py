@@ -1,0 +1,125 @@
+"""LOLBin lookup: is this binary one attackers abuse, how, and which ATT&CK techniques that maps to.
+
+Data: a LOLBAS JSONL export (Settings `lolbas_path`; GPL-3.0, so never bundled) or the small built-in table in
+tools/data/lolbins_builtin.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PureWindowsPath
+
+import yaml
+from pydantic import Field
+from soctriage.service.domain import Frozen
+from soctriage.tools.datafiles import bundled
+from soctriage.tools.registry import ToolContext, tool
+
+BUILTIN_LOLBINS = bundled("lolbins_builtin.yaml")
+
+
+class LolbasDataError(ValueError):
+    """The LOLBAS file is malformed; the message names the file, the line and the field."""
+
+
+class LolBin(Frozen):
+    name: str
+    categories: tuple[str, ...] = ()
+    attack_ids: tuple[str, ...] = ()
+    description: str | None = None
+
+
+def binary_name(value: str) -> str:
+    """`C:\\Windows\\System32\\CertUtil.exe` -> `certutil.exe` (alert paths use either slash)."""
+    return PureWindowsPath(value.strip().strip('"')).name.lower()
+
+
+class LolbinCatalog:
+    def __init__(self, entries: list[LolBin], source: str) -> None:
+        self._by_name = {e.name.lower(): e for e in entries}
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def get(self, name: str) -> LolBin | None:
+        key = binary_name(name)
+        return self._by_name.get(key) or self._by_name.get(f"{key}.exe")
+
+    @classmethod
+    def load(cls, path: Path | None) -> LolbinCatalog:
+        return cls.builtin() if path is None else cls.from_lolbas_jsonl(path)
+
+    @classmethod
+    def builtin(cls) -> LolbinCatalog:
+        table = yaml.safe_load(BUILTIN_LOLBINS.read_text(encoding="utf-8"))["lolbins"]
+        entries = [
+            LolBin(
+                name=name,
+                categories=tuple(row["categories"]),
+                attack_ids=tuple(row["attack"]),
+                description=row.get("note"),
+            )
+            for name, row in table.items()
+        ]
+        return cls(entries, source="builtin")
+
+    @classmethod
+    def from_lolbas_jsonl(cls, path: Path) -> LolbinCatalog:
+        """LOLBAS YAML entries converted to JSON, one a line: `{Name, Description, Commands: [{Category,
+        MitreID}]}`."""
+        entries = []
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise LolbasDataError(f"{path}: cannot read LOLBAS data: {exc}") from exc
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LolbasDataError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+            if not isinstance(row, dict) or not isinstance(row.get("Name"), str):
+                raise LolbasDataError(f"{path}:{lineno}: field 'Name': missing or not a string")
+            commands = row.get("Commands") or []
+            if not isinstance(commands, list):
+                raise LolbasDataError(f"{path}:{lineno}: field 'Commands': expected a list")
+            entries.append(
+                LolBin(
+                    name=row["Name"],
+                    categories=tuple(
+                        dict.fromkeys(str(c["Category"]) for c in commands if c.get("Category"))
+                    ),
+                    attack_ids=tuple(dict.fromkeys(str(c["MitreID"]) for c in commands if c.get("MitreID"))),
+                    description=row.get("Description"),
+                )
+            )
+        return cls(entries, source=str(path))
+
+
+class LolbinLookupInput(Frozen):
+    name: str = Field(
+        min_length=1, max_length=1024, description="binary name or full path, e.g. certutil.exe"
+    )
+
+
+class LolbinLookupResult(Frozen):
+    name: str
+    is_lolbin: bool
+    lolbin: LolBin | None = None
+    source: str
+
+
+@tool(tier="read", timeout_s=5.0)
+def lolbin_lookup(ctx: ToolContext, args: LolbinLookupInput) -> LolbinLookupResult:
+    """Check whether a binary is a known living-off-the-land binary (LOLBin) and return its abuse categories
+    (Execute, Download, AWL Bypass, ...) and the ATT&CK techniques that abuse maps to."""
+    catalog = ctx.connectors.lolbins
+    entry = catalog.get(args.name)
+    return LolbinLookupResult(
+        name=binary_name(args.name), is_lolbin=entry is not None, lolbin=entry, source=catalog.source
+    )
+
+
+TOOLS = [lolbin_lookup]

@@ -1,0 +1,469 @@
+"""Tool registry: the `@tool` decorator, the call context, and the runner that never raises for tool failure.
+
+A tool is a plain typed function `fn(args: InputModel) -> OutputModel` or `fn(ctx: ToolContext, args:
+InputModel) -> OutputModel`, sync or async. The decorator records its risk tier, timeout, idempotency,
+rollback and which input fields name the entities it acts on; the registry derives the JSON schema the model
+sees from the input model. The runner validates, enforces the guard's decision for side-effecting tools,
+applies the timeout and the idempotency key, and turns every failure into a `ToolOutcome` the graph writes to
+the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import inspect
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints
+
+from pydantic import BaseModel, Field, ValidationError
+from soctriage.service.config import Settings
+from soctriage.service.domain import Alert, Frozen, canonical_json, utc_now
+
+if TYPE_CHECKING:
+    from soctriage.tools.connectors import Connectors
+    from soctriage.tools.guard import Approval, GuardDecision
+
+RiskTier = Literal["read", "contain", "destructive"]
+RISK_TIERS: tuple[RiskTier, ...] = ("read", "contain", "destructive")
+
+# Which kind of entity an input field names; the guard looks hosts up in the inventory and users in the
+# identity list, and checks every target against the case's entities.
+TargetKind = Literal["host", "user", "process", "file", "indicator"]
+
+OutcomeStatus = Literal["ok", "error", "simulated", "duplicate", "refused"]
+ErrorKind = Literal["unknown_tool", "invalid_args", "timeout", "connector", "tool", "unauthorized"]
+
+
+class ToolError(Exception):
+    """A tool could not do its job (bad data, missing configuration); the runner reports it as an outcome."""
+
+
+class ConnectorError(ToolError):
+    """A remote or simulated connector failed after its own retries."""
+
+
+class RegistryError(Exception):
+    """A tool definition is wrong (programming error, raised at import/registration time)."""
+
+
+def args_hash(args: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a call's arguments: what approvals and idempotency keys bind to."""
+    return hashlib.sha256(canonical_json(dict(args)).encode()).hexdigest()
+
+
+def idempotency_key(case_id: str, tool: str, digest: str) -> str:
+    """`case_id|tool|args_hash`: the same action on the same case with the same arguments acts once."""
+    return f"{case_id}|{tool}|{digest}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    tier: RiskTier
+    timeout_s: float
+    idempotent: bool
+    rollback: str | None
+    targets: Mapping[str, TargetKind]
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    fn: Callable[..., Any]
+    takes_ctx: bool
+
+    @property
+    def side_effecting(self) -> bool:
+        return self.tier != "read"
+
+    def parameters_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+    def schema(self) -> dict[str, Any]:
+        """Name, description and parameters: the neutral tool schema for LLM tool calling."""
+        return {"name": self.name, "description": self.description, "parameters": self.parameters_schema()}
+
+    def openai_tool(self) -> dict[str, Any]:
+        return {"type": "function", "function": self.schema()}
+
+    def normalize(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated arguments as plain JSON (defaults filled in); raises `ValidationError`."""
+        return self.input_model.model_validate(dict(args)).model_dump(mode="json")
+
+    def target_values(self, args: Mapping[str, Any]) -> list[tuple[str, TargetKind, str]]:
+        """(field, kind, value) for every target field the call sets."""
+        return [
+            (field, kind, str(args[field]))
+            for field, kind in self.targets.items()
+            if args.get(field) is not None
+        ]
+
+
+def tool(
+    *,
+    name: str | None = None,
+    tier: RiskTier,
+    timeout_s: float = 30.0,
+    idempotent: bool = True,
+    rollback: str | None = None,
+    targets: Mapping[str, TargetKind] | None = None,
+    description: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a function as a tool. The function keeps working as a plain function; its spec rides along."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__tool_spec__ = _build_spec(fn, name, tier, timeout_s, idempotent, rollback, targets, description)  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def _build_spec(
+    fn: Callable[..., Any],
+    name: str | None,
+    tier: RiskTier,
+    timeout_s: float,
+    idempotent: bool,
+    rollback: str | None,
+    targets: Mapping[str, TargetKind] | None,
+    description: str | None,
+) -> ToolSpec:
+    where = f"{fn.__module__}.{fn.__qualname__}"
+    if tier not in RISK_TIERS:
+        raise RegistryError(f"{where}: tier must be one of {RISK_TIERS}, got {tier!r}")
+    if timeout_s <= 0:
+        raise RegistryError(f"{where}: timeout_s must be positive")
+    hints = get_type_hints(fn)
+    params = list(inspect.signature(fn).parameters)
+    if len(params) not in (1, 2):
+        raise RegistryError(f"{where}: a tool takes (args) or (ctx, args), got {params}")
+    input_model = hints.get(params[-1])
+    output_model = hints.get("return")
+    for label, model in (("argument", input_model), ("return", output_model)):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise RegistryError(f"{where}: the {label} must be annotated with a pydantic model")
+    targets = dict(targets or {})
+    unknown = set(targets) - set(input_model.model_fields)  # type: ignore[union-attr]
+    if unknown:
+        raise RegistryError(f"{where}: targets name fields the input model lacks: {sorted(unknown)}")
+    # Docstrings wrap at the line limit; the model reads paragraphs, not our line breaks.
+    doc = description or re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(fn.__doc__ or ""))
+    if not doc:
+        raise RegistryError(f"{where}: a tool needs a docstring (it is the description the model reads)")
+    return ToolSpec(
+        name=name or fn.__name__,
+        description=doc,
+        tier=tier,
+        timeout_s=timeout_s,
+        idempotent=idempotent,
+        rollback=rollback,
+        targets=targets,
+        input_model=input_model,  # type: ignore[arg-type]
+        output_model=output_model,  # type: ignore[arg-type]
+        fn=fn,
+        takes_ctx=len(params) == 2,
+    )
+
+
+def spec_of(fn_or_spec: Callable[..., Any] | ToolSpec) -> ToolSpec:
+    if isinstance(fn_or_spec, ToolSpec):
+        return fn_or_spec
+    spec = getattr(fn_or_spec, "__tool_spec__", None)
+    if spec is None:
+        raise RegistryError(f"{fn_or_spec!r} is not decorated with @tool")
+    return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolContext:
+    """What a tool can see. Built by the graph once per case; the runner adds the call's idempotency key."""
+
+    case_id: str
+    tenant: str
+    alert: Alert
+    settings: Settings
+    connectors: Connectors
+    dry_run: bool = False
+    # Lower-cased entities of the alert and of enrichment results; actions may target only these.
+    known_entities: frozenset[str] = frozenset()
+    idempotency_key: str | None = None
+
+    @classmethod
+    def for_alert(
+        cls,
+        case_id: str,
+        tenant: str,
+        alert: Alert,
+        settings: Settings,
+        connectors: Connectors,
+        *,
+        dry_run: bool = False,
+        extra_entities: Iterable[str] = (),
+    ) -> ToolContext:
+        from soctriage.tools.entities import alert_entities
+
+        entities = alert_entities(alert) | {e.lower() for e in extra_entities}
+        return cls(case_id, tenant, alert, settings, connectors, dry_run, frozenset(entities))
+
+    def with_entities(self, entities: Iterable[str]) -> ToolContext:
+        """A context that also knows entities surfaced by enrichment (e.g. `ToolOutcome.entities`)."""
+        return dataclasses.replace(self, known_entities=self.known_entities | {e.lower() for e in entities})
+
+
+class ToolCall(Frozen):
+    """One call the model (or the builtin analyst) asks for."""
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    call_id: str | None = Field(default=None, description="the model's tool-call id, when it gave one")
+
+
+class ToolOutcome(Frozen):
+    """The result of one run: what the graph writes as `tool_result` (and `action_executed` when executed)."""
+
+    case_id: str
+    tool: str
+    tier: RiskTier | None
+    args: dict[str, Any]
+    args_hash: str
+    idempotency_key: str | None = None
+    status: OutcomeStatus
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    output: dict[str, Any] | None = None
+    entities: tuple[str, ...] = ()
+    rollback: ToolCall | None = None
+    started_at: datetime
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def executed(self) -> bool:
+        """A side effect happened in this run (the graph then writes `action_executed`)."""
+        return self.status == "ok" and self.tier not in (None, "read")
+
+
+ExecutedKeys = Callable[[str], bool]
+
+
+class Registry:
+    def __init__(self, tools: Iterable[Callable[..., Any] | ToolSpec] = ()) -> None:
+        self._specs: dict[str, ToolSpec] = {}
+        for item in tools:
+            self.register(item)
+        self.check_rollbacks()
+
+    def register(self, fn_or_spec: Callable[..., Any] | ToolSpec) -> ToolSpec:
+        spec = spec_of(fn_or_spec)
+        if spec.name in self._specs:
+            raise RegistryError(f"tool {spec.name!r} is registered twice")
+        self._specs[spec.name] = spec
+        return spec
+
+    def check_rollbacks(self) -> None:
+        for spec in self._specs.values():
+            if spec.rollback is None:
+                continue
+            other = self._specs.get(spec.rollback)
+            if other is None:
+                raise RegistryError(f"tool {spec.name!r}: rollback tool {spec.rollback!r} is not registered")
+            if other.input_model is not spec.input_model:
+                raise RegistryError(
+                    f"tool {spec.name!r}: rollback {other.name!r} must take the same input model"
+                )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def get(self, name: str) -> ToolSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(f"unknown tool {name!r}; known: {', '.join(sorted(self._specs))}") from None
+
+    def names(self, tier: RiskTier | None = None) -> list[str]:
+        return [n for n, s in self._specs.items() if tier is None or s.tier == tier]
+
+    def specs(self) -> list[ToolSpec]:
+        return list(self._specs.values())
+
+    def schemas(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        return [self.get(n).schema() for n in (self._specs if names is None else names)]
+
+    def openai_tools(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The tools as OpenAI Chat Completions `tools=[{"type": "function", ...}]` entries."""
+        return [self.get(n).openai_tool() for n in (self._specs if names is None else names)]
+
+    def rollback_call(self, call: ToolCall) -> ToolCall | None:
+        spec = self.get(call.tool)
+        return None if spec.rollback is None else ToolCall(tool=spec.rollback, args=dict(call.args))
+
+    async def run(
+        self,
+        ctx: ToolContext,
+        name: str,
+        args: Mapping[str, Any],
+        *,
+        decision: GuardDecision | None = None,
+        approval: Approval | None = None,
+        executed_keys: ExecutedKeys | None = None,
+        now: datetime | None = None,
+    ) -> ToolOutcome:
+        """Run one tool call. Side-effecting tools run only under a matching guard decision (and approval when
+        the decision asks for one), at most once per idempotency key; nothing here raises for tool failure."""
+        started = utc_now()
+        clock = time.perf_counter()
+        raw = dict(args)
+
+        def outcome(status: OutcomeStatus, **fields: Any) -> ToolOutcome:
+            fields.setdefault("args", raw)
+            fields.setdefault("args_hash", args_hash(fields["args"]))
+            return ToolOutcome(
+                case_id=ctx.case_id,
+                tool=name,
+                status=status,
+                started_at=started,
+                duration_ms=round((time.perf_counter() - clock) * 1000, 3),
+                **fields,
+            )
+
+        if name not in self._specs:
+            return outcome("error", tier=None, error_kind="unknown_tool", error=f"unknown tool {name!r}")
+        spec = self._specs[name]
+        try:
+            model = spec.input_model.model_validate(raw)
+        except ValidationError as exc:
+            return outcome(
+                "error", tier=spec.tier, error_kind="invalid_args", error=describe_validation(name, exc)
+            )
+        norm = model.model_dump(mode="json")
+        digest = args_hash(norm)
+        key = idempotency_key(ctx.case_id, name, digest) if spec.side_effecting else None
+        common: dict[str, Any] = {
+            "tier": spec.tier,
+            "args": norm,
+            "args_hash": digest,
+            "idempotency_key": key,
+        }
+        refusal = _authorize(spec, ctx, digest, norm, decision, approval, now or utc_now())
+        if refusal:
+            return outcome("refused", error_kind="unauthorized", error=refusal, **common)
+        rollback = self.rollback_call(ToolCall(tool=name, args=norm))
+        if spec.side_effecting:
+            if ctx.dry_run or (decision is not None and decision.dry_run):
+                return outcome(
+                    "simulated", output={"would_run": name, "args": norm}, rollback=rollback, **common
+                )
+            if executed_keys is not None and key is not None and executed_keys(key):
+                return outcome("duplicate", error="already executed under this idempotency key", **common)
+        call_ctx = dataclasses.replace(ctx, idempotency_key=key)
+        try:
+            result = await asyncio.wait_for(_invoke(spec, call_ctx, model), timeout=spec.timeout_s)
+        except TimeoutError:
+            return outcome(
+                "error", error_kind="timeout", error=f"{name} timed out after {spec.timeout_s:g}s", **common
+            )
+        except ConnectorError as exc:
+            return outcome("error", error_kind="connector", error=f"{name}: {exc}", **common)
+        except ToolError as exc:
+            return outcome("error", error_kind="tool", error=f"{name}: {exc}", **common)
+        except Exception as exc:  # a tool bug must not take the case down; the ledger records it
+            return outcome(
+                "error", error_kind="tool", error=f"{name} failed: {type(exc).__name__}: {exc}", **common
+            )
+        if not isinstance(result, spec.output_model):
+            return outcome(
+                "error", error_kind="tool", error=f"{name} returned {type(result).__name__}", **common
+            )
+        entities = getattr(result, "entities", None)
+        found = tuple(entities()) if callable(entities) else ()
+        return outcome(
+            "ok",
+            output=result.model_dump(mode="json"),
+            entities=found,
+            rollback=rollback if spec.side_effecting else None,
+            **common,
+        )
+
+
+def describe_validation(tool_name: str, exc: ValidationError) -> str:
+    """One line per bad field: `isolate_host.hostname: Field required`."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        parts.append(f"{tool_name}.{loc}: {err['msg']}")
+    return "invalid arguments: " + "; ".join(parts)
+
+
+def _authorize(
+    spec: ToolSpec,
+    ctx: ToolContext,
+    digest: str,
+    norm: dict[str, Any],
+    decision: GuardDecision | None,
+    approval: Approval | None,
+    now: datetime,
+) -> str | None:
+    """Why this call may not run, or None. Read tools run without a decision; a deny still stops them."""
+    from soctriage.tools.guard import check_approval
+
+    if decision is None:
+        return f"{spec.name} has side effects and needs a guard decision" if spec.side_effecting else None
+    if (decision.case_id, decision.tool, decision.args_hash) != (ctx.case_id, spec.name, digest):
+        return "the guard decision was made for another case, tool or arguments"
+    if decision.decision == "deny":
+        return f"denied by guard: {decision.reason}"
+    if decision.decision == "needs_approval":
+        if approval is None:
+            return "needs approval and none was given"
+        check = check_approval(approval, ctx.case_id, spec.name, norm, now)
+        if not check.ok:
+            return f"approval not valid: {check.reason}"
+    return None
+
+
+async def _invoke(spec: ToolSpec, ctx: ToolContext, model: BaseModel) -> Any:
+    call_args = (ctx, model) if spec.takes_ctx else (model,)
+    if inspect.iscoroutinefunction(spec.fn):
+        return await spec.fn(*call_args)
+    # Sync tools run in a worker thread so the timeout can still fire (the thread finishes in the background).
+    return await asyncio.to_thread(spec.fn, *call_args)
+
+
+_DEFAULT: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """Every built-in tool (threat intel, context, ATT&CK, LOLBins, lineage, response actions)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        from soctriage.tools import actions, attack, intel, inventory, lineage, lolbins
+
+        _DEFAULT = Registry(
+            [*intel.TOOLS, *inventory.TOOLS, *attack.TOOLS, *lolbins.TOOLS, *lineage.TOOLS, *actions.TOOLS]
+        )
+    return _DEFAULT
+
+
+async def run_tool(
+    ctx: ToolContext,
+    name: str,
+    args: Mapping[str, Any],
+    *,
+    decision: GuardDecision | None = None,
+    approval: Approval | None = None,
+    executed_keys: ExecutedKeys | None = None,
+    registry: Registry | None = None,
+    now: datetime | None = None,
+) -> ToolOutcome:
+    """Run a tool of `registry` (default: the built-in one). See `Registry.run`."""
+    reg = registry or default_registry()
+    return await reg.run(
+        ctx, name, args, decision=decision, approval=approval, executed_keys=executed_keys, now=now
+    )
