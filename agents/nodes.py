@@ -15,7 +15,7 @@ from soctriage.agents.deps import Deps
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_action
-from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, PlannedAction, TriageState
+from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict
 from soctriage.tools.registry import ToolOutcome
 
@@ -184,7 +184,7 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     return Command(goto="respond", update={"verdict": answer, **update})
 
 
-async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "close"]]:
+async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "close"]]:
     deps = runtime.context
     answer = state["verdict"]
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE:
@@ -193,36 +193,38 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["approval
     task = _task(state, tools=tuple(deps.registry.openai_tools(names)))
     step, update = await _ask(runtime, state, "response_agent", "respond", task)
     ctx = deps.tool_context(state, state.get("findings", ()))
-    planned: list[PlannedAction] = []
-    for number, proposal in enumerate(step.answer.actions, start=1):
-        planned.append(plan_action(deps, state, ctx, f"A{number}", proposal))
-    return Command(goto="approval", update={"actions": tuple(planned), **update})
+    planned = [
+        plan_action(deps, state, ctx, f"A{number}", proposal)
+        for number, proposal in enumerate(step.answer.actions, start=1)
+    ]
+    return Command(goto="act", update={"actions": tuple(planned), **update})
 
 
-async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "act"]]:
-    """Only interrupts: the decision comes back through `Command(resume=...)`; the next node acts."""
-    deps = runtime.context
-    actions = list(state.get("actions", ()))
-    pending = [a for a in actions if a.status == "awaiting_approval"]
-    if not pending:
-        return Command(goto="act")
-    deps.store.set_status(
-        state["case_id"], "awaiting_approval", actor="guard", reason="actions need approval"
-    )
-    decision = interrupt(
-        {"case_id": state["case_id"], "pending": [a.model_dump(mode="json") for a in pending]}
-    )
-    actions = [apply_decision(deps, state, a, decision) for a in actions]
-    return Command(goto="approval", update={"actions": tuple(actions)})
-
-
-async def act(state: TriageState, runtime: Ctx) -> Command[Literal["close"]]:
+async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "close"]]:
+    """Carry out every action cleared to run: at once for policy-allowed ones, after the human for the rest."""
     deps = runtime.context
     ctx = deps.tool_context(state, state.get("findings", ()))
-    done = [
+    actions = [
         await execute(deps, state, ctx, a) if a.status == "approved" else a for a in state.get("actions", ())
     ]
-    return Command(goto="close", update={"actions": tuple(done)})
+    waiting = any(a.status == "awaiting_approval" for a in actions)
+    return Command(goto="approval" if waiting else "close", update={"actions": tuple(actions)})
+
+
+async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
+    """Only interrupts: the decision comes back through `Command(resume=...)`; the next node acts on it."""
+    deps = runtime.context
+    actions = state.get("actions", ())
+    pending = [a.model_dump(mode="json") for a in actions if a.status == "awaiting_approval"]
+    # A resumed run re-enters this node from the top, so the status is only moved once.
+    case = deps.store.get_case(state["case_id"])
+    if case is not None and case.status != "awaiting_approval":
+        deps.store.set_status(
+            state["case_id"], "awaiting_approval", actor="guard", reason="actions need approval"
+        )
+    decision = interrupt({"case_id": state["case_id"], "pending": pending})
+    decided = tuple(apply_decision(deps, state, a, decision) for a in actions)
+    return Command(goto="act", update={"actions": decided})
 
 
 CONTAINMENT = frozenset(

@@ -10,6 +10,7 @@ from typing import Any, Literal, Self
 import aiosqlite
 import httpx2
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict
@@ -17,7 +18,7 @@ from soctriage.agents.builtin import BuiltinAnalyst
 from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
 from soctriage.agents.models import make_analyst
-from soctriage.agents.state import PlannedAction, TriageState
+from soctriage.agents.state import PlannedAction, TriageState, checkpoint_types
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
 from soctriage.service.store import Store
@@ -171,15 +172,20 @@ async def _checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
         url = "postgresql://" + settings.sqlalchemy_url.split("://", 1)[1]
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+        async with AsyncPostgresSaver.from_conn_string(url, serde=_serde()) as saver:
             await saver.setup()
             yield saver
         return
-    path = settings.sqlalchemy_url.removeprefix("sqlite:///")
-    async with aiosqlite.connect(path) as conn:
-        # Shares the file with the case store: wait for its writers instead of failing with "database is locked".
+    # A file of its own beside the store: the checkpointer writes from the event loop while nodes write the
+    # ledger synchronously, and SQLite's one writer lock per file would make them wait on each other.
+    settings.home.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(settings.home / "checkpoints.db") as conn:
         await conn.execute("PRAGMA busy_timeout = 30000")
         await conn.execute("PRAGMA journal_mode = WAL")
-        saver = AsyncSqliteSaver(conn)
+        saver = AsyncSqliteSaver(conn, serde=_serde())
         await saver.setup()
         yield saver
+
+
+def _serde() -> JsonPlusSerializer:
+    return JsonPlusSerializer(allowed_msgpack_modules=checkpoint_types())

@@ -6,7 +6,8 @@ The state is what LangGraph checkpoints to resume a run; the ledger, not this st
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypedDict
+from enum import Enum
+from typing import Any, Literal, TypedDict, get_args, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.service.domain import Alert, Disposition, Verdict
@@ -121,3 +122,21 @@ class TriageState(TypedDict, total=False):
 
 
 DISPOSITIONS_AUTO_CLOSE: frozenset[Disposition] = frozenset({"false_positive", "benign_true_positive"})
+
+
+def checkpoint_types() -> list[tuple[str, str]]:
+    """(module, name) of every class a checkpoint may hold: the serializer refuses to revive anything else."""
+    found: dict[type, None] = {}
+
+    def walk(tp: Any) -> None:
+        for arg in get_args(tp):
+            walk(arg)
+        if isinstance(tp, type) and tp not in found and issubclass(tp, (BaseModel, Enum)):
+            found[tp] = None
+            if issubclass(tp, BaseModel):
+                for info in tp.model_fields.values():
+                    walk(info.annotation)
+
+    for hint in get_type_hints(TriageState).values():
+        walk(hint)
+    return [(tp.__module__, tp.__qualname__) for tp in found]

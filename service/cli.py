@@ -1,19 +1,32 @@
-"""The `soctriage` command line: parse, call, render. Decisions live in the modules it calls."""
+"""The `soctriage` command line: parse, call, render. Decisions live in the modules it calls.
+
+Exit codes (DESIGN §7): 0 ok, 1 a check failed, 2 bad input or usage (the message names file, record, field).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-
 from soctriage.service.config import Settings
-from soctriage.service.domain import ALERT_FORMATS
+from soctriage.service.domain import ALERT_FORMATS, Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
-from soctriage.service.store import Store
+from soctriage.service.store import CaseNotFoundError, Store
+from soctriage.service.store.transcript import export_transcript
 
-app = typer.Typer(help="Agentic triage of EDR alerts with a tamper-evident case ledger.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from soctriage.agents.run import ActionView, Triager, TriageResult
+
+app = typer.Typer(
+    help="Agentic triage of EDR alerts with a tamper-evident case ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 ledger_app = typer.Typer(help="Verify and export case ledgers.", no_args_is_help=True)
 cases_app = typer.Typer(help="Inspect cases.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
@@ -23,7 +36,10 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
 
 FormatOption = Annotated[
-    str, typer.Option("--format", "-f", help=f"input format: {', '.join(FORMAT_CHOICES)}", show_default=True)
+    str, typer.Option("--format", "-f", help=f"input format: {', '.join(FORMAT_CHOICES)}")
+]
+FilesArgument = Annotated[
+    list[str], typer.Argument(help="alert files: a JSON object, an array or JSONL; - is stdin")
 ]
 
 
@@ -47,28 +63,201 @@ def read_input(name: str) -> bytes:
     return path.read_bytes()
 
 
-@app.command()
-def normalize(
-    files: Annotated[list[str], typer.Argument(help="alert files: JSON object, array or JSONL; - for stdin")],
-    fmt: FormatOption = "auto",
-) -> None:
-    """Print every input record as a normalized Alert (JSON lines). Rejected records are quarantined."""
-    check_format(fmt)
-    settings = Settings()
-    rejected = 0
-    with Store.open(settings) as store:
-        for name in files:
+class Intake:
+    """Reads alert files, quarantining every rejected record and counting them for the exit code."""
+
+    def __init__(self, store: Store, settings: Settings, fmt: str) -> None:
+        self.store, self.settings, self.fmt = store, settings, check_format(fmt)
+        self.rejected = 0
+
+    def alerts(self, names: list[str]) -> Iterator[Alert]:
+        for name in names:
             source = "<stdin>" if name == "-" else name
-            for item in normalize_bytes(read_input(name), source, fmt, settings.max_record_bytes):
+            for item in normalize_bytes(read_input(name), source, self.fmt, self.settings.max_record_bytes):
                 if isinstance(item, Rejection):
-                    rejected += 1
-                    store.quarantine(item)
+                    self.rejected += 1
+                    self.store.quarantine(item)
                     typer.echo(item.message(), err=True)
                 else:
-                    typer.echo(item.model_dump_json())
-    if rejected:
-        typer.echo(f"{rejected} record(s) rejected and kept in quarantine", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
+                    yield item
+
+    def finish(self) -> None:
+        if self.rejected:
+            typer.echo(f"{self.rejected} record(s) rejected and kept in quarantine", err=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def normalize(files: FilesArgument, fmt: FormatOption = "auto") -> None:
+    """Print every input record as a normalized Alert (JSON lines). Rejected records are quarantined."""
+    settings = Settings()
+    with Store.open(settings) as store:
+        intake = Intake(store, settings, fmt)
+        for alert in intake.alerts(files):
+            typer.echo(alert.model_dump_json())
+    intake.finish()
+
+
+def _triager(settings: Settings) -> Triager:
+    # Imported here: the graph stack is slow to import and `normalize`/`ledger` do not need it.
+    from soctriage.agents.models import ModelConfigError
+    from soctriage.agents.run import Triager
+
+    try:
+        return Triager(settings)
+    except ModelConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _action_text(action: ActionView) -> str:
+    return f"{action.id}:{action.tool}({action.target})={action.decision}/{action.status}"
+
+
+def _result_line(result: TriageResult) -> str:
+    confidence = f"{result.confidence:.2f}" if result.confidence is not None else "-"
+    parts = [
+        result.case_id,
+        result.status,
+        result.disposition or "-",
+        f"severity={result.severity or '-'}",
+        f"confidence={confidence}",
+        f"techniques={','.join(result.techniques) or '-'}",
+        f"actions=[{'; '.join(_action_text(a) for a in result.actions)}]",
+    ]
+    if result.duplicate:
+        parts.append("(re-delivered alert: existing case)")
+    return "  ".join(parts)
+
+
+@app.command()
+def triage(
+    files: FilesArgument,
+    fmt: FormatOption = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON result object per alert")] = False,
+) -> None:
+    """Triage alerts from files end to end and write every step to the case ledger."""
+    settings = Settings()
+    asyncio.run(_triage_files(settings, files, fmt, as_json))
+
+
+async def _triage_files(settings: Settings, files: list[str], fmt: str, as_json: bool) -> None:
+    async with _triager(settings) as triager:
+        intake = Intake(triager.store, settings, fmt)
+        for alert in intake.alerts(files):
+            result = await triager.triage(alert)
+            typer.echo(result.model_dump_json() if as_json else _result_line(result))
+    intake.finish()
+
+
+@app.command()
+def demo() -> None:
+    """Triage the bundled sample alerts on the embedded default and print a summary table."""
+    settings = Settings()
+    asyncio.run(_demo(settings))
+
+
+async def _demo(settings: Settings) -> None:
+    samples = sorted(
+        p for p in resources.files("soctriage.service").joinpath("samples").iterdir() if p.is_file()
+    )
+    rows = []
+    async with _triager(settings) as triager:
+        for sample in samples:
+            for item in normalize_bytes(sample.read_bytes(), sample.name):
+                if isinstance(item, Rejection):
+                    raise fail(f"bundled sample rejected: {item.message()}", EXIT_CHECK_FAILED)
+                result = await triager.triage(item)
+                rows.append((sample.name, item.title, result))
+    typer.echo(f"soctriage demo: {len(rows)} sample alerts, model {settings.model}, store {settings.home}/\n")
+    header = ("case", "sample", "status", "disposition", "sev", "conf", "actions (decision/status)")
+    table = [header] + [
+        (
+            r.case_id,
+            name.removesuffix(".json").removesuffix(".jsonl")[:34],
+            r.status,
+            r.disposition or "-",
+            r.severity or "-",
+            f"{r.confidence:.2f}" if r.confidence is not None else "-",
+            ", ".join(f"{a.tool}={a.status}" for a in r.actions) or "-",
+        )
+        for name, _, r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    pending = [
+        (r.case_id, a.id, a.tool) for _, _, r in rows for a in r.actions if a.status == "awaiting_approval"
+    ]
+    typer.echo("\nNext: soctriage cases show CASE --ledger   |   soctriage ledger verify --all")
+    if pending:
+        case_id, action_id, tool = pending[0]
+        typer.echo(
+            f"Pending approvals: {len(pending)}, e.g. soctriage approve {case_id} {action_id} --by you  ({tool})"
+        )
+
+
+@app.command()
+def approve(
+    case_id: Annotated[str, typer.Argument(help="case id")],
+    action_id: Annotated[str, typer.Argument(help="action id, e.g. A2 (see cases show)")],
+    by: Annotated[str, typer.Option("--by", help="who decides (recorded in the ledger)")],
+    reject: Annotated[bool, typer.Option("--reject", help="reject instead of approve")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why")] = None,
+) -> None:
+    """Approve (or reject) one pending action; the paused triage resumes and carries it out."""
+    if not by.strip():
+        raise fail("--by: give the name of the person deciding")
+    asyncio.run(_approve(Settings(), case_id, action_id, by.strip(), not reject, reason))
+
+
+async def _approve(
+    settings: Settings, case_id: str, action_id: str, by: str, ok: bool, reason: str | None
+) -> None:
+    from soctriage.agents.run import DecisionRefused
+
+    async with _triager(settings) as triager:
+        try:
+            result = await triager.decide(case_id, action_id, approve=ok, by=by, reason=reason)
+        except DecisionRefused as exc:
+            raise fail(str(exc)) from exc
+    typer.echo(_result_line(result))
+    decided = next(a for a in result.actions if a.id == action_id)
+    if decided.status == "expired":
+        raise fail(f"{action_id}: the approval request had expired; nothing was done", EXIT_CHECK_FAILED)
+
+
+@cases_app.command("list")
+def cases_list(
+    status: Annotated[str | None, typer.Option("--status", help="only cases in this status")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many")] = 100,
+) -> None:
+    """List cases, newest first."""
+    with Store.open(Settings()) as store:
+        try:
+            cases = store.list_cases(status=status, limit=limit)
+        except ValueError as exc:
+            raise fail(f"--status: {exc}") from exc
+    for case in cases:
+        verdict = case.verdict
+        typer.echo(
+            f"{case.id}  {case.created_at:%Y-%m-%d %H:%M:%S}  {case.status:<17}  "
+            f"{verdict.disposition if verdict else '-':<20}  {verdict.summary if verdict else ''}"
+        )
+
+
+@cases_app.command("show")
+def cases_show(
+    case_id: Annotated[str, typer.Argument(help="case id")],
+    ledger: Annotated[bool, typer.Option("--ledger", help="also print the ledger transcript")] = False,
+) -> None:
+    """Show a case: status, verdict, status times, and optionally its transcript."""
+    with Store.open(Settings()) as store:
+        case = store.get_case(case_id)
+        if case is None:
+            raise fail(f"case {case_id} does not exist")
+        typer.echo(case.model_dump_json(indent=2))
+        if ledger:
+            typer.echo(export_transcript(store, case_id, "md"))
 
 
 @ledger_app.command("verify")
@@ -82,14 +271,42 @@ def ledger_verify(
     if case_ids and all_cases:
         raise fail("ledger verify: give CASE ids or --all, not both")
     with Store.open(Settings()) as store:
-        report = store.verify(None if all_cases else case_ids)
-    for result in report.cases:
-        if result.ok:
-            typer.echo(f"{result.case_id}: ok ({result.entries} entries, head {result.head_hash})")
+        try:
+            report = store.verify(None if all_cases else case_ids)
+        except CaseNotFoundError as exc:
+            raise fail(str(exc), EXIT_CHECK_FAILED) from exc
+    for check in report.cases:
+        if check.ok:
+            typer.echo(f"{check.case_id}: ok ({check.entries} entries, head {check.head_hash})")
         else:
-            typer.echo(f"{result.case_id}: TAMPERED at seq {result.first_bad_seq}: {result.reason}", err=True)
-    typer.echo(f"{report.verified} case(s) verified, {report.failed} failed")
+            typer.echo(f"{check.case_id}: FAILED at seq {check.bad_seq}: {check.problem}", err=True)
+    typer.echo(
+        f"{len(report.cases)} case(s) verified, {len(report.failures)} failed, {report.entries_checked} entries"
+    )
     raise typer.Exit(EXIT_OK if report.ok else EXIT_CHECK_FAILED)
+
+
+@ledger_app.command("export")
+def ledger_export(
+    case_id: Annotated[str, typer.Argument(help="case id")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, md or html")] = "md",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")
+    ] = None,
+) -> None:
+    """The case transcript as evidence: JSONL (re-verifiable), Markdown or self-contained HTML."""
+    if fmt not in ("jsonl", "md", "html"):
+        raise fail(f"--format: unknown transcript format {fmt!r}; choose jsonl, md or html")
+    with Store.open(Settings()) as store:
+        try:
+            text = export_transcript(store, case_id, fmt)  # type: ignore[arg-type]
+        except CaseNotFoundError as exc:
+            raise fail(str(exc)) from exc
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
 
 
 def main() -> None:

@@ -15,7 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AlertFormat = Literal["crowdstrike", "defender", "sentinelone", "elastic", "wazuh", "ocsf"]
-ALERT_FORMATS: tuple[AlertFormat, ...] = ("crowdstrike", "defender", "sentinelone", "elastic", "wazuh", "ocsf")
+ALERT_FORMATS: tuple[AlertFormat, ...] = (
+    "crowdstrike",
+    "defender",
+    "sentinelone",
+    "elastic",
+    "wazuh",
+    "ocsf",
+)
 
 CaseStatus = Literal["new", "triaging", "awaiting_approval", "contained", "closed", "escalated", "failed"]
 FINAL_CASE_STATUSES: frozenset[str] = frozenset({"contained", "closed", "escalated", "failed"})

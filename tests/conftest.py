@@ -22,7 +22,7 @@ def require_shared(sub: str = "") -> Path:
     return path
 
 
-def _pg_connect(url: str):  # noqa: ANN202 - psycopg is an optional extra
+def _pg_connect(url: str):
     import psycopg
 
     return psycopg.connect(url, autocommit=True, connect_timeout=3)

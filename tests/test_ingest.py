@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
+
 from tests.conftest import require_shared
 
 # file → one (hostname, user name, process name, severity label) per alert, in input order.
 EXPECTED = {
     "crowdstrike-alerts-api.jsonl": [
-        ("ABC709-1175", "mohit.jha", "openvpn-abc-pfSense-UDP4-1194-pfsense-install-2.6.5-I001-amd64.exe", "Low"),
+        (
+            "ABC709-1175",
+            "mohit.jha",
+            "openvpn-abc-pfSense-UDP4-1194-pfsense-install-2.6.5-I001-amd64.exe",
+            "Low",
+        ),
         ("ABDC454.net.example.com", "admin.abcdef", None, "High"),
         ("INCHAKLSP049", "admin.abcd", "Explorer.EXE", "Medium"),
     ],
-    "crowdstrike-falcon-stream-detection-summary.jsonl": [("ELASTICHOST", "ELASTICUSER", "TESTFILE.exe", "Low")] * 2,
+    "crowdstrike-falcon-stream-detection-summary.jsonl": [
+        ("ELASTICHOST", "ELASTICUSER", "TESTFILE.exe", "Low")
+    ]
+    * 2,
     "crowdstrike-falcon-stream-epp.jsonl": [
         ("DESKTOP1111", "USER11111", "rfusclient.exe", "Low"),
         ("linux-vm", "azureuser", "git", "High"),
@@ -110,7 +116,10 @@ def test_defender_line_2_process_host_and_user() -> None:
     assert alert.process.path == "C:\\Windows\\System32\\notepad.exe"
     assert alert.process.sha256 == "a92056d772260b39a876d01552496b2f8b4610a0b1e084952fe1176784e2ce77"
     assert alert.process.parent is not None and alert.process.parent.pid == 6012
-    assert alert.user is not None and (alert.user.name, alert.user.domain) == ("administrator1", "TestServer4")
+    assert alert.user is not None and (alert.user.name, alert.user.domain) == (
+        "administrator1",
+        "TestServer4",
+    )
     assert [(a.tactic, a.tactic_id) for a in alert.attacks] == [("Defense Evasion", "TA0005")]
 
 
@@ -119,7 +128,9 @@ def test_defender_rows_of_one_alert_share_its_id_and_empty_page_yields_nothing()
     assert all(isinstance(r, Alert) for r in results)
     assert len(results) == 4  # line 5 is `{"value":[]}`: an empty page, not an error
     assert results[1].id == results[2].id
-    assert results[2].user is not None and results[2].user.uid == "S-1-5-21-46152456-1367606905-4031241297-500"
+    assert (
+        results[2].user is not None and results[2].user.uid == "S-1-5-21-46152456-1367606905-4031241297-500"
+    )
     assert len({r.id for r in results}) == 3
 
 
@@ -153,7 +164,10 @@ def test_crowdstrike_stream_events_are_unwrapped() -> None:
     assert rfus.process.sha256 == "faf0c5e4ef7dbcfd863377c55a4d1d87a3f6a58c13a8a9882e11012066f31976"
     assert rfus.file is not None and rfus.file.sha1 is None  # an all-zero hash is no hash
     legacy = _alerts("crowdstrike-falcon-stream-detection-summary.jsonl")[0]
-    assert legacy.network is not None and (legacy.network.dst_ip, legacy.network.dst_port) == ("67.43.156.1", 443)
+    assert legacy.network is not None and (legacy.network.dst_ip, legacy.network.dst_port) == (
+        "67.43.156.1",
+        443,
+    )
 
 
 def test_wazuh_mitre_users_and_urls() -> None:
@@ -172,7 +186,9 @@ def test_sentinelone_alert_process_tree() -> None:
     assert alert.rule is not None and (alert.rule.name, alert.rule.uid) == ("test5", "1412136126226508571")
 
 
-def test_fixture_throughput_is_quick(tmp_path: Path) -> None:
+def test_all_fixture_files_as_one_jsonl_input() -> None:
     folder = require_shared("vendor")
-    data = b"\n".join(p.read_bytes().rstrip(b"\n") for p in sorted(folder.glob("*.jsonl")))
-    assert sum(isinstance(r, Alert) for r in normalize_bytes(data * 10, "all")) == 290
+    data = b"".join(p.read_bytes().rstrip(b"\n") + b"\n" for p in sorted(folder.glob("*.jsonl")))
+    results = list(normalize_bytes(data * 10, "all"))
+    assert all(isinstance(r, Alert) for r in results)
+    assert len(results) == 10 * sum(len(v) for v in EXPECTED.values())

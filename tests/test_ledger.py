@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from collections.abc import Iterator
 from itertools import pairwise
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,13 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import GENESIS_HASH, LedgerEntry, format_ts, utc_now
 from soctriage.service.store import LedgerProblem, Store, verify_entries
 from sqlalchemy import text
-from test_store import make_alert, open_store, store  # noqa: F401 - `store` is the shared backend fixture
+from test_store import BACKENDS, backend_settings, make_alert
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with Store.open(backend_settings(request.param, request, tmp_path)) as opened:
+        yield opened
 
 
 def build_case(store: Store, entries: int = 10) -> str:
@@ -213,11 +221,11 @@ def test_threads_appending_to_one_case_keep_seq_gapless(store: Store) -> None:
     assert store.verify([case_id]).ok
 
 
-def _append_from_process(settings_json: str, case_id: str, count: int, start: multiprocessing.Event) -> None:  # type: ignore[valid-type]
-    with Store.open(Settings.model_validate_json(settings_json)) as store:
-        start.wait(30)  # type: ignore[attr-defined]
+def _append_from_process(settings_json: str, case_id: str, count: int, start: EventType) -> None:
+    with Store.open(Settings.model_validate_json(settings_json)) as opened:
+        start.wait(30)
         for i in range(count):
-            store.append(
+            opened.append(
                 case_id,
                 "enrichment_agent",
                 "tool_result",
@@ -225,17 +233,13 @@ def _append_from_process(settings_json: str, case_id: str, count: int, start: mu
             )
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_processes_appending_to_one_case_keep_seq_gapless(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    with open_store(backend, request, tmp_path) as store:
-        case_id = build_case(store, 1)
-        settings = (
-            Settings(database_url=request.getfixturevalue("pg_url"))
-            if backend == "postgres"
-            else Settings(home=tmp_path / "home")
-        )
+    settings = backend_settings(backend, request, tmp_path)
+    with Store.open(settings) as opened:
+        case_id = build_case(opened, 1)
         context = multiprocessing.get_context("spawn")  # a forked engine would share sockets and file locks
         start = context.Event()
         workers = [
@@ -251,8 +255,8 @@ def test_processes_appending_to_one_case_keep_seq_gapless(
             worker.join(120)
         assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
 
-        entries = store.entries(case_id)
+        entries = opened.entries(case_id)
         assert [e.seq for e in entries] == list(range(1, 802))
         assert len({e.payload["pid"] for e in entries[1:]}) == 4
-        report = store.verify()
+        report = opened.verify()
         assert report.ok and report.entries_checked == 801

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ from sqlalchemy import text
 RAW = '{"id": "ldt:1", "cmdline": "powershell -enc SQBFAFgA", "note": "\\u00e9t\\u00e9"}'
 
 
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
 def make_alert(n: int = 1, *, title: str = "Suspicious PowerShell", raw: str = RAW) -> Alert:
     return Alert(
         id=f"crowdstrike-{n:020d}",
@@ -52,15 +56,15 @@ def make_alert(n: int = 1, *, title: str = "Suspicious PowerShell", raw: str = R
     )
 
 
-def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def backend_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if backend == "postgres":
-        return Store.open(Settings(database_url=request.getfixturevalue("pg_url")))
-    return Store.open(Settings(home=tmp_path / "home"))
+        return Settings(database_url=request.getfixturevalue("pg_url"))
+    return Settings(home=tmp_path / "home")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with open_store(request.param, request, tmp_path) as opened:
+    with Store.open(backend_settings(request.param, request, tmp_path)) as opened:
         yield opened
 
 
@@ -76,6 +80,32 @@ def test_open_creates_the_sqlite_file_under_home_with_wal_and_foreign_keys(home:
         store.create_case(make_alert(), "acme")
     with Store.open() as store:
         assert len(store.list_cases()) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stores_opened_at_once_on_a_fresh_database_migrate_it_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    settings = backend_settings(backend, request, tmp_path)
+    barrier = threading.Barrier(4)
+    opened: list[Store] = []
+
+    def open_when_all_ready() -> None:
+        barrier.wait()
+        opened.append(Store.open(settings))
+
+    threads = [threading.Thread(target=open_when_all_ready) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(opened) == 4
+    with opened[0].engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    opened[1].create_case(make_alert(), "acme")
+    for each in opened:
+        assert len(each.list_cases()) == 1
+        each.close()
 
 
 def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -10,8 +11,6 @@ from pathlib import Path
 import pytest
 from conftest import require_shared
 from pydantic import BaseModel
-from tools_support import DROPPER_SHA256, make_alert, make_ctx
-
 from soctriage.service.config import Settings
 from soctriage.service.domain import ParentProcess, Process
 from soctriage.tools import (
@@ -29,6 +28,7 @@ from soctriage.tools.intel import IntelFileError, LocalIntel, detect_type, load_
 from soctriage.tools.inventory import Inventory, InventoryError
 from soctriage.tools.lolbins import LolbinCatalog
 from soctriage.tools.registry import RegistryError
+from tools_support import DROPPER_SHA256, make_alert, make_ctx
 
 EXPECTED_TOOLS = {
     "threat_intel_lookup",
@@ -216,7 +216,9 @@ def test_intel_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
     )
     with pytest.raises(IntelFileError, match=r"bad.jsonl: line 2: field 'verdict'"):
         load_intel_file(bad)
-    bad.write_text('{"indicator": "300.1.1.1", "type": "ip", "verdict": "benign", "score": 0, "source": "x"}\n')
+    bad.write_text(
+        '{"indicator": "300.1.1.1", "type": "ip", "verdict": "benign", "score": 0, "source": "x"}\n'
+    )
     with pytest.raises(IntelFileError, match="line 1: field 'indicator': not a valid ip"):
         load_intel_file(bad)
     assert detect_type("a" * 40) == "sha1"
@@ -269,7 +271,7 @@ def test_inventory_errors_name_the_field(tmp_path: Path) -> None:
 async def test_attack_lookup_builtin_table() -> None:
     settings = Settings()
     base = Connectors.from_settings(settings)
-    conns = Connectors(**{**base.__dict__, "attack": AttackCatalog.builtin()})
+    conns = dataclasses.replace(base, attack=AttackCatalog.builtin())
     ctx = make_ctx(connectors=conns, settings=settings)
     out = await run_tool(ctx, "attack_lookup", {"technique_id": "t1059.001"})
     assert out.output["status"] == "found"
@@ -288,7 +290,7 @@ def test_builtin_attack_table_agrees_with_mitre_data() -> None:
     path = require_shared("attack") / "techniques.jsonl"
     full = AttackCatalog.from_jsonl(path)
     assert len(full) > 800
-    for tid in [t for t in ("T1059.001", "T1218.011", "T1003.001", "T1085", "T1112")]:
+    for tid in ("T1059.001", "T1218.011", "T1003.001", "T1085", "T1112"):
         mine, theirs = AttackCatalog.builtin().get(tid), full.get(tid)
         assert (mine.name, set(mine.tactics), mine.revoked_by) == (
             theirs.name,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 from pydantic import BaseModel, Field, ValidationError
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Frozen, canonical_json, utc_now
+from soctriage.tools.entities import alert_entities
 
 if TYPE_CHECKING:
     from soctriage.tools.connectors import Connectors
@@ -203,8 +204,6 @@ class ToolContext:
         dry_run: bool = False,
         extra_entities: Iterable[str] = (),
     ) -> ToolContext:
-        from soctriage.tools.entities import alert_entities
-
         entities = alert_entities(alert) | {e.lower() for e in extra_entities}
         return cls(case_id, tenant, alert, settings, connectors, dry_run, frozenset(entities))
 

@@ -61,7 +61,7 @@ def summarize(entry: LedgerEntry) -> str:
         host = (payload.get("device") or {}).get("hostname") or "unknown host"
         text = f"{payload.get('title', '?')} [{severity}] on {host}"
     elif entry.kind == "status_change":
-        text = f"{payload.get('from')} -> {payload.get('to')}: {payload.get('reason')}"
+        text = f"{payload.get('from')} → {payload.get('to')}: {payload.get('reason')}"
     else:
         text = ", ".join(f"{key}={_short(value)}" for key, value in payload.items())
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
