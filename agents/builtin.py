@@ -278,6 +278,8 @@ class BuiltinAnalyst:
             verdict = finding.output.get("verdict")
             verdicts.append(verdict)
             indicator = str(finding.output.get("indicator", ""))
+            if any(indicator == seen for seen, _ in s.malicious_indicators):
+                continue  # the same indicator looked up twice (e.g. also found in decoded PowerShell)
             if verdict == "malicious":
                 s.add(
                     4 if not s.malicious_indicators else 1,

@@ -46,8 +46,5 @@ class Deps:
 
     def executed_keys(self, case_id: str) -> set[str]:
         """Idempotency keys of actions this case's ledger says were carried out: they never run again."""
-        return {
-            str(e.payload.get("idempotency_key"))
-            for e in self.store.entries(case_id)
-            if e.kind == "action_executed"
-        }
+        executed = self.store.entries(case_id, kind="action_executed")
+        return {str(e.payload.get("idempotency_key")) for e in executed}

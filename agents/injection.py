@@ -3,7 +3,8 @@
 Alert text is attacker-controlled. The fence in prompting.py keeps it from being read as instructions; this
 detector additionally flags the case, so that a manipulated alert is never auto-closed whatever any model says.
 Obfuscation seen in the wild is undone first: cmd carets, PowerShell backticks and string concatenation,
-zero-width characters, full-width letters, URL and base64 (incl. PowerShell's UTF-16LE -EncodedCommand).
+zero-width characters, full-width letters, URL and base64 (incl. PowerShell's UTF-16LE -EncodedCommand), JSON
+unicode escapes (the raw record is JSON text) and words joined by underscores (file and account names).
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ INSTRUCTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 CONCAT = re.compile(r"""['"]\s*\+\s*['"]""")
+JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
 def _unobfuscate(text: str) -> str:
+    text = JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     text = unicodedata.normalize("NFKC", text).translate(ZERO_WIDTH)
-    text = CONCAT.sub("", text).replace("^", "").replace("`", "")
+    text = CONCAT.sub("", text).replace("^", "").replace("`", "").replace("_", " ")
     return re.sub(r"\s+", " ", unquote(text)).lower()
 
 

@@ -6,6 +6,7 @@ run stops half-way; the LangGraph checkpoint only records where to resume.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -16,7 +17,7 @@ from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_action
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
-from soctriage.service.domain import Verdict
+from soctriage.service.domain import Verdict, canonical_json
 from soctriage.tools.registry import ToolOutcome
 
 Ctx = Runtime[Deps]
@@ -109,37 +110,39 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     calls = step.answer.calls[: deps.settings.max_tool_calls_per_step]
     if not calls:
         return Command(goto="verdict", update=update)
+    ctx = deps.tool_context(state, state.get("findings", ()))
+    # Read-only lookups are independent of each other: run them together, then write each call and its
+    # result to the ledger in one transaction, in the order the analyst asked for them.
+    outcomes = await asyncio.gather(*(_run_read_tool(deps, ctx, call.tool, call.args) for call in calls))
+    records: list[tuple[str, str, dict[str, Any]]] = []
+    for call, outcome in zip(calls, outcomes, strict=True):
+        records.append(("enrichment_agent", "tool_call", {"tool": call.tool, "args": call.args}))
+        records.append(("enrichment_agent", "tool_result", outcome))
+    written = deps.store.append_many(state["case_id"], records)
     findings = list(state.get("findings", ()))
-    ctx = deps.tool_context(state, findings)
-    for call in calls:
-        findings.append(await _run_read_tool(deps, state, ctx, call.tool, call.args))
+    for call, result_entry in zip(calls, written[1::2], strict=True):
+        findings.append(_finding(call.tool, call.args, result_entry.seq, result_entry.payload))
     return Command(goto="enrich", update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
 
 
-async def _run_read_tool(
-    deps: Deps, state: TriageState, ctx: Any, tool: str, args: dict[str, Any]
-) -> Finding:
-    case_id = state["case_id"]
-    deps.record(case_id, "enrichment_agent", "tool_call", {"tool": tool, "args": args})
+async def _run_read_tool(deps: Deps, ctx: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The `tool_result` payload of one enrichment call; anything but a read-tier tool is refused here."""
     if tool not in deps.registry.names("read"):
-        # The enrichment loop may only read; a model asking for anything else is refused here.
-        outcome_payload = {
-            "tool": tool,
-            "status": "refused",
-            "error": "only read-tier tools run during enrichment",
-        }
-        entry = deps.record(case_id, "guard", "tool_result", outcome_payload)
-        return Finding(seq=entry.seq, tool=tool, args=args, ok=False, summary=outcome_payload["error"])
+        return {"tool": tool, "status": "refused", "error": "only read-tier tools run during enrichment"}
     outcome: ToolOutcome = await deps.registry.run(ctx, tool, args)
-    entry = deps.record(case_id, "enrichment_agent", "tool_result", _outcome_payload(outcome))
+    return _outcome_payload(outcome)
+
+
+def _finding(tool: str, args: dict[str, Any], seq: int, payload: dict[str, Any]) -> Finding:
+    ok = payload.get("status") == "ok"
     return Finding(
-        seq=entry.seq,
+        seq=seq,
         tool=tool,
-        args=outcome.args,
-        ok=outcome.ok,
-        summary=_summarize(outcome),
-        output=outcome.output or {},
-        entities=outcome.entities,
+        args=payload.get("args", args),
+        ok=ok,
+        summary=_summarize(payload),
+        output=payload.get("output") or {},
+        entities=tuple(payload.get("entities", ())),
     )
 
 
@@ -147,10 +150,10 @@ def _outcome_payload(outcome: ToolOutcome) -> dict[str, Any]:
     return outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True)
 
 
-def _summarize(outcome: ToolOutcome) -> str:
-    if not outcome.ok:
-        return f"error ({outcome.error_kind}): {outcome.error}"
-    output = outcome.output or {}
+def _summarize(payload: dict[str, Any]) -> str:
+    if payload.get("status") != "ok":
+        return f"error ({payload.get('error_kind', payload.get('status'))}): {payload.get('error')}"
+    output = payload.get("output") or {}
     keys = ("verdict", "score", "criticality", "role", "privileged", "is_lolbin", "flags", "status", "known")
     picked = {k: output[k] for k in keys if k in output and output[k] not in (None, [], ())}
     return ", ".join(f"{k}={v}" for k, v in picked.items()) or "ok"
@@ -162,8 +165,8 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     correction = state.get("verdict_correction") if attempts else None
     step, update = await _ask(runtime, state, "triage_agent", "decide", _task(state, correction=correction))
     answer: Verdict = step.answer
-    existing = {entry.seq for entry in deps.store.entries(state["case_id"])}
-    missing = sorted(set(answer.evidence) - existing)
+    head = deps.store.head_seq(state["case_id"])
+    missing = sorted(seq for seq in set(answer.evidence) if not 1 <= seq <= head)
     if missing or not answer.evidence:
         problem = (
             f"evidence cites ledger entries that do not exist: {missing}" if missing else "no evidence cited"
@@ -193,9 +196,12 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
     task = _task(state, tools=tuple(deps.registry.openai_tools(names)))
     step, update = await _ask(runtime, state, "response_agent", "respond", task)
     ctx = deps.tool_context(state, state.get("findings", ()))
+    # A model may propose the same call twice; it is one action (and one idempotency key).
+    unique = {(p.tool, canonical_json(p.args)): p for p in reversed(step.answer.actions)}
+    proposals = [p for p in step.answer.actions if unique.get((p.tool, canonical_json(p.args))) is p]
     planned = [
         plan_action(deps, state, ctx, f"A{number}", proposal)
-        for number, proposal in enumerate(step.answer.actions, start=1)
+        for number, proposal in enumerate(proposals, start=1)
     ]
     return Command(goto="act", update={"actions": tuple(planned), **update})
 
@@ -204,8 +210,10 @@ async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "
     """Carry out every action cleared to run: at once for policy-allowed ones, after the human for the rest."""
     deps = runtime.context
     ctx = deps.tool_context(state, state.get("findings", ()))
+    executed = deps.executed_keys(state["case_id"])
     actions = [
-        await execute(deps, state, ctx, a) if a.status == "approved" else a for a in state.get("actions", ())
+        await execute(deps, state, ctx, a, executed) if a.status == "approved" else a
+        for a in state.get("actions", ())
     ]
     waiting = any(a.status == "awaiting_approval" for a in actions)
     return Command(goto="approval" if waiting else "close", update={"actions": tuple(actions)})

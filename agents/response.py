@@ -98,7 +98,10 @@ def apply_decision(
     return action.model_copy(update={"status": status, "approval": approval})
 
 
-async def execute(deps: Deps, state: TriageState, ctx: ToolContext, action: PlannedAction) -> PlannedAction:
+async def execute(
+    deps: Deps, state: TriageState, ctx: ToolContext, action: PlannedAction, executed: set[str]
+) -> PlannedAction:
+    """Run one cleared action unless the ledger (`executed` keys) says it already ran; record what happened."""
     case_id = state["case_id"]
     if action.approval is not None:
         check = check_approval(action.approval, case_id, action.tool, action.guard.args, utc_now())
@@ -118,7 +121,7 @@ async def execute(deps: Deps, state: TriageState, ctx: ToolContext, action: Plan
         action.guard.args,
         decision=action.guard,
         approval=action.approval,
-        executed_keys=deps.executed_keys(case_id).__contains__,
+        executed_keys=executed.__contains__,
     )
     payload = {
         "action_id": action.id,
@@ -127,6 +130,7 @@ async def execute(deps: Deps, state: TriageState, ctx: ToolContext, action: Plan
     deps.record(case_id, "response_agent", "tool_result", payload)
     if outcome.status in ("ok", "simulated"):
         deps.record(case_id, "response_agent", "action_executed", payload)
+        executed.add(action.guard.idempotency_key)
         status = "executed" if outcome.status == "ok" else "simulated"
     elif outcome.status == "duplicate":
         status = "executed"

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any, Literal, Self
 
-import aiosqlite
 import httpx2
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict
 from soctriage.agents.builtin import BuiltinAnalyst
+from soctriage.agents.checkpoint import open_checkpointer
 from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
 from soctriage.agents.models import make_analyst
-from soctriage.agents.state import PlannedAction, TriageState, checkpoint_types
+from soctriage.agents.state import PlannedAction, TriageState
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
 from soctriage.service.store import Store
@@ -72,7 +68,7 @@ class Triager:
     async def __aenter__(self) -> Self:
         settings = self.settings
         self.store = self._stack.enter_context(Store.open(settings))
-        checkpointer = await self._stack.enter_async_context(_checkpointer(settings))
+        checkpointer = await self._stack.enter_async_context(open_checkpointer(settings))
         registry = default_registry()
         self.deps = Deps(
             settings=settings,
@@ -103,9 +99,35 @@ class Triager:
         await self.graph.ainvoke(start, self._config(case.id), context=self.deps)
         return await self.result(case.id)
 
+    async def run_case(self, case_id: str) -> TriageResult:
+        """Advance a case opened at intake (`Store.create_cases`): start its graph, or resume it from its
+        checkpoint after a crash. A case paused for approval or already finished is left as it is."""
+        case = self.store.get_case(case_id)
+        if case is None:
+            raise LookupError(f"case {case_id} does not exist")
+        snapshot = await self.graph.aget_state(self._config(case_id))
+        if not snapshot.values:
+            alert = self.store.get_alert(case.alert_ids[0])
+            if alert is None:
+                raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
+            start: TriageState = {"case_id": case_id, "tenant": case.tenant, "alert": alert, "alert_seq": 1}
+            await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
+        elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
+            await self.graph.ainvoke(None, self._config(case_id), context=self.deps)
+        return await self.result(case_id)
+
     async def decide(
-        self, case_id: str, action_id: str, *, approve: bool, by: str, reason: str | None = None
+        self,
+        case_id: str,
+        action_id: str,
+        *,
+        approve: bool,
+        by: str,
+        reason: str | None = None,
+        at: datetime | None = None,
     ) -> TriageResult:
+        """Resume a paused case with a human decision; `at` is when the human decided (default now), which
+        is what the approval's expiry is judged against when the decision was queued."""
         case = self.store.get_case(case_id)
         if case is None:
             raise DecisionRefused(f"case {case_id} does not exist")
@@ -116,6 +138,8 @@ class Triager:
                 f"case {case_id} ({case.status}) has no pending action {action_id}; pending: {known}"
             )
         decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
+        if at is not None:
+            decision["at"] = at.isoformat()
         await self.graph.ainvoke(Command(resume=decision), self._config(case_id), context=self.deps)
         return await self.result(case_id)
 
@@ -124,7 +148,7 @@ class Triager:
         if case is None:
             raise LookupError(f"case {case_id} does not exist")
         actions = await self._actions(case_id)
-        return _result(case, actions, len(self.store.entries(case_id)), duplicate)
+        return _result(case, actions, self.store.head_seq(case_id), duplicate)
 
     async def _state(self, case_id: str) -> dict[str, Any]:
         snapshot = await self.graph.aget_state(self._config(case_id))
@@ -163,29 +187,3 @@ def _result(case: Case, actions: tuple[PlannedAction, ...], entries: int, duplic
         ledger_entries=entries,
         duplicate=duplicate,
     )
-
-
-@asynccontextmanager
-async def _checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
-    """LangGraph checkpoints live beside the cases: in the SQLite file, or in PostgreSQL when configured."""
-    if settings.database_url and settings.sqlalchemy_url.startswith("postgresql"):
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
-        url = "postgresql://" + settings.sqlalchemy_url.split("://", 1)[1]
-        async with AsyncPostgresSaver.from_conn_string(url, serde=_serde()) as saver:
-            await saver.setup()
-            yield saver
-        return
-    # A file of its own beside the store: the checkpointer writes from the event loop while nodes write the
-    # ledger synchronously, and SQLite's one writer lock per file would make them wait on each other.
-    settings.home.mkdir(parents=True, exist_ok=True)
-    async with aiosqlite.connect(settings.home / "checkpoints.db") as conn:
-        await conn.execute("PRAGMA busy_timeout = 30000")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        saver = AsyncSqliteSaver(conn, serde=_serde())
-        await saver.setup()
-        yield saver
-
-
-def _serde() -> JsonPlusSerializer:
-    return JsonPlusSerializer(allowed_msgpack_modules=checkpoint_types())

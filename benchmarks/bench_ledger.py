@@ -5,6 +5,11 @@
 Always measures the embedded SQLite store (both fsync modes) in a temporary folder; with --database-url
 (PostgreSQL) it measures that database too. The database named by the URL gets the store's tables and
 benchmark rows, so point it at a scratch database.
+
+Targets: >= 5,000 entries/s appended on SQLite, and verify of 1,000,000 entries in < 30 s. Batched appends
+(append_many, as the graph writes) meet the append target in both fsync modes; single appends, each its own
+committed transaction, come near it only with synchronous=NORMAL, and with FULL are bound by one fsync per
+commit.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from soctriage.service.cli_eval import eval_app
+from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import Settings
 from soctriage.service.domain import ALERT_FORMATS, Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
@@ -31,6 +33,8 @@ ledger_app = typer.Typer(help="Verify and export case ledgers.", no_args_is_help
 cases_app = typer.Typer(help="Inspect cases.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(cases_app, name="cases")
+app.add_typer(eval_app, name="eval")
+register_service(app)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
@@ -311,3 +315,7 @@ def ledger_export(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -26,9 +26,10 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, description="a single alert record larger than this is rejected"
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
-        default="FULL",
-        description="SQLite fsync mode of the embedded store: FULL survives power loss; NORMAL (WAL) is"
-        " faster and survives process crashes, but may lose the last commits on power loss",
+        default="NORMAL",
+        description="SQLite fsync mode of the embedded store and checkpoints. NORMAL (WAL): every commit"
+        " survives a killed process, a power cut may lose the last few; FULL: fsync per commit, survives"
+        " power loss at about a third of the write throughput",
     )
 
     # --- guarded tools (tools/) ---
@@ -124,6 +125,45 @@ class Settings(BaseSettings):
     )
     dry_run: bool = Field(
         default=False, description="decide and record response actions without carrying any of them out"
+    )
+
+    # --- the service (service/api, service/worker) ---
+    worker_concurrency: int = Field(
+        default=8, ge=1, description="triage jobs one worker process (or `serve`) runs at the same time"
+    )
+    model_rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="model requests per second across every worker sharing the database (a token bucket in"
+        " the store); unset means no limit",
+    )
+    job_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="a running job whose worker has not heartbeated for this long is claimed again",
+    )
+    job_max_attempts: int = Field(
+        default=5, ge=1, description="claims of one job before its case is marked failed"
+    )
+    auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="API key checks: auto means on unless `serve` listens on a loopback address only",
+    )
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="API keys from config, each NAME:TENANT:ROLE:SHA256 (hex sha256 of the key; the key itself"
+        " is never configured); `soctriage keys create` stores keys in the database instead",
+    )
+    decision_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="how long POST .../decision waits for the resumed case before answering 202",
+    )
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="an HTTP request body larger than this gets 413"
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="log lines of `serve` and `worker`: JSON objects or plain text"
     )
 
     @property

@@ -72,7 +72,7 @@ TABLE: list[tuple[str, str, str, str, dict[str, Any], bool, str, str]] = [
     ("block-deny-listed-dns", "FIN-WS-042", "j.doe", "block_indicator", {"indicator": "8.8.8.8", "type": "ip"},
      False, "deny", "deny_targets:8.8.8.8"),
     ("block-own-domain", "FIN-WS-042", "j.doe", "block_indicator",
-     {"indicator": "acme.example", "type": "domain"}, False, "deny", "deny_targets:acme.example"),
+     {"indicator": "corp.example", "type": "domain"}, False, "deny", "deny_targets:corp.example"),
     ("block-not-in-case", "FIN-WS-042", "j.doe", "block_indicator",
      {"indicator": "198.51.100.77", "type": "ip"}, False, "deny", "target-not-in-case"),
     ("destructive-default", "FIN-WS-042", "j.doe", "disable_user", {"username": "j.doe"}, False,

@@ -6,7 +6,7 @@ import pytest
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
 
-from tests.conftest import require_shared
+from conftest import require_shared
 
 # file → one (hostname, user name, process name, severity label) per alert, in input order.
 EXPECTED = {

@@ -18,6 +18,7 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import (
     GENESIS_HASH,
     Alert,
+    Case,
     Device,
     LedgerEntry,
     Severity,
@@ -33,7 +34,7 @@ from soctriage.service.store import (
     Store,
 )
 from soctriage.service.store.schema import metadata
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 RAW = '{"id": "ldt:1", "cmdline": "powershell -enc SQBFAFgA", "note": "\\u00e9t\\u00e9"}'
 
@@ -148,6 +149,31 @@ def test_redelivered_alert_finds_its_case_and_never_opens_another(store: Store) 
         store.create_case(make_alert(7), "acme")
     assert raised.value.case_id == case.id
     assert len(store.list_cases()) == 1
+
+
+def test_create_cases_opens_a_batch_in_one_transaction_with_the_callers_work(store: Store) -> None:
+    existing = store.create_case(make_alert(1), "acme")
+    seen: list[list[str]] = []
+
+    def record(conn: Connection, created: list[Case]) -> None:
+        assert conn.in_transaction()
+        seen.append([c.id for c in created])
+
+    first, duplicate, second = store.create_cases(
+        [make_alert(2), make_alert(1), make_alert(3)], "acme", on_created=record
+    )
+    assert isinstance(duplicate, DuplicateAlertError) and duplicate.case_id == existing.id
+    assert isinstance(first, Case) and isinstance(second, Case)
+    assert seen == [[first.id, second.id]]
+    assert store.get_case(first.id) == first
+    assert store.verify().ok
+
+    def fail(conn: Connection, created: list[Case]) -> None:
+        raise RuntimeError("enqueue failed")
+
+    with pytest.raises(RuntimeError, match="enqueue failed"):
+        store.create_cases([make_alert(4)], "acme", on_created=fail)
+    assert store.find_case_by_alert(make_alert(4).id, "acme") is None  # rolled back with the caller's work
 
 
 def test_set_status_keeps_the_first_time_of_each_status_and_writes_the_ledger(store: Store) -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import require_shared
 from pydantic import BaseModel
 from soctriage.service.config import Settings
-from soctriage.service.domain import ParentProcess, Process
+from soctriage.service.domain import Alert, ParentProcess, Process
 from soctriage.tools import (
     Connectors,
     Registry,
@@ -240,7 +240,7 @@ async def test_settings_intel_paths_add_indicators(tmp_path: Path) -> None:
     ("host", "criticality", "role"),
     [
         ("DC01", "critical", "domain_controller"),
-        ("dc01.acme.example", "critical", "domain_controller"),
+        ("dc01.corp.example", "critical", "domain_controller"),
         ("FIN-WS-042", "medium", "workstation"),
         ("WEB-01", "high", "server"),
         ("LAB-VM", "low", "test"),
@@ -253,9 +253,9 @@ async def test_asset_context(ctx, host: str, criticality: str, role: str) -> Non
 
 
 async def test_identity_context(ctx) -> None:
-    out = await run_tool(ctx, "identity_context", {"username": "ACME\\adm.kchen"})
+    out = await run_tool(ctx, "identity_context", {"username": "CORP\\adm.kchen"})
     assert out.output["privileged"] is True and out.output["known"] is True
-    out = await run_tool(ctx, "identity_context", {"username": "j.doe@acme.example"})
+    out = await run_tool(ctx, "identity_context", {"username": "j.doe@corp.example"})
     assert out.output["department"] == "Finance" and out.output["privileged"] is False
     out = await run_tool(ctx, "identity_context", {"username": "ghost"})
     assert out.output["known"] is False
@@ -353,3 +353,22 @@ async def test_process_lineage_benign_and_empty() -> None:
     assert out.output["flags"] == []
     out = await run_tool(make_ctx(make_alert(process=None)), "process_lineage", {})
     assert out.output["chain"] == []
+
+
+async def test_inventory_covers_the_bundled_sample_alerts() -> None:
+    """The demo is coherent only when the guard knows every sample host (else each needs approval)."""
+    from soctriage.service.ingest import normalize_bytes
+
+    samples = sorted((Path(__file__).parents[1] / "service" / "samples").glob("*.json"))
+    if not samples:
+        pytest.skip("no bundled sample alerts yet")
+    inventory = Inventory.load(Path(__file__).parents[1] / "tools" / "data" / "inventory.yaml")
+    for path in samples:
+        for alert in normalize_bytes(path.read_bytes(), str(path)):
+            assert isinstance(alert, Alert), alert
+            if alert.device and alert.device.hostname:
+                assert inventory.host(alert.device.hostname), (
+                    f"{path.name}: {alert.device.hostname} not in inventory"
+                )
+            if alert.user and alert.user.name:
+                assert inventory.user(alert.user.name), f"{path.name}: {alert.user.name} not in inventory"

@@ -173,7 +173,7 @@ def fake_vendor_apis() -> FastAPI:
         md_auth(authorization)
         flt = request.query_params["$filter"]
         found = flt == "startswith(computerDnsName,'fin-ws-042.')"
-        return {"value": [{"id": "m-fin", "computerDnsName": "fin-ws-042.acme.example"}] if found else []}
+        return {"value": [{"id": "m-fin", "computerDnsName": "fin-ws-042.corp.example"}] if found else []}
 
     @app.post("/api/machines/{machine}/{verb}")
     async def md_machine_action(

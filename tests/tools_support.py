@@ -35,7 +35,7 @@ def make_alert(hostname: str = "FIN-WS-042", username: str = "j.doe", **update: 
         severity=Severity.of(4),
         title="Encoded PowerShell launched by Word",
         device=Device(hostname=hostname, ip="10.20.4.42", os="Windows 11"),
-        user=User(name=username, domain="ACME"),
+        user=User(name=username, domain="CORP"),
         process=Process(
             name="powershell.exe",
             pid=4242,
@@ -56,7 +56,7 @@ def make_alert(hostname: str = "FIN-WS-042", username: str = "j.doe", **update: 
             domain="cdn-update-check.example.org",
             url="http://198.51.100.23/stage2.ps1",
         ),
-        observables=(Observable(type="ip", value="8.8.8.8"), Observable(type="domain", value="acme.example")),
+        observables=(Observable(type="ip", value="8.8.8.8"), Observable(type="domain", value="corp.example")),
         raw="{}",
     )
     return alert.model_copy(update=update) if update else alert

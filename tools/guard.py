@@ -53,7 +53,7 @@ class PolicyError(ValueError):
 
 class TargetPattern(Frozen):
     match: str = Field(
-        description="exact value, glob (*.acme.example) or CIDR (10.0.0.0/8); case-insensitive"
+        description="exact value, glob (*.corp.example) or CIDR (10.0.0.0/8); case-insensitive"
     )
     reason: str
     kinds: tuple[TargetKind, ...] = Field(default=(), description="target kinds it applies to; empty: all")

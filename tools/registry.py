@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import inspect
 import re
@@ -81,7 +82,7 @@ class ToolSpec:
         return self.tier != "read"
 
     def parameters_schema(self) -> dict[str, Any]:
-        return self.input_model.model_json_schema()
+        return _json_schema(self.input_model)
 
     def schema(self) -> dict[str, Any]:
         """Name, description and parameters: the neutral tool schema for LLM tool calling."""
@@ -101,6 +102,12 @@ class ToolSpec:
             for field, kind in self.targets.items()
             if args.get(field) is not None
         ]
+
+
+@functools.cache
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a schema costs milliseconds and the graph offers the tools on every model turn.
+    return model.model_json_schema()
 
 
 def tool(

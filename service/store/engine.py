@@ -53,7 +53,9 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_LOCK) else "BEGIN")
+        # Straight to the driver: this runs once per transaction, and the DBAPI call is several times cheaper.
+        statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_LOCK) else "BEGIN"
+        conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
 
 
 @contextmanager

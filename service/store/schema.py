@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -101,4 +102,45 @@ quarantine = Table(
     Column("field", Text, nullable=True),
     Column("raw", LargeBinary, nullable=False),
     Index(None, "received_at"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    # The embedded queue (SQLite); with PostgreSQL the queue is procrastinate's, and this table stays empty.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("task", String(32), nullable=False),
+    Column("args", json_doc, nullable=False),
+    Column("status", String(16), nullable=False, comment="queued, running, done, failed"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("worker", String(128), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True, comment="a running job past this is re-claimed"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("error", Text, nullable=True),
+    Index(None, "status", "id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column(
+        "key_sha256", String(64), nullable=False, comment="sha256 of the token; the token is never stored"
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    # Token buckets shared by every process on this database (the global model-call limit).
+    Column("name", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

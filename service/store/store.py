@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +17,7 @@ from soctriage.service.domain import (
     Case,
     CaseStatus,
     LedgerEntry,
+    LedgerKind,
     Verdict,
     format_ts,
     utc_now,
@@ -130,48 +131,89 @@ class Store:
 
     def create_case(self, alert: Alert, tenant: str) -> Case:
         """Store `alert` in a new case and write its `alert_received` entry (seq 1, actor `system`)."""
+        [created] = self.create_cases([alert], tenant)
+        if isinstance(created, DuplicateAlertError):
+            raise created
+        return created
+
+    def create_cases(
+        self,
+        alerts: Sequence[Alert],
+        tenant: str,
+        *,
+        on_created: Callable[[Connection, list[Case]], None] | None = None,
+    ) -> list[Case | DuplicateAlertError]:
+        """Open one case per alert in ONE transaction, each with its `alert_received` entry; an alert already
+        stored yields its DuplicateAlertError instead of a case. `on_created(conn, cases)` runs inside that
+        transaction, so work that must commit or roll back with the cases (their job rows) does."""
+        try:
+            with write_transaction(self.engine) as conn:
+                created = [self._create_locked(conn, alert, tenant) for alert in alerts]
+                if on_created is not None:
+                    on_created(conn, [c for c in created if isinstance(c, Case)])
+                return created
+        except IntegrityError:
+            # A concurrent writer stored one of these alerts between our check and our insert (PostgreSQL):
+            # one transaction per alert then isolates the duplicate from the rest.
+            if len(alerts) == 1:
+                with self._read() as conn:
+                    try:
+                        self._refuse_duplicate(conn, alerts[0].id)
+                    except DuplicateAlertError as exc:
+                        return [exc]
+                raise
+            return [
+                created
+                for alert in alerts
+                for created in self.create_cases([alert], tenant, on_created=on_created)
+            ]
+
+    def _create_locked(self, conn: Connection, alert: Alert, tenant: str) -> Case | DuplicateAlertError:
+        try:
+            self._refuse_duplicate(conn, alert.id)
+        except DuplicateAlertError as exc:
+            return exc
         payload = clean_entry_input("system", "alert_received", alert_received_payload(alert))
         now = utc_now()
         case_id = new_case_id()
-        try:
-            with write_transaction(self.engine) as conn:
-                self._refuse_duplicate(conn, alert.id)
-                conn.execute(
-                    cases.insert().values(
-                        id=case_id,
-                        tenant=tenant,
-                        status="new",
-                        verdict=None,
-                        status_times={"new": format_ts(now)},
-                        assignee=None,
-                        created_at=now,
-                        updated_at=now,
-                        head_seq=0,
-                        head_hash=GENESIS_HASH,
-                    )
-                )
-                conn.execute(
-                    alerts.insert().values(
-                        id=alert.id,
-                        case_id=case_id,
-                        tenant=tenant,
-                        received_at=now,
-                        vendor=alert.source.vendor,
-                        product=alert.source.product,
-                        format=alert.source.format,
-                        vendor_alert_id=alert.source.vendor_alert_id,
-                        raw=alert.raw,
-                        raw_sha256=payload["raw_sha256"],
-                        normalized=alert.model_dump(mode="json", exclude={"raw"}),
-                    )
-                )
-                self._append_locked(conn, case_id, 0, GENESIS_HASH, [("system", "alert_received", payload)])
-                return self._load_case(conn, case_id)
-        except IntegrityError:
-            # A concurrent writer stored the same alert between our check and our insert (PostgreSQL).
-            with self._read() as conn:
-                self._refuse_duplicate(conn, alert.id)
-            raise
+        conn.execute(
+            cases.insert().values(
+                id=case_id,
+                tenant=tenant,
+                status="new",
+                verdict=None,
+                status_times={"new": format_ts(now)},
+                assignee=None,
+                created_at=now,
+                updated_at=now,
+                head_seq=0,
+                head_hash=GENESIS_HASH,
+            )
+        )
+        conn.execute(
+            alerts.insert().values(
+                id=alert.id,
+                case_id=case_id,
+                tenant=tenant,
+                received_at=now,
+                vendor=alert.source.vendor,
+                product=alert.source.product,
+                format=alert.source.format,
+                vendor_alert_id=alert.source.vendor_alert_id,
+                raw=alert.raw,
+                raw_sha256=payload["raw_sha256"],
+                normalized=alert.model_dump(mode="json", exclude={"raw"}),
+            )
+        )
+        self._append_locked(conn, case_id, 0, GENESIS_HASH, [("system", "alert_received", payload)])
+        return Case(
+            id=case_id,
+            tenant=tenant,
+            status="new",
+            alert_ids=(alert.id,),
+            status_times={"new": now},
+            created_at=now,
+        )
 
     @staticmethod
     def _refuse_duplicate(conn: Connection, alert_id: str) -> None:
@@ -329,16 +371,24 @@ class Store:
         conn.execute(_MOVE_HEAD, {"case_id": case_id, "seq": seq, "hash": prev_hash, "at": written[-1].ts})
         return written
 
-    def entries(self, case_id: str, from_seq: int = 1) -> list[LedgerEntry]:
+    def entries(self, case_id: str, from_seq: int = 1, kind: LedgerKind | None = None) -> list[LedgerEntry]:
+        """The case's entries in seq order, from `from_seq`, optionally only those of one kind."""
         with self._read() as conn:
             if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
                 raise CaseNotFoundError(case_id)
-            rows = conn.execute(
-                select(ledger)
-                .where(ledger.c.case_id == case_id, ledger.c.seq >= from_seq)
-                .order_by(ledger.c.seq)
-            )
+            query = select(ledger).where(ledger.c.case_id == case_id, ledger.c.seq >= from_seq)
+            if kind is not None:
+                query = query.where(ledger.c.kind == kind)
+            rows = conn.execute(query.order_by(ledger.c.seq))
             return [LedgerEntry.model_validate(row._asdict()) for row in rows]
+
+    def head_seq(self, case_id: str) -> int:
+        """The seq of the case's last ledger entry (entries are gapless, so 1..head_seq all exist)."""
+        with self._read() as conn:
+            head = conn.execute(select(cases.c.head_seq).where(cases.c.id == case_id)).scalar()
+        if head is None:
+            raise CaseNotFoundError(case_id)
+        return int(head)
 
     def verify(self, case_ids: Sequence[str] | None = None) -> VerifyReport:
         """Check every chain (or the named cases) and each chain's end against its case's stored head.

@@ -1,0 +1,93 @@
+"""Where LangGraph checkpoints live: a SQLite file beside the store, or PostgreSQL when configured.
+
+The embedded saver is LangGraph's own `SqliteSaver` called directly from the event loop. Each checkpoint
+write is a local SQLite commit of well under a millisecond; `AsyncSqliteSaver` would hand every query to a
+worker thread and back, which measured as ~16 ms of a ~36 ms triage (benchmarks/bench_triage.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite import SqliteSaver
+from soctriage.agents.state import checkpoint_types
+from soctriage.service.config import Settings
+
+
+class InlineSqliteSaver(SqliteSaver):
+    """`SqliteSaver` usable from async graphs: the async methods run the sync ones in place."""
+
+    async def aget_tuple(self, config: dict[str, Any]) -> CheckpointTuple | None:
+        return self.get_tuple(config)
+
+    async def alist(
+        self,
+        config: dict[str, Any] | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for item in self._list(config, filter=filter, before=before, limit=limit):
+            yield item
+
+    def _list(self, config: dict[str, Any] | None, **kwargs: Any) -> Iterator[CheckpointTuple]:
+        return self.list(config, **kwargs)
+
+    async def aput(
+        self,
+        config: dict[str, Any],
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> dict[str, Any]:
+        return self.put(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: dict[str, Any], writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        self.put_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.delete_thread(thread_id)
+
+
+def serializer() -> JsonPlusSerializer:
+    """Revives only the project's own state types from a checkpoint, nothing else."""
+    return JsonPlusSerializer(allowed_msgpack_modules=checkpoint_types())
+
+
+@asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+    if settings.database_url and settings.sqlalchemy_url.startswith("postgresql"):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        url = "postgresql://" + settings.sqlalchemy_url.split("://", 1)[1]
+        async with AsyncPostgresSaver.from_conn_string(url, serde=serializer()) as saver:
+            await saver.setup()
+            yield saver
+        return
+    # A file of its own beside the store: SQLite allows one writer per file, and the ledger's writes must
+    # never queue behind checkpoint writes.
+    settings.home.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(settings.home / "checkpoints.db", check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        saver = InlineSqliteSaver(conn, serde=serializer())
+        saver.setup()
+        yield saver
+    finally:
+        conn.close()

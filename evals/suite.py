@@ -1,0 +1,241 @@
+"""Eval suites as data: a folder with `suite.yaml` (scorers, gates, where the cases come from) and cases.
+
+A case is `{id?, note?, alert, expected: {disposition, severity?, techniques?, required_actions?,
+forbidden_actions?, injected?}}`; `alert` is a raw vendor record in any format ingest auto-detects.
+Cases come from a JSONL file beside the spec, or from a builder over the shared fixtures (which are never
+copied into the repository). Every problem is reported with the file, line and field.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from soctriage.service.domain import Disposition, SeverityId
+
+SUITES_ROOT = Path(str(resources.files("soctriage.evals").joinpath("suites")))
+SPEC_FILE = "suite.yaml"
+
+
+class SuiteError(ValueError):
+    """A suite that cannot be read: the message names the file, line and field."""
+
+
+class SuiteUnavailable(Exception):
+    """A suite whose source data is absent here (e.g. ../shared/fixtures); it is skipped, not failed."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ActionSpec(Strict):
+    """An action on a target: `tool` and `target` are case-insensitive globs (`*` = any)."""
+
+    tool: str = "*"
+    target: str = "*"
+
+
+class Expected(Strict):
+    disposition: Disposition | list[Disposition] = Field(
+        description="the right disposition, or a list of acceptable ones (the first is the canonical label)"
+    )
+    severity: str | int | None = Field(default=None, description="OCSF severity label or id")
+    techniques: list[str] | None = None
+    required_actions: list[ActionSpec] = Field(default_factory=list)
+    forbidden_actions: list[ActionSpec] = Field(default_factory=list)
+    injected: bool = Field(default=False, description="the alert carries a prompt injection (red team)")
+
+    @field_validator("disposition")
+    @classmethod
+    def _non_empty(cls, value: Disposition | list[Disposition]) -> Disposition | list[Disposition]:
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one acceptable disposition")
+        return value
+
+    @field_validator("severity")
+    @classmethod
+    def _known_severity(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            severity_id(value)
+        return value
+
+    @property
+    def acceptable(self) -> tuple[Disposition, ...]:
+        return tuple(self.disposition) if isinstance(self.disposition, list) else (self.disposition,)
+
+    @property
+    def label(self) -> Disposition:
+        return self.acceptable[0]
+
+
+def severity_id(value: str | int) -> int:
+    """`high`, `High`, 4 or "4" -> 4; raises ValueError naming the accepted labels."""
+    if isinstance(value, int) or str(value).isdigit():
+        return int(SeverityId(int(value)))
+    try:
+        return int(SeverityId[str(value).strip().upper()])
+    except KeyError:
+        names = ", ".join(s.name.lower() for s in SeverityId)
+        raise ValueError(f"unknown severity {value!r}; expected one of {names} or 0-6") from None
+
+
+class SuiteCase(Strict):
+    id: str
+    alert: dict[str, Any] | list[Any] | str = Field(description="the raw vendor record")
+    expected: Expected
+    note: str | None = None
+
+    def alert_bytes(self) -> bytes:
+        return (self.alert if isinstance(self.alert, str) else json.dumps(self.alert)).encode()
+
+
+class Gate(Strict):
+    """Pass when the metric is within [min, max]. `eval compare` also fails when the metric got worse than the
+    baseline by more than `tolerance` (unset: only crossing the bounds counts)."""
+
+    min: float | None = None
+    max: float | None = None
+    tolerance: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs min or max")
+        return self
+
+    def passes(self, value: float | None) -> bool:
+        if value is None:
+            return True  # nothing to measure (e.g. no true positives in the suite): nothing to fail
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    @property
+    def direction(self) -> Literal["lower", "higher"]:
+        """Which way is better."""
+        return "lower" if self.max is not None else "higher"
+
+
+class Source(Strict):
+    builder: str = Field(description="name of a builder in evals/builders.py")
+    shared: str = Field(description="folder or file under the shared fixtures root")
+
+
+class SuiteSpec(Strict):
+    name: str
+    description: str = ""
+    cases: str | None = Field(default=None, description="JSONL file beside suite.yaml")
+    source: Source | None = None
+    scorers: list[str] | None = Field(default=None, description="scorer names; unset means all")
+    gates: dict[str, Gate] = Field(default_factory=dict)
+    attribution: str | None = Field(default=None, description="licence attribution shown in reports")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SuiteSpec:
+        if (self.cases is None) == (self.source is None):
+            raise ValueError("give exactly one of `cases` (a JSONL file) or `source` (a builder)")
+        return self
+
+
+class Suite(BaseModel):
+    spec: SuiteSpec
+    cases: list[SuiteCase]
+    skipped: list[str] = Field(default_factory=list, description="source records left out, and why")
+    origin: str = Field(description="where the suite was loaded from")
+
+
+def suite_dir(name_or_path: str) -> Path:
+    """A shipped suite's folder by name, or a folder / suite.yaml path."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.parent
+    if path.is_dir():
+        return path
+    shipped = SUITES_ROOT / name_or_path
+    if (shipped / SPEC_FILE).is_file():
+        return shipped
+    names = ", ".join(shipped_suites()) or "none"
+    raise SuiteError(f"{name_or_path}: no such suite (shipped: {names}) and no such folder")
+
+
+def shipped_suites() -> list[str]:
+    return sorted(p.parent.name for p in SUITES_ROOT.glob(f"*/{SPEC_FILE}"))
+
+
+def load_spec(folder: Path) -> SuiteSpec:
+    path = folder / SPEC_FILE
+    if not path.is_file():
+        raise SuiteError(f"{path}: missing (a suite folder needs {SPEC_FILE})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError(f"{path}: {_first_error(exc)}") from exc
+
+
+def load_suite(name_or_path: str, fixtures: Path) -> Suite:
+    """Load a suite; raises SuiteError for bad data and SuiteUnavailable when its shared source is absent."""
+    from soctriage.evals.builders import BUILDERS
+    from soctriage.evals.scorers import SCORERS
+
+    folder = suite_dir(name_or_path)
+    spec = load_spec(folder)
+    spec_path = folder / SPEC_FILE
+    unknown = [s for s in spec.scorers or () if s not in SCORERS]
+    if unknown:
+        raise SuiteError(f"{spec_path}: field scorers: unknown {unknown}; known: {', '.join(SCORERS)}")
+    if spec.cases is not None:
+        return Suite(spec=spec, cases=read_cases(folder / spec.cases), origin=str(folder))
+    assert spec.source is not None
+    builder = BUILDERS.get(spec.source.builder)
+    if builder is None:
+        raise SuiteError(
+            f"{spec_path}: field source.builder: unknown {spec.source.builder!r}; known: {', '.join(BUILDERS)}"
+        )
+    source = fixtures / spec.source.shared
+    if not source.exists():
+        raise SuiteUnavailable(
+            f"suite {spec.name}: its source {source} is absent (the shared fixtures live beside the repo as"
+            " ../shared/fixtures; pass --fixtures DIR to point elsewhere)"
+        )
+    cases, skipped = builder(source, fixtures)
+    return Suite(spec=spec, cases=cases, skipped=skipped, origin=f"{folder} <- {source}")
+
+
+def read_cases(path: Path) -> list[SuiteCase]:
+    """Cases from JSONL; a line without `id` gets `<file stem>-<line>`. Duplicate ids are an error."""
+    if not path.is_file():
+        raise SuiteError(f"{path}: missing")
+    cases: list[SuiteCase] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+        if not isinstance(data, dict):
+            raise SuiteError(f"{path}:{number}: a case must be a JSON object")
+        data.setdefault("id", f"{path.stem}-{number}")
+        try:
+            case = SuiteCase.model_validate(data)
+        except ValidationError as exc:
+            raise SuiteError(f"{path}:{number}: {_first_error(exc)}") from exc
+        if case.id in seen:
+            raise SuiteError(f"{path}:{number}: field id: {case.id!r} already used on line {seen[case.id]}")
+        seen[case.id] = number
+        cases.append(case)
+    return cases
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "<record>"
+    return f"field {where}: {error['msg']}"

@@ -1,0 +1,101 @@
+"""The FastAPI application: opens the store, checkpointer and queue once, maps service errors to HTTP."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from soctriage.agents.run import DecisionRefused, Triager
+from soctriage.service.api import metrics
+from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
+from soctriage.service.api.routes import router
+from soctriage.service.auth import Authenticator
+from soctriage.service.config import Settings
+from soctriage.service.queue import open_queue
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("soctriage.api")
+
+
+def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
+    """The service. `auth_enabled=False` serves every request as an admin of `settings.tenant` (loopback use)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Triager(settings) as triager:
+            queue = open_queue(settings, triager.store)
+            app.state.cases = Cases(settings, triager, queue)
+            app.state.authenticator = Authenticator(triager.store, settings)
+            untrack = metrics.track_store(triager.store, queue.depth)
+            try:
+                yield
+            finally:
+                untrack()
+
+    app = FastAPI(
+        title="soctriage",
+        version="0.1.0",
+        summary="Agentic triage of EDR alerts with a tamper-evident case ledger",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.auth_enabled = auth_enabled
+    app.include_router(router)
+    app.add_middleware(AccessLog)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> Response:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(ForbiddenError)
+    async def forbidden(_: Request, exc: ForbiddenError) -> Response:
+        return JSONResponse(status_code=403, content={"detail": str(exc)})
+
+    @app.exception_handler(ConflictError)
+    @app.exception_handler(DecisionRefused)
+    async def conflict(_: Request, exc: Exception) -> Response:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    return app
+
+
+class AccessLog:
+    """One structured log line and one latency observation per request, labelled by route template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.HTTP_SECONDS.labels(scope["method"], route, str(status)).observe(elapsed)
+            principal = getattr(scope.get("state", {}).get("principal"), "name", None)
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "key": principal,
+                },
+            )

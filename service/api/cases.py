@@ -1,0 +1,133 @@
+"""What the case routes do, without HTTP: tenant-scoped reads, and human decisions on pending actions.
+
+Every refusal of a decision is written to the case's ledger (actor human:<key name>, a `note` with outcome
+refused and why) before the caller hears about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from soctriage.agents.run import ActionView, Triager, TriageResult
+from soctriage.service.api import metrics
+from soctriage.service.auth import Principal
+from soctriage.service.config import Settings
+from soctriage.service.domain import Case, CaseStatus, LedgerEntry, utc_now
+from soctriage.service.queue import JobQueue, JobSpec
+from soctriage.service.store import Store
+
+
+class NotFoundError(LookupError):
+    """No such case (or action) for this tenant."""
+
+
+class ForbiddenError(PermissionError):
+    """The key's role does not allow this."""
+
+
+class ConflictError(ValueError):
+    """The request does not fit the case's current state."""
+
+
+class CaseView(BaseModel):
+    case: Case
+    actions: list[ActionView]
+    ledger_entries: int
+
+
+class DecisionRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    approve: bool = Field(description="true approves the action, false rejects it")
+    reason: str | None = Field(default=None, max_length=4000, description="why (recorded in the ledger)")
+
+
+class DecisionResult(BaseModel):
+    case_id: str
+    action_id: str
+    state: Literal["applied", "queued"] = Field(
+        description="applied: the case has resumed and `result` shows it; queued: a worker will apply it"
+    )
+    job_id: int
+    result: TriageResult | None = None
+
+
+@dataclass(frozen=True)
+class Cases:
+    settings: Settings
+    triager: Triager
+    queue: JobQueue
+
+    @property
+    def store(self) -> Store:
+        return self.triager.store
+
+    async def _visible(self, who: Principal, case_id: str) -> Case:
+        case = await asyncio.to_thread(self.store.get_case, case_id)
+        if case is None or case.tenant != who.tenant:
+            # Another tenant's case is reported exactly like a missing one.
+            raise NotFoundError(f"case {case_id} does not exist")
+        return case
+
+    async def list(self, who: Principal, status: CaseStatus | None, limit: int) -> list[Case]:
+        return await asyncio.to_thread(self.store.list_cases, status, who.tenant, limit)
+
+    async def get(self, who: Principal, case_id: str) -> CaseView:
+        case = await self._visible(who, case_id)
+        result = await self.triager.result(case_id)
+        return CaseView(case=case, actions=result.actions, ledger_entries=result.ledger_entries)
+
+    async def ledger(self, who: Principal, case_id: str, from_seq: int) -> list[LedgerEntry]:
+        await self._visible(who, case_id)
+        return await asyncio.to_thread(self.store.entries, case_id, from_seq)
+
+    async def decide(
+        self, who: Principal, case_id: str, action_id: str, request: DecisionRequest
+    ) -> DecisionResult:
+        case = await self._visible(who, case_id)
+        if not who.can("approver"):
+            await self._refuse(
+                who, case_id, action_id, f"key {who.name!r} has role {who.role}; deciding needs approver"
+            )
+            metrics.ACTION_DECISIONS.labels("refused_role").inc()
+            raise ForbiddenError(f"role {who.role} may not decide actions (approver or admin needed)")
+        current = await self.triager.result(case_id)
+        action = next((a for a in current.actions if a.id == action_id), None)
+        if action is None:
+            raise NotFoundError(f"case {case_id} has no action {action_id}")
+        if action.status != "awaiting_approval" or case.status != "awaiting_approval":
+            why = f"action {action_id} is {action.status} (case {case.status}); only a pending action can be decided"
+            await self._refuse(who, case_id, action_id, why)
+            metrics.ACTION_DECISIONS.labels("refused_state").inc()
+            raise ConflictError(why)
+        now = utc_now()
+        args = {
+            "action_id": action_id,
+            "approve": request.approve,
+            "by": who.name,
+            "reason": request.reason,
+            "at": now.isoformat(),
+        }
+        job_id = await asyncio.to_thread(self.queue.enqueue_now, self.store, JobSpec(case_id, "decide", args))
+        state = await self.queue.wait(job_id, self.settings.decision_wait_s)
+        if action.expires_at is not None and now >= action.expires_at:
+            # The graph records the decision as expired (approval_decided, outcome expired) and escalates.
+            metrics.ACTION_DECISIONS.labels("expired").inc()
+            raise ConflictError(
+                f"the approval request for {action_id} expired at {action.expires_at.isoformat()};"
+                " the decision was recorded as expired and nothing was done"
+            )
+        metrics.ACTION_DECISIONS.labels("approved" if request.approve else "rejected").inc()
+        if state == "done":
+            result = await self.triager.result(case_id)
+            return DecisionResult(
+                case_id=case_id, action_id=action_id, state="applied", job_id=job_id, result=result
+            )
+        return DecisionResult(case_id=case_id, action_id=action_id, state="queued", job_id=job_id)
+
+    async def _refuse(self, who: Principal, case_id: str, action_id: str, why: str) -> None:
+        payload = {"event": "decision_refused", "outcome": "refused", "action_id": action_id, "reason": why}
+        await asyncio.to_thread(self.store.append, case_id, f"human:{who.name}", "note", payload)

@@ -1,0 +1,216 @@
+"""`soctriage eval`: run suites, compare runs, replay a run with another model, export analyst feedback.
+
+Exit codes: 0 ok, 1 a gate failed or regressed, 2 bad input (the message names the file, line and field).
+The eval machinery is imported inside each command: it pulls in the whole graph stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from soctriage.evals.record import CaseRecord
+
+eval_app = typer.Typer(help="Offline eval suites: score the agents' decisions.", no_args_is_help=True)
+
+EXIT_OK, EXIT_GATE, EXIT_BAD_INPUT = 0, 1, 2
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="builtin, openai:<model> or replay:<dir> (default SOCTRIAGE_MODEL)"),
+]
+ConcurrencyOption = Annotated[int, typer.Option("--concurrency", "-j", min=1, help="alerts triaged at once")]
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _progress(done: int, total: int, record: CaseRecord) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    outcome = record.error or f"{record.disposition or '-'} / {record.status or '-'}"
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {record.id}: {outcome}"
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K" + line[:160] + ("\n" if done == total else ""))
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _summary(report: dict) -> str:
+    metrics = report["metrics"]
+    keys = (
+        "disposition_accuracy",
+        "missed_true_positive_rate",
+        "benign_false_positive_rate",
+        "auto_closed_true_positives",
+        "injected_auto_closes",
+        "unsafe_actions",
+        "evidence_grounding_rate",
+    )
+    shown = [f"{k}={metrics[k]['value']} (n={metrics[k]['count']})" for k in keys if k in metrics]
+    failed = [g["metric"] for g in report["gates"] if not g["passed"]]
+    gates = f"gates FAILED: {', '.join(failed)}" if failed else "gates passed"
+    return (
+        f"{report['suite']} on {report['model']}: {report['scored']}/{report['cases']} alerts; "
+        + "; ".join(shown)
+        + f"\n{gates}; reports in {report['run_dir']}/report.{{json,md,html}}"
+    )
+
+
+@eval_app.command("list")
+def list_suites() -> None:
+    """List the shipped suites."""
+    from soctriage.evals.suite import SUITES_ROOT, load_spec, shipped_suites
+
+    for name in shipped_suites():
+        spec = load_spec(SUITES_ROOT / name)
+        source = f"shared:{spec.source.shared}" if spec.source else spec.cases
+        typer.echo(f"{name:<10} {source:<40} {spec.description}")
+
+
+@eval_app.command("run")
+def run(
+    suite: Annotated[str, typer.Argument(help="a shipped suite name (see `eval list`) or a suite folder")],
+    model: ModelOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="run folder (default eval-runs/<suite>/<model>)")
+    ] = None,
+    concurrency: ConcurrencyOption = 1,
+    fixtures: Annotated[
+        Path | None, typer.Option("--fixtures", help="shared fixtures root (default ../shared/fixtures)")
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="discard an earlier run in the folder")] = False,
+) -> None:
+    """Triage every alert of SUITE through the real graph (tools in dry-run) and score it.
+
+    Resumable: run it again with the same --out and only the alerts not yet scored are triaged.
+    """
+    from soctriage.agents.models import ModelConfigError
+    from soctriage.evals.replay import model_slug
+    from soctriage.evals.report import build_report, check_gate_names, write_reports
+    from soctriage.evals.runner import RUN_FILE, RunDirError, read_run, run_suite
+    from soctriage.evals.suite import SuiteError, SuiteUnavailable, load_suite
+    from soctriage.service.config import Settings
+    from soctriage.tools.datafiles import SHARED_FIXTURES
+
+    settings = Settings()
+    model = model or settings.model
+    try:
+        loaded = load_suite(suite, fixtures or SHARED_FIXTURES)
+        check_gate_names(loaded.spec)
+    except SuiteUnavailable as exc:
+        typer.echo(f"skipped: {exc}", err=True)
+        raise typer.Exit(EXIT_OK) from exc
+    except SuiteError as exc:
+        raise _fail(str(exc)) from exc
+    out = out or Path("eval-runs") / loaded.spec.name / model_slug(model)
+    if fresh and (out / RUN_FILE).is_file():
+        shutil.rmtree(out)
+    typer.echo(
+        f"eval {loaded.spec.name}: {len(loaded.cases)} alerts, model {model}, run folder {out}", err=True
+    )
+    try:
+        records = asyncio.run(
+            run_suite(
+                loaded, out, model=model, concurrency=concurrency, base_settings=settings, progress=_progress
+            )
+        )
+    except (SuiteError, RunDirError, ModelConfigError) as exc:
+        raise _fail(str(exc)) from exc
+    info, _ = read_run(out)
+    report = build_report(info, loaded.spec, records, out)
+    write_reports(out, report)
+    typer.echo(_summary(report))
+    raise typer.Exit(EXIT_OK if report["passed"] else EXIT_GATE)
+
+
+@eval_app.command("compare")
+def compare(
+    a: Annotated[Path, typer.Argument(help="baseline run folder (or its report.json)")],
+    b: Annotated[Path, typer.Argument(help="candidate run folder (or its report.json)")],
+) -> None:
+    """List every alert whose decision changed from A to B; exit 1 when a gate regressed in B."""
+    from soctriage.evals.compare import CompareError, compare_reports, load_report, render
+
+    try:
+        comparison = compare_reports(load_report(a), load_report(b))
+    except CompareError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(render(comparison), nl=False)
+    raise typer.Exit(EXIT_GATE if comparison.regressed else EXIT_OK)
+
+
+@eval_app.command("replay")
+def replay(
+    run_dir: Annotated[Path, typer.Argument(help="a past run folder")],
+    model: Annotated[str, typer.Option("--model", "-m", help="the model to replay the alerts with")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="replay folder (default RUN_DIR/replays/<model>)")
+    ] = None,
+    strict_tools: Annotated[
+        bool,
+        typer.Option(
+            "--strict-tools", help="a tool call the original run never made fails instead of running live"
+        ),
+    ] = False,
+    concurrency: ConcurrencyOption = 1,
+) -> None:
+    """Re-run a past run's alerts with another model, tool results frozen from its ledgers; diff decisions."""
+    from soctriage.agents.models import ModelConfigError
+    from soctriage.evals.compare import render
+    from soctriage.evals.replay import replay_run
+    from soctriage.evals.runner import RunDirError
+    from soctriage.evals.suite import SuiteError
+    from soctriage.service.config import Settings
+
+    try:
+        _, report, comparison, frozen = asyncio.run(
+            replay_run(
+                run_dir,
+                model,
+                out,
+                strict_tools=strict_tools,
+                concurrency=concurrency,
+                base_settings=Settings(),
+                progress=_progress,
+            )
+        )
+    except (SuiteError, RunDirError, ModelConfigError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(_summary(report))
+    typer.echo(
+        f"frozen tool results: {frozen.stats['hit']} served from {run_dir}, {frozen.stats['miss']} not recorded"
+        + (" (failed: --strict-tools)" if strict_tools else " (ran live)")
+    )
+    typer.echo(render(comparison), nl=False)
+    raise typer.Exit(EXIT_GATE if comparison.regressed or not report["passed"] else EXIT_OK)
+
+
+@eval_app.command("export-feedback")
+def export_feedback(
+    out: Annotated[Path, typer.Option("--out", "-o", help="suite folder to write")] = Path(
+        "eval-suites/feedback"
+    ),
+    name: Annotated[str, typer.Option("--name", help="suite name")] = "feedback",
+) -> None:
+    """Turn analyst feedback in the case ledgers into a labelled suite (suite.yaml + cases.jsonl)."""
+    from soctriage.evals.feedback import export_feedback as export
+    from soctriage.service.config import Settings
+    from soctriage.service.store import Store
+
+    with Store.open(Settings()) as store:
+        result = export(store, out, name=name)
+    for problem in result.problems:
+        typer.echo(f"skipped: {problem}", err=True)
+    typer.echo(
+        f"wrote {result.cases} case(s) to {result.folder}; run it with: soctriage eval run {result.folder}"
+    )

@@ -1,0 +1,207 @@
+"""`soctriage serve`, `soctriage worker` and `soctriage keys`: the service's commands (DESIGN §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from soctriage.service.config import Settings
+
+log = logging.getLogger("soctriage.serve")
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(worker)
+    app.add_typer(keys_app, name="keys")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_enabled(settings: Settings, host: str) -> bool:
+    return settings.auth == "on" or (settings.auth == "auto" and not is_loopback(host))
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="triage jobs run in this process at once (default SOCTRIAGE_WORKER_CONCURRENCY);"
+            " 0 serves the API only, for `soctriage worker` processes to do the work"
+        ),
+    ] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) and, unless --workers 0, in-process queue workers."""
+    import uvicorn
+    from soctriage.service.api.app import create_app
+    from soctriage.service.api.logs import configure_logging
+    from soctriage.service.auth import KeyConfigError, configured_keys
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    try:
+        configured_keys(settings)
+    except KeyConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    if workers is not None and workers < 0:
+        typer.echo("--workers: must be 0 or more", err=True)
+        raise typer.Exit(2)
+    secured = auth_enabled(settings, host)
+    if not secured and not is_loopback(host):
+        log.warning("authentication is OFF on a non-loopback address", extra={"host": host})
+    concurrency = settings.worker_concurrency if workers is None else workers
+    background = BackgroundWorker(settings, concurrency) if concurrency else None
+    if background is not None:
+        background.start()
+    log.info("serving", extra={"host": host, "port": port, "auth": secured, "workers": concurrency})
+    try:
+        uvicorn.run(
+            create_app(settings, auth_enabled=secured),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if background is not None:
+            background.stop()
+
+
+class BackgroundWorker(threading.Thread):
+    """Queue workers on their own thread and event loop: the graph's synchronous ledger writes then never stall
+    the API's loop."""
+
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        super().__init__(name="soctriage-worker", daemon=True)
+        self.settings = settings
+        self.concurrency = concurrency
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            log.exception("in-process workers stopped on an error")
+
+    async def _main(self) -> None:
+        from soctriage.service.worker import run_worker
+
+        self._loop, self._stop_event = asyncio.get_running_loop(), asyncio.Event()
+        self._ready.set()
+        await run_worker(self.settings, self.concurrency, self._stop_event)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._ready.wait(timeout=5)
+        if self._loop is not None and self._stop_event is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        self.join(timeout=timeout_s)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="jobs run at once (default SOCTRIAGE_WORKER_CONCURRENCY)")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve this worker's Prometheus metrics on 127.0.0.1:PORT")
+    ] = None,
+) -> None:
+    """Run a queue worker (scale-out: any number of them, on any machines sharing the PostgreSQL store)."""
+    from soctriage.service.api.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    if concurrency is not None and concurrency < 1:
+        typer.echo("--concurrency: must be 1 or more", err=True)
+        raise typer.Exit(2)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+        from soctriage.service.api import metrics
+        from soctriage.service.queue import open_queue
+        from soctriage.service.store import Store
+
+        store = Store.open(settings)
+        metrics.track_store(store, open_queue(settings, store).depth)
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
+    asyncio.run(_work(settings, concurrency or settings.worker_concurrency))
+
+
+async def _work(settings: Settings, concurrency: int) -> None:
+    from soctriage.service.worker import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, concurrency, stop)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="the tenant whose cases the key may see")],
+    role: Annotated[str, typer.Option(help="viewer, analyst, approver or admin")],
+    name: Annotated[str | None, typer.Option(help="who holds it (recorded in ledgers as human:NAME)")] = None,
+) -> None:
+    """Create an API key and print it once; only its sha256 is stored."""
+    from soctriage.service.auth import KeyConfigError, create_key
+    from soctriage.service.store import Store
+
+    with Store.open(Settings()) as store:
+        try:
+            principal, token = create_key(store, tenant, role, name)
+        except KeyConfigError as exc:
+            typer.echo(f"--role/--tenant: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(token)
+    typer.echo(
+        f"key {principal.key_id} ({principal.name}, tenant {principal.tenant}, role {principal.role});"
+        " store it now: it is not shown again",
+        err=True,
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's keys")] = None,
+) -> None:
+    """List stored keys (never the keys themselves)."""
+    from soctriage.service.auth import list_keys
+    from soctriage.service.store import Store
+
+    with Store.open(Settings()) as store:
+        for key in list_keys(store, tenant):
+            p = key.principal
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            typer.echo(f"{p.key_id}  {p.name}  tenant={p.tenant}  role={p.role}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id shown by `keys list`")]) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    from soctriage.service.auth import revoke_key
+    from soctriage.service.store import Store
+
+    with Store.open(Settings()) as store:
+        if not revoke_key(store, key_id):
+            typer.echo(f"{key_id}: no active key with this id", err=True)
+            raise typer.Exit(2)
+    typer.echo(f"revoked {key_id}")

@@ -1,0 +1,129 @@
+"""Queue workers: each job advances one case's graph through `Triager` (run or resume it, or apply a human
+decision). Run in-process by `soctriage serve` or as `soctriage worker` processes on any number of machines.
+
+Nothing here decides anything about a case; it only moves jobs to the graph and records what it could not do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import AsyncExitStack
+from datetime import datetime
+
+import httpx2
+from soctriage.agents.run import Triager, TriageResult
+from soctriage.service.api import metrics
+from soctriage.service.config import Settings
+from soctriage.service.domain import FINAL_CASE_STATUSES, utc_now
+from soctriage.service.queue import Job, JobFailedForGood, open_queue
+from soctriage.service.store import Store
+from soctriage.service.worker_limits import RateLimitedTransport, SharedRateLimit
+
+log = logging.getLogger("soctriage.worker")
+
+VERDICT_STATES = FINAL_CASE_STATUSES | {"awaiting_approval"}
+
+
+class CaseWorker:
+    """Handles the jobs of one process with one `Triager` (store, checkpointer, tools, model)."""
+
+    def __init__(self, triager: Triager) -> None:
+        self.triager = triager
+        self.store = triager.store
+
+    async def handle(self, job: Job) -> None:
+        started = time.perf_counter()
+        case = await asyncio.to_thread(self.store.get_case, job.case_id)
+        if case is None:
+            raise JobFailedForGood(f"case {job.case_id} does not exist")
+        seen = len(await asyncio.to_thread(self.store.entries, job.case_id))
+        if job.task == "triage":
+            result = await self.triager.run_case(job.case_id)
+        else:
+            result = await self._decide(job)
+        new = await asyncio.to_thread(self.store.entries, job.case_id, seen + 1)
+        for entry in new:
+            if entry.kind == "llm_call":
+                model = str(entry.payload.get("model") or entry.payload.get("analyst") or "unknown")
+                metrics.MODEL_CALLS.labels(model).inc()
+                metrics.MODEL_TOKENS.labels(model, "prompt").inc(int(entry.payload.get("prompt_tokens") or 0))
+                metrics.MODEL_TOKENS.labels(model, "completion").inc(
+                    int(entry.payload.get("completion_tokens") or 0)
+                )
+        metrics.JOB_SECONDS.labels(job.task).observe(time.perf_counter() - started)
+        metrics.JOBS.labels(job.task, "done").inc()
+        if job.task == "triage" and result.status in VERDICT_STATES:
+            metrics.TIME_TO_VERDICT.observe((utc_now() - case.created_at).total_seconds())
+        log.info(
+            "job done",
+            extra={"job_id": job.id, "task": job.task, "case_id": job.case_id, "status": result.status},
+        )
+
+    async def _decide(self, job: Job) -> TriageResult:
+        args = job.args
+        action_id, by = str(args["action_id"]), str(args["by"])
+        current = await self.triager.result(job.case_id)
+        pending = {a.id for a in current.actions if a.status == "awaiting_approval"}
+        if current.status == "awaiting_approval" and action_id in pending:
+            return await self.triager.decide(
+                job.case_id,
+                action_id,
+                approve=bool(args["approve"]),
+                by=by,
+                reason=args.get("reason"),
+                at=datetime.fromisoformat(str(args["at"])),
+            )
+        if job.attempt == 1:
+            # Another decision on this action got there first (two approvers at once): say so in the ledger.
+            await asyncio.to_thread(
+                self.store.append,
+                job.case_id,
+                f"human:{by}",
+                "note",
+                {
+                    "event": "decision_refused",
+                    "outcome": "refused",
+                    "action_id": action_id,
+                    "reason": "the action was decided by an earlier decision before this one ran",
+                },
+            )
+        # A retried decision whose first attempt was cut short: finish what it started.
+        return await self.triager.run_case(job.case_id)
+
+    async def give_up(self, job: Job, reason: str) -> None:
+        """A job that cannot succeed: its case is marked failed (a final state an analyst picks up)."""
+        metrics.JOBS.labels(job.task, "failed").inc()
+        log.error("job given up", extra={"job_id": job.id, "case_id": job.case_id, "reason": reason})
+        case = await asyncio.to_thread(self.store.get_case, job.case_id)
+        if case is not None and case.status not in FINAL_CASE_STATUSES:
+            await asyncio.to_thread(self.store.set_status, job.case_id, "failed", "system", reason)
+
+
+def model_http_client(settings: Settings, limit: SharedRateLimit | None) -> httpx2.AsyncClient:
+    """The HTTP client the model layer uses in a worker: pooled for the worker's concurrency, rate limited."""
+    limits = httpx2.Limits(max_connections=settings.worker_concurrency * 2, max_keepalive_connections=100)
+    transport: httpx2.AsyncBaseTransport = httpx2.AsyncHTTPTransport(limits=limits)
+    if limit is not None:
+        transport = RateLimitedTransport(transport, limit)
+    return httpx2.AsyncClient(transport=transport)
+
+
+async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) -> None:
+    """Work the queue until `stop` is set; jobs already running then finish."""
+    async with AsyncExitStack() as stack:
+        http_client: httpx2.AsyncClient | None = None
+        if settings.model.startswith("openai:"):
+            limit = None
+            if settings.model_rate_limit:
+                limit_store = stack.enter_context(Store.open(settings))
+                limit = SharedRateLimit(limit_store, settings.model_rate_limit)
+            http_client = model_http_client(settings, limit)
+            stack.push_async_callback(http_client.aclose)
+        triager = await stack.enter_async_context(Triager(settings, http_client=http_client))
+        queue = open_queue(settings, triager.store)
+        worker = CaseWorker(triager)
+        log.info("worker started", extra={"concurrency": concurrency, "queue": type(queue).__name__})
+        await queue.work(worker.handle, worker.give_up, concurrency, stop)
+        log.info("worker stopped")
