@@ -112,7 +112,9 @@ class Triager:
                 raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
             start: TriageState = {"case_id": case_id, "tenant": case.tenant, "alert": alert, "alert_seq": 1}
             await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
-        elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
+        elif snapshot.tasks and not any(task.interrupts for task in snapshot.tasks):
+            # `tasks`, not `next`: a step whose node finished but whose checkpoint a crash cut off has no `next`
+            # yet, only the node's saved writes; invoking with None applies them and goes on.
             await self.graph.ainvoke(None, self._config(case_id), context=self.deps)
         return await self.result(case_id)
 

@@ -32,8 +32,8 @@ class GateDelta(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     metric: str
-    a: float | None
-    b: float | None
+    a: int | float | None
+    b: int | float | None
     passed_a: bool
     passed_b: bool
     regressed: bool

@@ -23,7 +23,7 @@ class GateResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     metric: str
-    value: float | None
+    value: int | float | None
     count: int
     min: float | None
     max: float | None

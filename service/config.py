@@ -175,3 +175,27 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
         return f"sqlite:///{self.home / 'soctriage.db'}"
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from the fields above so the two cannot drift apart."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = getattr(alias, "choices", None) or [f"SOCTRIAGE_{name.upper()}"]
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        shown = "" if default is None or default == [] else f"`{default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| {' / '.join(f'`{n}`' for n in names)} | {shown} | {meaning} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    # `python -m soctriage.service.config README.md` rewrites the table between the README's markers.
+    import re
+    import sys
+
+    readme = Path(sys.argv[1])
+    block = f"<!-- settings-table:start -->\n{settings_table()}\n<!-- settings-table:end -->"
+    text = re.sub(r"<!-- settings-table:start -->.*?<!-- settings-table:end -->", block, readme.read_text(), flags=re.S)
+    readme.write_text(text)

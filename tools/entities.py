@@ -12,6 +12,25 @@ from soctriage.service.domain import Alert
 
 
 def alert_entities(alert: Alert) -> frozenset[str]:
+    """Everything the alert names: its structured fields and every observable, free-text ones included."""
+    values: list[str | int | None] = list(_field_values(alert))
+    for obs in alert.observables:
+        values.append(obs.value)
+        if obs.type == "url":
+            values.append(url_host(obs.value))
+    return _lowered(values)
+
+
+def structured_entities(alert: Alert) -> frozenset[str]:
+    """What the EDR itself put in structured fields (device, user, process, file, network).
+
+    Observables scraped from free text (a URL in a command line, say) are left out: an attacker writes that
+    text, so acting on what it names needs a human (see `Guard.decide`).
+    """
+    return _lowered(_field_values(alert))
+
+
+def _field_values(alert: Alert) -> list[str | int | None]:
     values: list[str | int | None] = []
     if alert.device:
         values += [alert.device.hostname, alert.device.ip, alert.device.uid]
@@ -28,12 +47,11 @@ def alert_entities(alert: Alert) -> frozenset[str]:
         values += [alert.file.name, alert.file.path, alert.file.sha256, alert.file.sha1, alert.file.md5]
     if alert.network:
         net = alert.network
-        values += [net.src_ip, net.dst_ip, net.domain, net.url]
-        values.append(url_host(net.url))
-    for obs in alert.observables:
-        values.append(obs.value)
-        if obs.type == "url":
-            values.append(url_host(obs.value))
+        values += [net.src_ip, net.dst_ip, net.domain, net.url, url_host(net.url)]
+    return values
+
+
+def _lowered(values: list[str | int | None]) -> frozenset[str]:
     return frozenset(str(v).strip().lower() for v in values if v not in (None, ""))
 
 

@@ -163,6 +163,9 @@ class TargetInfo(Frozen):
     kind: TargetKind
     value: str
     in_case: bool
+    from_alert_text: bool = Field(
+        default=False, description="named only in the alert's free text, not in a structured EDR field"
+    )
     criticality: Criticality | None = None
     role: HostRole | None = None
     privileged: bool | None = None
@@ -380,7 +383,18 @@ class Guard:
                     f"rate limit: tenant {ctx.tenant!r} used {lim.max_actions} actions in {lim.window_s:g}s",
                     **common,
                 )
-        result = self._decide_by_rules(ctx, spec.name, spec.tier, targets)
+        from_text = [t for t in targets if t.from_alert_text]
+        if from_text:
+            # Built in, like target-not-in-case: the alert's free text is written by whoever triggered it, so a
+            # target only that text names is never acted on without a human.
+            t = from_text[0]
+            result = (
+                "needs_approval",
+                "target-from-alert-text",
+                f"{t.field}={t.value!r} is named only in the alert's free text, not by a structured EDR field",
+            )
+        else:
+            result = self._decide_by_rules(ctx, spec.name, spec.tier, targets)
         decision = decided(*result, **common)
         if not dry_run:
             for lim in limits:
@@ -404,6 +418,7 @@ class Guard:
     def _target_info(self, ctx: ToolContext, field: str, kind: TargetKind, value: str) -> TargetInfo:
         info: dict[str, Any] = {"field": field, "kind": kind, "value": value}
         info["in_case"] = value.strip().lower() in ctx.known_entities
+        info["from_alert_text"] = value.strip().lower() in ctx.text_only_entities
         if kind == "host":
             host = ctx.connectors.inventory.host(value)
             info["criticality"] = host.criticality if host else "unknown"

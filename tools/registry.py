@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 from pydantic import BaseModel, Field, ValidationError
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Frozen, canonical_json, utc_now
-from soctriage.tools.entities import alert_entities
+from soctriage.tools.entities import alert_entities, structured_entities
 
 if TYPE_CHECKING:
     from soctriage.tools.connectors import Connectors
@@ -198,6 +198,8 @@ class ToolContext:
     # Lower-cased entities of the alert and of enrichment results; actions may target only these.
     known_entities: frozenset[str] = frozenset()
     idempotency_key: str | None = None
+    # Entities the alert names only in free text (e.g. a URL in a command line), which its author controls.
+    text_only_entities: frozenset[str] = frozenset()
 
     @classmethod
     def for_alert(
@@ -211,8 +213,18 @@ class ToolContext:
         dry_run: bool = False,
         extra_entities: Iterable[str] = (),
     ) -> ToolContext:
-        entities = alert_entities(alert) | {e.lower() for e in extra_entities}
-        return cls(case_id, tenant, alert, settings, connectors, dry_run, frozenset(entities))
+        named = alert_entities(alert)
+        entities = named | {e.lower() for e in extra_entities}
+        return cls(
+            case_id,
+            tenant,
+            alert,
+            settings,
+            connectors,
+            dry_run,
+            frozenset(entities),
+            text_only_entities=named - structured_entities(alert),
+        )
 
     def with_entities(self, entities: Iterable[str]) -> ToolContext:
         """A context that also knows entities surfaced by enrichment (e.g. `ToolOutcome.entities`)."""
