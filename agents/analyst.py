@@ -52,6 +52,3 @@ class Analyst(Protocol):
 
     async def respond(self, task: Task) -> Step[ActionPlan]: ...
 
-
-class ModelUnavailable(RuntimeError):
-    """The model endpoint stayed down after the client's retries; the graph falls back to builtin."""

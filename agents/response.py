@@ -17,17 +17,19 @@ from soctriage.tools import Approval, ToolCall, ToolContext, check_approval
 STATUS_BY_DECISION = {"allow": "approved", "needs_approval": "awaiting_approval", "deny": "denied"}
 
 
-class DecisionError(ValueError):
-    """A human decision that cannot be applied (unknown action, not pending, expired)."""
-
-
 def plan_action(
-    deps: Deps, state: TriageState, ctx: ToolContext, action_id: str, proposal: ProposedAction
+    deps: Deps,
+    state: TriageState,
+    ctx: ToolContext,
+    action_id: str,
+    proposal: ProposedAction,
+    *,
+    actor: str = "response_agent",
 ) -> PlannedAction:
     case_id = state["case_id"]
     deps.record(
         case_id,
-        "response_agent",
+        actor,
         "tool_call",
         {"action_id": action_id, "tool": proposal.tool, "args": proposal.args, "reason": proposal.reason},
     )

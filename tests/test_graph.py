@@ -327,3 +327,49 @@ async def test_adversarial_model_obeying_the_injection_is_held_by_the_guard(home
     assert decisions[0]["rule_id"] == "target-not-in-case"
     assert not kinds(ledger(settings, result.case_id), "action_executed")
     assert result.status == "escalated"
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_approval_resumes_from_the_postgres_checkpoint(pg_url: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=pg_url)
+    async with triager(settings) as t:
+        paused = await t.triage(sample("crowdstrike-lsass-dump.json"))
+    assert paused.status == "awaiting_approval"
+    assert not (tmp_path / "home" / "checkpoints.db").exists()  # checkpoints went to PostgreSQL
+    pending = [a for a in paused.actions if a.status == "awaiting_approval"]
+    async with triager(settings) as t:
+        for action in pending:
+            final = await t.decide(paused.case_id, action.id, approve=action.tool == "isolate_host", by="dana")
+    assert final.status == "contained"
+    with Store.open(settings) as store:
+        assert store.verify([paused.case_id]).ok
+        decided = kinds(store.entries(paused.case_id), "approval_decided")
+    assert len(decided) == len(pending)
+
+
+async def test_replay_model_answers_from_a_recorded_ledger(home: Path, tmp_path: Path) -> None:
+    from soctriage.service.store.transcript import export_transcript
+
+    alert = sample("crowdstrike-test-detection.json")
+    settings = llm_settings(home, max_enrich_steps=0)
+    with ScriptedOpenAI([reply(TRIAGE), reply(verdict_answer("false_positive", confidence=0.95))]) as fake:
+        async with triager(settings, fake) as t:
+            recorded = await t.triage(alert)
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    with Store.open(settings) as store:
+        (recordings / f"{recorded.case_id}.jsonl").write_text(export_transcript(store, recorded.case_id, "jsonl"))
+
+    replay = Settings(home=tmp_path / "replay-home", model=f"replay:{recordings}", max_enrich_steps=0)
+    async with triager(replay) as t:
+        replayed = await t.triage(alert)
+    assert (replayed.disposition, replayed.confidence, replayed.status) == ("false_positive", 0.95, "closed")
+    calls = kinds(ledger(replay, replayed.case_id), "llm_call")
+    assert [c["analyst"] for c in calls] == [f"replay:{recordings}"] * 2
+
+    # A prompt that was never recorded is not answered: the case falls back to builtin and is escalated.
+    async with triager(replay.model_copy(update={"home": tmp_path / "replay-2"})) as t:
+        other = await t.triage(sample("wazuh-admin-sudo-benign.json"))
+    assert other.status == "escalated"
+    notes = kinds(ledger(replay.model_copy(update={"home": tmp_path / "replay-2"}), other.case_id), "note")
+    assert any(n.get("event") == "model_fallback" for n in notes)
