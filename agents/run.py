@@ -86,18 +86,16 @@ class Triager:
         await self._stack.aclose()
 
     async def triage(self, alert: Alert, tenant: str | None = None) -> TriageResult:
+        """Open a case for `alert` and run it. A re-delivered alert never opens a second case; if the first one
+        was interrupted (a crash mid-run), the re-delivery resumes it."""
         tenant = tenant or self.settings.tenant
         existing = self.store.find_case_by_alert(alert.id, tenant)
         if existing is not None:
-            # A re-delivered alert never opens a second case; it resumes the first if that one was interrupted.
-            state = await self._state(existing.id)
-            if state and existing.status in ("new", "triaging"):
-                await self.graph.ainvoke(None, self._config(existing.id), context=self.deps)
+            if existing.status in ("new", "triaging"):
+                await self.run_case(existing.id)
             return await self.result(existing.id, duplicate=True)
         case = self.store.create_case(alert, tenant)
-        start: TriageState = {"case_id": case.id, "tenant": tenant, "alert": alert, "alert_seq": 1}
-        await self.graph.ainvoke(start, self._config(case.id), context=self.deps)
-        return await self.result(case.id)
+        return await self.run_case(case.id)
 
     async def run_case(self, case_id: str) -> TriageResult:
         """Advance a case opened at intake (`Store.create_cases`): start its graph, or resume it from its
