@@ -202,6 +202,7 @@ class BuiltinAnalyst:
                 want("threat_intel_lookup", {"indicator": indicator})
             for technique in alert.techniques[:MAX_ATTACK_LOOKUPS]:
                 want("attack_lookup", {"technique_id": technique})
+            want("similar_cases", {})
         else:
             # Second pass: indicators only visible after decoding (e.g. a URL inside -EncodedCommand).
             for finding in _findings(task, "process_lineage"):
@@ -269,7 +270,31 @@ class BuiltinAnalyst:
             out = finding.output
             if out.get("status") == "unknown":
                 s.techniques.discard(out.get("technique_id", ""))
+        self._precedent(task, s)
         return s
+
+    @staticmethod
+    def _precedent(task: Task, s: Signals) -> None:
+        """A near-identical past case an analyst confirmed counts one point: a hint, never the decision."""
+        for finding in _findings(task, "similar_cases"):
+            confirmed = [
+                c
+                for c in finding.output.get("cases", [])
+                if c.get("disposition_source") == "analyst" and c.get("near_duplicate")
+            ]
+            if not confirmed:
+                continue
+            best = confirmed[0]
+            points = {"true_positive": 1, "false_positive": -1, "benign_true_positive": -1}.get(
+                best.get("disposition"), 0
+            )
+            if points:
+                s.add(
+                    points,
+                    f"similar past case {best['case_id']} (similarity {best['similarity']:.2f}) was confirmed"
+                    f" {best['disposition']} by an analyst",
+                    finding.seq,
+                )
 
     @staticmethod
     def _intel(task: Task, s: Signals) -> None:

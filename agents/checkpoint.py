@@ -7,6 +7,7 @@ worker thread and back, which measured as ~16 ms of a ~36 ms triage (benchmarks/
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -68,6 +69,15 @@ def serializer() -> JsonPlusSerializer:
     return JsonPlusSerializer(allowed_msgpack_modules=checkpoint_types())
 
 
+# Any constant works, as long as every process that sets up this database uses the same one.
+_SETUP_LOCK_KEY = 0x50C7_C4EC
+
+
+async def _try_lock(conn: Any) -> bool:
+    cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (_SETUP_LOCK_KEY,))
+    return bool((await cursor.fetchone())["locked"])
+
+
 @asynccontextmanager
 async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
     if settings.database_url and settings.sqlalchemy_url.startswith("postgresql"):
@@ -75,7 +85,16 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
 
         url = "postgresql://" + settings.sqlalchemy_url.split("://", 1)[1]
         async with AsyncPostgresSaver.from_conn_string(url, serde=serializer()) as saver:
-            await saver.setup()
+            # setup() creates tables without locking: two workers starting together would both try, and one
+            # would fail on a duplicate type. A session advisory lock makes them take turns; it is polled, not
+            # waited on, because setup's CREATE INDEX CONCURRENTLY waits for every open transaction, and a
+            # waiting lock request is one (a deadlock).
+            while not await _try_lock(saver.conn):
+                await asyncio.sleep(0.1)
+            try:
+                await saver.setup()
+            finally:
+                await saver.conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
             yield saver
         return
     # A file of its own beside the store: SQLite allows one writer per file, and the ledger's writes must

@@ -12,6 +12,7 @@ import email.utils
 import functools
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -229,6 +230,56 @@ class ChatClient:
             call.attempts.append(Attempt(call=turn, outcome="ok", latency_ms=latency_ms))
             return call.result(completion, parsed=parsed, tool_calls=tool_calls)
 
+    async def stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        prompt_hashes: dict[str, str] | None = None,
+    ) -> AsyncIterator[str | LLMResult]:
+        """Ask with `stream: true`: yields each text delta as it arrives, then the `LLMResult` (holding any tool
+        calls). Transient failures are retried until the stream opens; a stream cut after that, or a malformed
+        tool call, raises (there is no corrective re-ask: the text was already shown)."""
+        import httpx2
+        from openai.lib.streaming.chat import ChatCompletionStreamState
+
+        call = _Call(self, list(messages), prompt_hashes or {})
+        request: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
+        if tools:
+            request["tools"] = tools
+        offered = {t["function"]["name"] for t in tools or [] if t.get("type") == "function"}
+        began = time.perf_counter()
+        chunks, _ = await call.send(1, request)
+        state = ChatCompletionStreamState()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                async for chunk in chunks:  # type: ignore[attr-defined]
+                    state.handle_chunk(chunk)
+                    delta = chunk.choices[0].delta.content if chunk.choices else None
+                    if delta:
+                        yield delta
+        except (openai.APIError, TimeoutError, httpx2.HTTPError) as exc:
+            call.attempts.append(call._failed(1, exc, _ms_since(began)))
+            last = call.attempts[-1]
+            message = f"model endpoint {self.endpoint_name}: the stream broke off: {last.error}"
+            raise ModelUnavailableError(message, call.result(None, error=last.error), exc, 1) from exc
+        completion = state.current_completion_snapshot
+        call._count(completion)  # type: ignore[arg-type]
+        answer = completion.choices[0].message if completion.choices else None
+        try:
+            _, tool_calls = _read_answer(answer, None, offered if tools else None)  # type: ignore[arg-type]
+        except _Malformed as exc:
+            error = str(exc)
+            call.attempts.append(
+                Attempt(call=1, outcome="malformed", error=error, latency_ms=_ms_since(began))
+            )
+            raise ModelOutputError(
+                f"{self.endpoint_name}: malformed streamed answer: {error}",
+                call.result(completion, error=error),  # type: ignore[arg-type]
+            ) from None
+        call.attempts.append(Attempt(call=1, outcome="ok", latency_ms=_ms_since(began)))
+        yield call.result(completion, tool_calls=tool_calls)  # type: ignore[arg-type]
+
     def _redact(self, text: str) -> str:
         # Some servers echo the key they rejected; the ledger must never carry it.
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
@@ -288,7 +339,8 @@ class _Call:
         return Attempt(call=turn, outcome=_outcome(exc), status=status, error=error, latency_ms=latency_ms)
 
     def _count(self, completion: ChatCompletion) -> None:
-        if usage := completion.usage:
+        # An opened stream has no usage yet; its totals are counted from the final snapshot.
+        if usage := getattr(completion, "usage", None):
             self.prompt_tokens += usage.prompt_tokens
             self.completion_tokens += usage.completion_tokens
             self.total_tokens += usage.total_tokens

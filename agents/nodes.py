@@ -19,6 +19,7 @@ from soctriage.agents.response import apply_decision, execute, plan_action
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
 from soctriage.tools.registry import ToolOutcome
+from soctriage.tools.retrieval import case_document, open_index
 
 Ctx = Runtime[Deps]
 
@@ -243,7 +244,17 @@ CONTAINMENT = frozenset(
 async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
     deps = runtime.context
     status, reason = final_status(state, deps.settings.auto_close_min_confidence)
-    deps.store.set_status(state["case_id"], status, actor="system", reason=reason)
+    case = deps.store.set_status(state["case_id"], status, actor="system", reason=reason)
+    try:
+        # Finished cases feed `similar_cases`; the index is derived data, so a failure only costs recall.
+        feedback = deps.store.entries(case.id, kind="feedback")  # an analyst's word outlives a re-close
+        open_index(deps.settings).submit(
+            case_document(case, state["alert"], feedback[-1].payload if feedback else None)
+        )
+    except Exception as exc:
+        deps.record(
+            case.id, "system", "note", {"event": "index_failed", "reason": f"{type(exc).__name__}: {exc}"}
+        )
     return {}
 
 

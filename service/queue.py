@@ -36,6 +36,7 @@ JobState = Literal["queued", "running", "done", "failed"]
 IDLE_POLL_S = 0.25
 # The embedded dispatchers running in this process, each as (its loop, its wake-up event).
 _DISPATCHERS: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+_INSERT_JOB = jobs.insert().returning(jobs.c.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True)
@@ -120,26 +121,23 @@ class SqliteQueue(JobQueue):
         self.lease = timedelta(seconds=settings.job_lease_s)
 
     def enqueue(self, conn: Connection, specs: Sequence[JobSpec]) -> list[int]:
+        if not specs:
+            return []
         now = utc_now()
-        ids = []
-        for spec in specs:
-            ids.append(
-                conn.execute(
-                    jobs.insert()
-                    .values(
-                        case_id=spec.case_id,
-                        task=spec.task,
-                        args=spec.args,
-                        status="queued",
-                        attempts=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(jobs.c.id)
-                ).scalar_one()
-            )
-        if specs:
-            self._notify()
+        rows = [
+            {
+                "case_id": spec.case_id,
+                "task": spec.task,
+                "args": spec.args,
+                "status": "queued",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for spec in specs
+        ]
+        ids = list(conn.execute(_INSERT_JOB, rows).scalars())
+        self._notify()
         return ids
 
     @staticmethod

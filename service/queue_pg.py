@@ -127,7 +127,7 @@ class ProcrastinateQueue(JobQueue):
                     install_signal_handlers=False,
                     update_heartbeat_interval=settings.job_lease_s / 3,
                     stalled_worker_timeout=settings.job_lease_s,
-                    fetch_job_polling_interval=1.0,
+                    fetch_job_polling_interval=0.1,
                 )
             )
             reaper = asyncio.create_task(self._reclaim_stalled(app))

@@ -93,7 +93,10 @@ def test_one_alert_an_array_and_jsonl_are_accepted_and_redelivery_is_idempotent(
     assert first.status_code == 202
     [accepted] = first.json()["accepted"]
     array = b"[" + two + b"," + three + b"]"
-    assert [a["duplicate"] for a in api.post_alerts("acme-analyst", array).json()["accepted"]] == [False, False]
+    assert [a["duplicate"] for a in api.post_alerts("acme-analyst", array).json()["accepted"]] == [
+        False,
+        False,
+    ]
     jsonl = json.dumps(json.loads(four)).encode() + b"\n" + json.dumps(json.loads(one)).encode() + b"\n"
     body = api.post_alerts("acme-analyst", jsonl, format="crowdstrike").json()
     assert [a["duplicate"] for a in body["accepted"]] == [False, True]
@@ -113,7 +116,9 @@ def test_rejected_records_name_line_and_field_and_are_quarantined(api: Api) -> N
     assert len(report["accepted"]) == 1
     assert [r["line"] for r in report["rejected"]] == [2, 3]
     assert all(r["quarantine_id"] and r["message"].startswith("POST /v1/alerts:") for r in report["rejected"])
-    bad = api.post_alerts("acme-analyst", b'{"metadata": {"eventType": "DetectionSummaryEvent"}}', format="crowdstrike")
+    bad = api.post_alerts(
+        "acme-analyst", b'{"metadata": {"eventType": "DetectionSummaryEvent"}}', format="crowdstrike"
+    )
     assert bad.status_code == 422
     [rejection] = bad.json()["rejected"]
     assert rejection["field"] and rejection["field"] in rejection["message"]
@@ -151,9 +156,7 @@ def test_no_route_shows_another_tenants_case_or_ledger(api: Api) -> None:
         assert api.call("GET", "/v1/cases", key).json() == []
         assert api.call("GET", f"/v1/cases/{case_id}", key).status_code == 404
         assert api.call("GET", f"/v1/cases/{case_id}/ledger", key).status_code == 404
-        decision = api.call(
-            "POST", f"/v1/cases/{case_id}/actions/A2/decision", key, json={"approve": True}
-        )
+        decision = api.call("POST", f"/v1/cases/{case_id}/actions/A2/decision", key, json={"approve": True})
         assert decision.status_code == 404
         assert case_id not in api.call("GET", "/v1/cases?status=awaiting_approval", key).text
     # The same vendor alert posted by another tenant neither joins nor reveals the first tenant's case.
@@ -201,7 +204,9 @@ def test_approval_over_http_resumes_the_case_and_refusals_are_ledgered(api: Api)
     assert [(d["actor"], d["payload"]["outcome"]) for d in decided] == [("human:acme-approver", "approved")]
     assert notes[-1]["payload"]["outcome"] == "refused" and "executed" in notes[-1]["payload"]["reason"]
     assert api.call("POST", path, "acme-approver", json={"approve": "maybe"}).status_code == 422
-    unknown = api.call("POST", f"/v1/cases/{case_id}/actions/A99/decision", "acme-approver", json={"approve": True})
+    unknown = api.call(
+        "POST", f"/v1/cases/{case_id}/actions/A99/decision", "acme-approver", json={"approve": True}
+    )
     assert unknown.status_code == 404
 
 
@@ -214,7 +219,9 @@ def short_ttl_policy(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_decision_on_an_expired_action_is_refused_and_recorded(tmp_path: Path, short_ttl_policy: Path) -> None:
+def test_a_decision_on_an_expired_action_is_refused_and_recorded(
+    tmp_path: Path, short_ttl_policy: Path
+) -> None:
     settings = make_settings(tmp_path / "home", policy_path=short_ttl_policy, auth="on")
     worker = BackgroundWorker(settings, 2)
     worker.start()
@@ -230,9 +237,13 @@ def test_a_decision_on_an_expired_action_is_refused_and_recorded(tmp_path: Path,
             response = api.call("POST", path, "acme-admin", json={"approve": True})
             assert response.status_code == 409 and "expired" in response.json()["detail"]
             entries = api.call("GET", f"/v1/cases/{case_id}/ledger", "acme-admin").json()
-            [decided] = [e for e in entries if e["kind"] == "approval_decided" and e["payload"]["action_id"] == action]
+            [decided] = [
+                e for e in entries if e["kind"] == "approval_decided" and e["payload"]["action_id"] == action
+            ]
             assert decided["payload"]["outcome"] == "expired"
-            assert not [e for e in entries if e["kind"] == "action_executed" and e["payload"]["action_id"] == action]
+            assert not [
+                e for e in entries if e["kind"] == "action_executed" and e["payload"]["action_id"] == action
+            ]
     finally:
         worker.stop()
 

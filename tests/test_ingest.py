@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import require_shared
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
-
-from conftest import require_shared
 
 # file → one (hostname, user name, process name, severity label) per alert, in input order.
 EXPECTED = {

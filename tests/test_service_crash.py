@@ -61,6 +61,14 @@ def wait_for_verdicts(settings: Settings, case_ids: set[str], timeout_s: float) 
             time.sleep(0.2)
 
 
+def wait_for_some_verdicts(settings: Settings, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with Store.open(settings) as store:
+        while sum(c.status in VERDICT_STATES for c in store.list_cases(limit=1000)) < count:
+            assert time.monotonic() < deadline, f"fewer than {count} verdicts after {timeout_s}s"
+            time.sleep(0.1)
+
+
 def assert_no_loss_and_no_double_action(settings: Settings, accepted: dict[str, str], statuses: dict) -> None:
     missing = {a: c for a, c in accepted.items() if c not in statuses}
     assert not missing, f"accepted alerts without a case: {missing}"
@@ -68,9 +76,16 @@ def assert_no_loss_and_no_double_action(settings: Settings, accepted: dict[str, 
     assert not stuck, f"cases that never reached a verdict state: {stuck}"
     with Store.open(settings) as store:
         for case_id in accepted.values():
-            keys = [e.payload["idempotency_key"] for e in store.entries(case_id) if e.kind == "action_executed"]
+            keys = [
+                e.payload["idempotency_key"] for e in store.entries(case_id) if e.kind == "action_executed"
+            ]
             assert len(keys) == len(set(keys)), f"{case_id} acted twice: {keys}"
         assert store.verify(None).ok
+
+
+def max_attempts(settings: Settings, query: str) -> int:
+    with Store.open(settings) as store, store.engine.connect() as conn:
+        return int(conn.exec_driver_sql(query).scalar() or 0)
 
 
 def crash_env(home: Path, **extra: str) -> dict[str, str]:
@@ -107,6 +122,7 @@ def test_sigkill_of_serve_loses_no_alert_and_repeats_no_action_sqlite(tmp_path: 
         settings = Settings(home=home)
         statuses = wait_for_verdicts(settings, set(accepted.values()), timeout_s=60)
         assert_no_loss_and_no_double_action(settings, accepted, statuses)
+        assert max_attempts(settings, "SELECT max(attempts) FROM jobs") >= 2, "no kill landed mid-job"
     finally:
         kill(server)
 
@@ -120,7 +136,9 @@ def _sent(body: bytes, accepted: dict[str, str]) -> bool:
 
 
 @pytest.mark.postgres
-def test_sigkill_of_workers_loses_no_alert_and_repeats_no_action_postgres(tmp_path: Path, pg_url: str) -> None:
+def test_sigkill_of_workers_loses_no_alert_and_repeats_no_action_postgres(
+    tmp_path: Path, pg_url: str
+) -> None:
     home = tmp_path / "home"
     env = crash_env(home, SOCTRIAGE_DATABASE_URL=pg_url, SOCTRIAGE_WORKER_CONCURRENCY="3")
     port = free_port()
@@ -133,6 +151,9 @@ def test_sigkill_of_workers_loses_no_alert_and_repeats_no_action_postgres(tmp_pa
         poster.start()
         while poster.is_alive() and len(poster.accepted) < ALERTS // 2:
             time.sleep(0.01)
+        settings = Settings(home=home, database_url=pg_url)
+        wait_for_some_verdicts(settings, 3, timeout_s=30)  # the workers are up and running jobs
+        assert all(w.poll() is None for w in workers), "a worker died on its own"
         kill(workers[0])  # mid-stream, with jobs running
         kill(server)  # and the API while alerts arrive
         poster.join(timeout=10)
@@ -146,9 +167,10 @@ def test_sigkill_of_workers_loses_no_alert_and_repeats_no_action_postgres(tmp_pa
         rest.run()
         accepted.update(rest.accepted)
         assert len(accepted) == ALERTS
-        settings = Settings(home=home, database_url=pg_url)
         statuses = wait_for_verdicts(settings, set(accepted.values()), timeout_s=90)
         assert_no_loss_and_no_double_action(settings, accepted, statuses)
+        # A stalled job of the killed worker was handed to another one (procrastinate counts the retry).
+        assert max_attempts(settings, "SELECT max(attempts) FROM procrastinate_jobs") >= 1
     finally:
         for proc in [server, *workers]:
             if proc.poll() is None:
@@ -159,7 +181,9 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(home: Path) ->
     from soctriage.service.cli import app
 
     runner = CliRunner()
-    created = runner.invoke(app, ["keys", "create", "--tenant", "acme", "--role", "approver", "--name", "ann"])
+    created = runner.invoke(
+        app, ["keys", "create", "--tenant", "acme", "--role", "approver", "--name", "ann"]
+    )
     assert created.exit_code == 0, created.output
     token = created.stdout.strip()
     assert token.startswith("stk_")

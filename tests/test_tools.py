@@ -37,6 +37,8 @@ EXPECTED_TOOLS = {
     "attack_lookup",
     "lolbin_lookup",
     "process_lineage",
+    "similar_cases",
+    "knowledge_search",
     "isolate_host",
     "release_host",
     "kill_process",
@@ -105,6 +107,8 @@ def test_default_registry_has_every_tool_with_tier_and_rollbacks() -> None:
         "attack_lookup",
         "lolbin_lookup",
         "process_lineage",
+        "similar_cases",
+        "knowledge_search",
     }
     assert set(reg.names("destructive")) == {"disable_user", "enable_user"}
     assert reg.get("isolate_host").rollback == "release_host"

@@ -50,6 +50,9 @@ class AttackCatalog:
     def get(self, technique_id: str) -> Technique | None:
         return self._by_id.get(normalize_technique_id(technique_id))
 
+    def techniques(self) -> list[Technique]:
+        return list(self._by_id.values())
+
     @classmethod
     def load(cls, path: Path | None) -> AttackCatalog:
         return cls.builtin() if path is None else cls.from_jsonl(path)

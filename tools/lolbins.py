@@ -46,6 +46,9 @@ class LolbinCatalog:
         key = binary_name(name)
         return self._by_name.get(key) or self._by_name.get(f"{key}.exe")
 
+    def entries(self) -> list[LolBin]:
+        return list(self._by_name.values())
+
     @classmethod
     def load(cls, path: Path | None) -> LolbinCatalog:
         return cls.builtin() if path is None else cls.from_lolbas_jsonl(path)

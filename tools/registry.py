@@ -461,10 +461,18 @@ def default_registry() -> Registry:
     """Every built-in tool (threat intel, context, ATT&CK, LOLBins, lineage, response actions)."""
     global _DEFAULT
     if _DEFAULT is None:
-        from soctriage.tools import actions, attack, intel, inventory, lineage, lolbins
+        from soctriage.tools import actions, attack, intel, inventory, lineage, lolbins, retrieval_tools
 
         _DEFAULT = Registry(
-            [*intel.TOOLS, *inventory.TOOLS, *attack.TOOLS, *lolbins.TOOLS, *lineage.TOOLS, *actions.TOOLS]
+            [
+                *intel.TOOLS,
+                *inventory.TOOLS,
+                *attack.TOOLS,
+                *lolbins.TOOLS,
+                *lineage.TOOLS,
+                *retrieval_tools.TOOLS,
+                *actions.TOOLS,
+            ]
         )
     return _DEFAULT
 

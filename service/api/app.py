@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from soctriage.agents.run import DecisionRefused, Triager
-from soctriage.service.api import metrics
+from soctriage.service.api import chat, metrics, reports
 from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator
@@ -45,6 +45,8 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.auth_enabled = auth_enabled
     app.include_router(router)
+    app.include_router(chat.router)
+    app.include_router(reports.router)
     app.add_middleware(AccessLog)
 
     @app.exception_handler(NotFoundError)

@@ -41,5 +41,6 @@ def configure_logging(fmt: Literal["json", "text"], level: int = logging.INFO) -
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = name != "uvicorn.access"
-    # procrastinate logs every job at INFO; ours already does.
-    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    # These log every job or model request at INFO; our job lines and the ledger already say it.
+    for name in ("procrastinate", "httpx2", "httpx", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)

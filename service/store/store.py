@@ -148,7 +148,7 @@ class Store:
         transaction, so work that must commit or roll back with the cases (their job rows) does."""
         try:
             with write_transaction(self.engine) as conn:
-                created = [self._create_locked(conn, alert, tenant) for alert in alerts]
+                created = self._create_locked(conn, alerts, tenant)
                 if on_created is not None:
                     on_created(conn, [c for c in created if isinstance(c, Case)])
                 return created
@@ -157,10 +157,7 @@ class Store:
             # one transaction per alert then isolates the duplicate from the rest.
             if len(alerts) == 1:
                 with self._read() as conn:
-                    try:
-                        self._refuse_duplicate(conn, alerts[0].id)
-                    except DuplicateAlertError as exc:
-                        return [exc]
+                    self._refuse_duplicate(conn, alerts[0].id)
                 raise
             return [
                 created
@@ -168,52 +165,89 @@ class Store:
                 for created in self.create_cases([alert], tenant, on_created=on_created)
             ]
 
-    def _create_locked(self, conn: Connection, alert: Alert, tenant: str) -> Case | DuplicateAlertError:
-        try:
-            self._refuse_duplicate(conn, alert.id)
-        except DuplicateAlertError as exc:
-            return exc
-        payload = clean_entry_input("system", "alert_received", alert_received_payload(alert))
-        now = utc_now()
-        case_id = new_case_id()
-        conn.execute(
-            cases.insert().values(
-                id=case_id,
-                tenant=tenant,
-                status="new",
-                verdict=None,
-                status_times={"new": format_ts(now)},
-                assignee=None,
-                created_at=now,
-                updated_at=now,
-                head_seq=0,
-                head_hash=GENESIS_HASH,
+    def _create_locked(
+        self, conn: Connection, batch: Sequence[Alert], tenant: str
+    ) -> list[Case | DuplicateAlertError]:
+        """Insert the cases, alerts and first ledger entries of a batch with one statement per table: intake
+        sees thousands of alerts a second, and per-row statements would cost more than the rows."""
+        stored = {
+            row.id: DuplicateAlertError(row.id, row.case_id, row.tenant)
+            for row in conn.execute(
+                select(alerts.c.id, alerts.c.case_id, alerts.c.tenant).where(
+                    alerts.c.id.in_({alert.id for alert in batch})
+                )
             )
-        )
-        conn.execute(
-            alerts.insert().values(
-                id=alert.id,
-                case_id=case_id,
-                tenant=tenant,
-                received_at=now,
-                vendor=alert.source.vendor,
-                product=alert.source.product,
-                format=alert.source.format,
-                vendor_alert_id=alert.source.vendor_alert_id,
-                raw=alert.raw,
-                raw_sha256=payload["raw_sha256"],
-                normalized=alert.model_dump(mode="json", exclude={"raw"}),
+        }
+        outcomes: list[Case | DuplicateAlertError] = []
+        case_rows, alert_rows, entry_rows = [], [], []
+        for alert in batch:
+            if alert.id in stored:
+                outcomes.append(stored[alert.id])
+                continue
+            payload = clean_entry_input("system", "alert_received", alert_received_payload(alert))
+            now = utc_now()
+            case_id = new_case_id()
+            entry_hash = LedgerEntry.compute_hash(
+                case_id, 1, now, "system", "alert_received", payload, GENESIS_HASH
             )
-        )
-        self._append_locked(conn, case_id, 0, GENESIS_HASH, [("system", "alert_received", payload)])
-        return Case(
-            id=case_id,
-            tenant=tenant,
-            status="new",
-            alert_ids=(alert.id,),
-            status_times={"new": now},
-            created_at=now,
-        )
+            case_rows.append(
+                {
+                    "id": case_id,
+                    "tenant": tenant,
+                    "status": "new",
+                    "verdict": None,
+                    "status_times": {"new": format_ts(now)},
+                    "assignee": None,
+                    "created_at": now,
+                    "updated_at": now,
+                    "head_seq": 1,
+                    "head_hash": entry_hash,
+                }
+            )
+            alert_rows.append(
+                {
+                    "id": alert.id,
+                    "case_id": case_id,
+                    "tenant": tenant,
+                    "received_at": now,
+                    "vendor": alert.source.vendor,
+                    "product": alert.source.product,
+                    "format": alert.source.format,
+                    "vendor_alert_id": alert.source.vendor_alert_id,
+                    "raw": alert.raw,
+                    "raw_sha256": payload["raw_sha256"],
+                    "normalized": alert.model_dump(mode="json", exclude={"raw"}),
+                }
+            )
+            entry_rows.append(
+                {
+                    "case_id": case_id,
+                    "seq": 1,
+                    "ts": now,
+                    "actor": "system",
+                    "kind": "alert_received",
+                    "payload": payload,
+                    "prev_hash": GENESIS_HASH,
+                    "hash": entry_hash,
+                }
+            )
+            # A second copy of the same alert later in this batch joins this case.
+            stored[alert.id] = DuplicateAlertError(alert.id, case_id, tenant)
+            outcomes.append(
+                Case(
+                    id=case_id,
+                    tenant=tenant,
+                    status="new",
+                    alert_ids=(alert.id,),
+                    status_times={"new": now},
+                    created_at=now,
+                )
+            )
+        if case_rows:
+            conn.execute(_INSERT_CASE, case_rows)
+            conn.execute(_INSERT_ALERT, alert_rows)
+            conn.execute(_INSERT_ENTRY, entry_rows)
+        return outcomes
 
     @staticmethod
     def _refuse_duplicate(conn: Connection, alert_id: str) -> None:
@@ -484,6 +518,8 @@ _LOCK_CASE = (
     .with_for_update()
 )
 _INSERT_ENTRY = ledger.insert()
+_INSERT_CASE = cases.insert()
+_INSERT_ALERT = alerts.insert()
 _MOVE_HEAD = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import httpx2
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from soctriage.agents.llm import ChatClient
 
@@ -38,8 +40,35 @@ class Reply:
     completion_tokens: int = 5
     delay_s: float = 0.0
 
+    def chunks(self, model: str, number: int, include_usage: bool) -> list[dict[str, Any]]:
+        """The same answer as `stream: true` sends it: content in small deltas, each tool call as one delta,
+        a last chunk with the finish reason, and a usage chunk when the request asked for one."""
+        base = {
+            "id": f"chatcmpl-fake-{number}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            return {**base, "model": model, "choices": [choice]}
+
+        out = [chunk({"role": "assistant", "content": ""})]
+        text = self.content or ""
+        out += [chunk({"content": piece}) for piece in re.findall(r"\S+\s*|\s+", text)]
+        for index, call in enumerate(self.tool_calls):
+            out.append(chunk({"tool_calls": [{"index": index, **call}]}))
+        out.append(chunk({}, self.finish_reason))
+        if include_usage:
+            usage = {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens,
+            }
+            out.append({**base, "model": model, "choices": [], "usage": usage})
+        return out
+
     def completion(self, model: str, number: int) -> dict[str, Any]:
-        # A streaming variant would render the same message as SSE chunks from here.
         message: dict[str, Any] = {"role": "assistant", "content": self.content, "refusal": self.refusal}
         if self.tool_calls:
             message["tool_calls"] = list(self.tool_calls)
@@ -199,8 +228,6 @@ class ScriptedOpenAI:
             return self._violation(
                 500, f"called {number} times but only {len(self.steps)} steps were scripted"
             )
-        if body.get("stream"):
-            return self._violation(400, "streaming is not supported by this fake yet")
         if not body.get("model") or not isinstance(body.get("messages"), list):
             return self._violation(400, "request lacks `model` or a `messages` list")
         step = self.steps[number - 1]
@@ -208,6 +235,10 @@ class ScriptedOpenAI:
             await asyncio.sleep(step.delay_s)
         if isinstance(step, HttpError):
             return JSONResponse(step.body, status_code=step.status, headers=step.headers)
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = step.chunks(body["model"], number, include_usage)
+            return StreamingResponse(_sse(chunks), media_type="text/event-stream")
         return JSONResponse(step.completion(body["model"], number))
 
     async def _unexpected(self, request: Request) -> JSONResponse:
@@ -219,6 +250,12 @@ class ScriptedOpenAI:
             {"error": {"message": f"ScriptedOpenAI: {message}", "type": "fake_violation", "code": None}},
             status_code=status,
         )
+
+
+async def _sse(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield f"data: {json.dumps(chunk)}\n\n".encode()
+    yield b"data: [DONE]\n\n"
 
 
 def make_client(fake: ScriptedOpenAI, **overrides: Any) -> ChatClient:

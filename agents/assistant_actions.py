@@ -1,0 +1,153 @@
+"""Actions the case assistant proposes in chat: through the same guard, approval and idempotent execution as
+the graph's own (agents/response.py), but carried by the ledger instead of a paused graph.
+
+A proposal writes `tool_call` (actor assistant), `guard_decision` and, unless denied, `approval_requested`:
+the assistant never acts on its own, so even an action the guard would allow waits for a human. A pending
+proposal moves a finished case to `awaiting_approval`; `soctriage approve` and the decision route then decide
+it by its id (C1, C2, ...), and the case returns to its earlier status, or to `contained` when containment
+was carried out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from soctriage.agents.deps import Deps
+from soctriage.agents.response import apply_decision, execute, plan_action
+from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
+from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
+from soctriage.tools import GuardDecision, ToolContext
+
+ACTOR = "assistant"
+PREFIX = "C"
+CONTAINMENT = frozenset(
+    {"isolate_host", "kill_process", "quarantine_file", "block_indicator", "disable_user"}
+)
+_PROPOSED_REASON = "the case assistant proposed an action; a human decides it"
+
+
+def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry]) -> ToolContext:
+    """The case as tools see it: the alert's entities plus every entity a tool result surfaced."""
+    found = [
+        str(e) for entry in entries if entry.kind == "tool_result" for e in entry.payload.get("entities", ())
+    ]
+    return ToolContext.for_alert(
+        case.id,
+        case.tenant,
+        alert,
+        deps.settings,
+        deps.connectors,
+        dry_run=deps.settings.dry_run,
+        extra_entities=found,
+    )
+
+
+def _state(case: Case, alert: Alert) -> TriageState:
+    return {"case_id": case.id, "tenant": case.tenant, "alert": alert, "alert_seq": 1}
+
+
+def proposals(entries: list[LedgerEntry]) -> list[PlannedAction]:
+    """Every assistant proposal of a case, rebuilt from its ledger entries, with its current status."""
+    reasons: dict[str, str] = {}
+    found: dict[str, PlannedAction] = {}
+    for entry in entries:
+        action_id = str(entry.payload.get("action_id", ""))
+        if entry.kind == "tool_call" and entry.actor == ACTOR and action_id.startswith(PREFIX):
+            reasons[action_id] = str(entry.payload.get("reason", ""))
+        elif entry.kind == "guard_decision" and action_id in reasons and action_id not in found:
+            guard = GuardDecision.model_validate({k: v for k, v in entry.payload.items() if k != "action_id"})
+            status = "denied" if guard.decision == "deny" else "awaiting_approval"
+            found[action_id] = PlannedAction(
+                id=action_id, reason=reasons[action_id], guard=guard, status=status
+            )
+        elif action_id in found:
+            found[action_id] = _advance(found[action_id], entry)
+    return list(found.values())
+
+
+def _advance(action: PlannedAction, entry: LedgerEntry) -> PlannedAction:
+    payload = entry.payload
+    if entry.kind == "approval_requested":
+        return action.model_copy(update={"expires_at": datetime.fromisoformat(payload["expires_at"])})
+    if entry.kind == "approval_decided":
+        return action.model_copy(update={"status": payload["outcome"]})
+    if entry.kind == "action_executed":
+        status = "simulated" if payload.get("status") == "simulated" else "executed"
+        return action.model_copy(update={"status": status, "receipt": payload.get("output")})
+    if entry.kind == "tool_result" and payload.get("status") not in ("ok", "simulated", "duplicate"):
+        return action.model_copy(update={"status": "failed"})
+    return action
+
+
+def propose(
+    deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry], proposal: ProposedAction
+) -> PlannedAction:
+    """Put a proposal through the guard and ask a human for it; the case waits for the decision."""
+    number = len(proposals(entries)) + 1
+    ctx = case_context(deps, case, alert, entries)
+    action = plan_action(deps, _state(case, alert), ctx, f"{PREFIX}{number}", proposal, actor=ACTOR)
+    if action.status == "approved":
+        # The guard would let it run, but nobody asked for it but the model: a human confirms first.
+        expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
+        deps.record(
+            case.id,
+            "guard",
+            "approval_requested",
+            {
+                "action_id": action.id,
+                "tool": action.guard.tool,
+                "args": action.guard.args,
+                "args_hash": action.guard.args_hash,
+                "reason": f"{_PROPOSED_REASON} (guard: {action.guard.reason})",
+                "expires_at": expires.isoformat(),
+            },
+        )
+        action = action.model_copy(update={"status": "awaiting_approval", "expires_at": expires})
+    if action.status == "awaiting_approval" and case.status in FINAL_CASE_STATUSES:
+        deps.store.set_status(
+            case.id, "awaiting_approval", actor="guard", reason=f"{action.id}: {_PROPOSED_REASON}"
+        )
+    return action
+
+
+async def decide_proposal(
+    deps: Deps,
+    case: Case,
+    alert: Alert,
+    action_id: str,
+    *,
+    approve: bool,
+    by: str,
+    reason: str | None,
+    at: datetime | None,
+    graph_waiting: bool,
+) -> PlannedAction:
+    """Apply a human decision to a pending proposal and, when approved, carry it out exactly once."""
+    entries = deps.store.entries(case.id)
+    action = next(a for a in proposals(entries) if a.id == action_id)
+    decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
+    if at is not None:
+        decision["at"] = at.isoformat()
+    state = _state(case, alert)
+    action = apply_decision(deps, state, action, decision)
+    if action.status == "approved":
+        executed = deps.executed_keys(case.id)
+        action = await execute(deps, state, case_context(deps, case, alert, entries), action, executed)
+    still_pending = [a for a in proposals(deps.store.entries(case.id)) if a.status == "awaiting_approval"]
+    if not still_pending and not graph_waiting:
+        status, why = _status_after(entries, action)
+        deps.store.set_status(case.id, status, actor="system", reason=why)  # type: ignore[arg-type]
+    return action
+
+
+def _status_after(entries: list[LedgerEntry], action: PlannedAction) -> tuple[str, str]:
+    if action.status in ("executed", "simulated") and action.tool in CONTAINMENT:
+        return "contained", f"{action.id} ({action.tool}) carried out"
+    for entry in reversed(entries):
+        if entry.kind == "status_change" and entry.payload.get("to") == "awaiting_approval":
+            earlier = str(entry.payload.get("from"))
+            if earlier in FINAL_CASE_STATUSES:
+                return earlier, f"{action.id} {action.status}; back to {earlier}"
+            break
+    return "escalated", f"{action.id} {action.status}; an analyst owns the case"

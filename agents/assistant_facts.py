@@ -1,0 +1,215 @@
+"""What the case assistant reads: a one-line digest of each ledger entry, and the entities of an alert sorted
+by kind, so that both the builtin rules and a model can answer "which IP", "which command line" and cite."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from soctriage.service.domain import Alert, LedgerEntry
+
+_IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_URL = re.compile(r"\bhttps?://[^\s'\"<>)]+", re.I)
+_EMAIL = re.compile(r"\b[\w.+-]+(?: [\w.+-]+)?@[\w-]+(?:\.[\w-]+)+\b")
+_SHA256 = re.compile(r"\b[a-f0-9]{64}\b", re.I)
+_SHA1 = re.compile(r"\b[a-f0-9]{40}\b", re.I)
+_MD5 = re.compile(r"\b[a-f0-9]{32}\b", re.I)
+_SID = re.compile(r"\bS-1-\d+(?:-\d+)+\b")
+_LINE = 220
+
+# Which words in a question ask for which kind of fact, most specific first.
+QUESTION_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cmdline", ("command line", "commandline", "cmdline", "command used", "command was")),
+    ("pid", ("process id", "pid")),
+    ("sha256", ("sha256", "sha-256", "file hash", "hash")),
+    ("sha1", ("sha1", "sha-1")),
+    ("md5", ("md5",)),
+    ("url", ("url", "link", "web address")),
+    ("email", ("email", "e-mail", "upn", "user principal")),
+    ("ip", ("ip address", " ip ", "ip?", "address")),
+    ("sid", (" sid", "security identifier")),
+    ("hostname", ("hostname", "host name", "device name", "computer", "host", "device", "machine")),
+    ("user", ("account", "user", "username")),
+    ("file", ("file name", "filename", "file", "executable", "binary")),
+    ("domain", ("domain",)),
+    ("technique", ("technique", "att&ck", "mitre")),
+)
+
+
+def question_kinds(question: str) -> list[str]:
+    text = f" {question.lower()} "
+    return [kind for kind, words in QUESTION_KINDS if any(w in text for w in words)]
+
+
+def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(key path, string) for every leaf of nested vendor data; JSON-encoded strings are opened too."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item, path)
+    elif isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in "[{":
+            try:
+                yield from _strings(json.loads(stripped), path)
+                return
+            except ValueError:
+                pass
+        if stripped:
+            yield path, stripped
+    elif value is not None and not isinstance(value, bool):
+        yield path, str(value)
+
+
+def _add(facts: dict[str, list[str]], kind: str, value: str | int | None) -> None:
+    if value is None or value == "":
+        return
+    text = str(value)
+    bucket = facts.setdefault(kind, [])
+    if text not in bucket:
+        bucket.append(text)
+
+
+def alert_facts(alert: Alert) -> dict[str, list[str]]:
+    """The alert's entities by kind (ip, url, hostname, user, cmdline, pid, ...), plus `field:<name>` for every
+    vendor field kept in `unmapped`, so a question naming a vendor field (AadDeviceId) finds it."""
+    facts: dict[str, list[str]] = {}
+    if alert.device:
+        _add(facts, "hostname", alert.device.hostname)
+        _add(facts, "ip", alert.device.ip)
+    if alert.user:
+        _add(facts, "user", alert.user.name)
+    for process in (alert.process, alert.process.parent if alert.process else None):
+        if process:
+            _add(facts, "cmdline", process.cmdline)
+            _add(facts, "pid", process.pid)
+            _add(facts, "file", process.name)
+            _add(facts, "sha256", process.sha256)
+    if alert.file:
+        _add(facts, "file", alert.file.name)
+        _add(facts, "sha256", alert.file.sha256)
+        _add(facts, "sha1", alert.file.sha1)
+        _add(facts, "md5", alert.file.md5)
+    if alert.network:
+        for kind, value in (
+            ("ip", alert.network.dst_ip),
+            ("ip", alert.network.src_ip),
+            ("domain", alert.network.domain),
+            ("url", alert.network.url),
+        ):
+            _add(facts, kind, value)
+    for observable in alert.observables:
+        kind = {"process": "file"}.get(observable.type, observable.type)
+        _add(facts, kind, observable.value)
+    for technique in alert.techniques:
+        _add(facts, "technique", technique)
+    for path, text in _strings(alert.unmapped):
+        name = path.rsplit(".", 1)[-1].lower()
+        _add(facts, f"field:{name}", text)
+        if name in ("commandline", "cmdline", "command_line"):
+            _add(facts, "cmdline", text)
+        elif name in ("processid", "pid", "process_id"):
+            _add(facts, "pid", text)
+        elif name in ("hostname", "host_name", "computername", "devicename"):
+            _add(facts, "hostname", text)
+        elif name in ("accountname", "username", "user_name"):
+            _add(facts, "user", text)
+        for kind, pattern in (
+            ("url", _URL),
+            ("email", _EMAIL),
+            ("sha256", _SHA256),
+            ("sid", _SID),
+            ("ip", _IP),
+        ):
+            for match in pattern.findall(text):
+                _add(facts, kind, match)
+        if not _SHA256.search(text):
+            for kind, pattern in (("sha1", _SHA1), ("md5", _MD5)):
+                for match in pattern.findall(text):
+                    _add(facts, kind, match)
+    return facts
+
+
+def named_fields(question: str, facts: dict[str, list[str]]) -> list[str]:
+    """Vendor field names the question mentions, e.g. `AadDeviceId`."""
+    words = {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z0-9_]{3,}", question)}
+    return [key for key in facts if key.startswith("field:") and key.removeprefix("field:") in words]
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _result_summary(payload: dict[str, Any]) -> str:
+    if payload.get("status") not in ("ok", "simulated"):
+        return f"{payload.get('status')}: {payload.get('error')}"
+    output = payload.get("output") or {}
+    keys = ("verdict", "score", "criticality", "role", "privileged", "is_lolbin", "flags", "status", "known")
+    picked = {k: output[k] for k in keys if output.get(k) not in (None, [], ())}
+    if "cases" in output:
+        picked["cases"] = [
+            f"{c['case_id']} {c.get('disposition')} ({c.get('disposition_source')}, sim {c.get('similarity')})"
+            for c in output["cases"][:5]
+        ]
+    if "hits" in output:
+        picked["hits"] = [h["title"] for h in output["hits"][:5]]
+    return ", ".join(f"{k}={_short(v, 160)}" for k, v in picked.items()) or "ok"
+
+
+def describe(entry: LedgerEntry) -> str:
+    """One line: `seq N kind actor: what happened`."""
+    p = entry.payload
+    kind = entry.kind
+    if kind == "alert_received":
+        what = f"{p.get('title')}"
+        device, user, process = p.get("device") or {}, p.get("user") or {}, p.get("process") or {}
+        if device.get("hostname"):
+            what += f"; host {device['hostname']}"
+        if user.get("name"):
+            what += f"; user {user['name']}"
+        if process.get("cmdline") or process.get("name"):
+            what += f"; process {_short(process.get('cmdline') or process.get('name'), 160)}"
+        techniques = [a.get("technique_id") for a in p.get("attacks") or [] if a.get("technique_id")]
+        if techniques:
+            what += f"; techniques {', '.join(techniques)}"
+        what += f"; severity {(p.get('severity') or {}).get('label')}"
+    elif kind == "reasoning":
+        what = f"category {p.get('category')}; hypotheses {_short(p.get('hypotheses'))}"
+    elif kind == "tool_call":
+        prefix = f"{p['action_id']} " if p.get("action_id") else ""
+        what = f"{prefix}{p.get('tool')}({_short(p.get('args'), 100)})"
+        if p.get("reason"):
+            what += f" because {_short(p['reason'], 100)}"
+    elif kind == "tool_result":
+        what = f"{p.get('tool')}: {_result_summary(p)}"
+    elif kind == "guard_decision":
+        what = f"{p.get('action_id')} {p.get('tool')} -> {p.get('decision')}: {_short(p.get('reason'))}"
+    elif kind == "approval_requested":
+        what = f"{p.get('action_id')} {p.get('tool')} waits for a human until {p.get('expires_at')}"
+    elif kind == "approval_decided":
+        what = f"{p.get('action_id')} {p.get('tool')} {p.get('outcome')}: {_short(p.get('detail'))}"
+    elif kind == "action_executed":
+        what = f"{p.get('action_id')} {p.get('tool')} {p.get('status')} {_short(p.get('args'), 80)}"
+    elif kind == "verdict":
+        what = (
+            f"{p.get('disposition')} (confidence {p.get('confidence')}, severity"
+            f" {(p.get('severity') or {}).get('label')}): {_short(p.get('summary'))};"
+            f" rationale: {_short(p.get('rationale'), 200)}; evidence {p.get('evidence')}"
+        )
+    elif kind == "status_change":
+        what = f"{p.get('from')} -> {p.get('to')}: {_short(p.get('reason'))}"
+    elif kind == "chat_message":
+        what = f"{p.get('role')}: {_short(p.get('text'), 160)}"
+    elif kind == "feedback":
+        what = f"analyst disposition {p.get('disposition')} ({p.get('reason_code')}): {_short(p.get('note'))}"
+    elif kind == "llm_call":
+        what = f"model call {p.get('model') or p.get('analyst')} ({p.get('total_tokens', 0)} tokens)"
+    else:
+        what = _short({k: v for k, v in p.items()}, 200)
+    return f"seq {entry.seq} {kind} {entry.actor}: {what}"[: _LINE + 200]

@@ -1,0 +1,124 @@
+"""`soctriage report evidence`: the insurer / audit evidence report, recomputed from the ledger (DESIGN §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from soctriage.service.config import Settings
+from soctriage.service.domain import utc_now
+from soctriage.service.reports import (
+    REPORT_FORMATS,
+    EvidenceParams,
+    EvidenceReport,
+    evidence_from_store,
+    parse_day,
+    render_report,
+)
+from soctriage.service.store import Store
+
+EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 1, 2
+report_app = typer.Typer(help="Evidence reports for insurers and auditors.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(report_app, name="report")
+
+
+def _bad(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _day(option: str, text: str | None, *, end: bool = False) -> object:
+    if text is None:
+        return None
+    try:
+        return parse_day(text, end=end)
+    except ValueError as exc:
+        raise _bad(f"{option}: {exc}") from exc
+
+
+def _previous(path: Path) -> EvidenceReport:
+    try:
+        return EvidenceReport.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise _bad(f"--verify-from {path}: cannot read: {exc.strerror}") from exc
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "<report>"
+        raise _bad(
+            f"--verify-from {path}: not a JSON evidence report (field {where}: {error['msg']})"
+        ) from exc
+
+
+@report_app.command("evidence")
+def evidence(
+    since: Annotated[str | None, typer.Option(help="first day (YYYY-MM-DD, UTC) or ISO timestamp")] = None,
+    until: Annotated[str | None, typer.Option(help="last day included (YYYY-MM-DD) or ISO timestamp")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="only this tenant's cases (default: every tenant)")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help=", ".join(REPORT_FORMATS))] = "md",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write here instead of stdout")] = None,
+    verify_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--verify-from",
+            help="skip re-verifying: reuse the integrity results of this earlier JSON report for chains "
+            "that have not changed since (the rest are reported as not verified)",
+        ),
+    ] = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="report without checking the chains")
+    ] = False,
+) -> None:
+    """Alert volume, documented outcomes, MTTD/MTTR/MTTC, actions and approvals, model usage and ledger
+    integrity for a period, every number recomputed from the case ledgers."""
+    if fmt not in REPORT_FORMATS:
+        raise _bad(f"--format: unknown report format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}")
+    if fmt == "pdf" and out is None:
+        raise _bad("--format pdf: give --out FILE (a PDF is not written to a terminal)")
+    if verify_from is not None and no_verify:
+        raise _bad("give --verify-from or --no-verify, not both")
+    settings = Settings()
+    params = EvidenceParams(
+        generated_at=utc_now(),
+        since=_day("--since", since),  # type: ignore[arg-type]
+        until=_day("--until", until, end=True),  # type: ignore[arg-type]
+        tenant=tenant,
+        notification_window_h=settings.notification_window_h,
+    )
+    if params.since and params.until and params.since >= params.until:
+        raise _bad(f"--since {since} is not before --until {until}")
+    previous = None if verify_from is None else _previous(verify_from)
+    mode = "previous" if previous is not None else ("none" if no_verify else "full")
+    with Store.open(settings) as store:
+        report = evidence_from_store(store, params, verify=mode, previous=previous)  # type: ignore[arg-type]
+    data = render_report(report, fmt)  # type: ignore[arg-type]
+    if out is None:
+        typer.echo(data.decode(), nl=False)
+    else:
+        out.write_bytes(data)
+        typer.echo(f"wrote {out}", err=True)
+    if report.integrity.failed:
+        typer.echo(f"{report.integrity.failed} case ledger(s) failed verification", err=True)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def export_case_pdf(case_id: str, out: Path | None) -> None:
+    """`ledger export CASE --format pdf`: the one-case report (timeline, verdict, actions, verification)."""
+    from soctriage.service.reports.case_pdf import case_pdf
+    from soctriage.service.store import CaseNotFoundError
+
+    if out is None:
+        raise _bad("--format pdf: give --out FILE (a PDF is not written to a terminal)")
+    with Store.open(Settings()) as store:
+        try:
+            data = case_pdf(store, case_id)
+        except CaseNotFoundError as exc:
+            raise _bad(str(exc)) from exc
+    out.write_bytes(data)
+    typer.echo(f"wrote {out}", err=True)

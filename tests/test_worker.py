@@ -1,0 +1,75 @@
+"""The embedded queue and the worker pieces: leases, one job per case at a time, retries then `failed`, and the
+shared model-call rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from service_support import alert_variants
+from soctriage.service.api.intake import accept_alerts
+from soctriage.service.config import Settings
+from soctriage.service.queue import Job, JobSpec, SqliteQueue
+from soctriage.service.store import Store
+from soctriage.service.worker_limits import SharedRateLimit
+
+
+def open_cases(store: Store, queue: SqliteQueue, count: int) -> list[str]:
+    body = b"[" + b",".join(alert_variants(count)) + b"]"
+    report = accept_alerts(store, queue, body, "auto", "acme", 1 << 24)
+    return [a.case_id for a in report.accepted]
+
+
+def test_intake_commits_each_case_with_its_job_and_leases_are_reclaimed(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, job_lease_s=0.2)
+    with Store.open(settings) as store:
+        queue = SqliteQueue(settings, store)
+        case_ids = open_cases(store, queue, 3)
+        assert queue.depth() == 3
+        queue.enqueue_now(store, JobSpec(case_ids[0], "decide", {"x": 1}))
+        first = queue.claim(10, set(), "w1")
+        # One job per case at a time: the second job of case 0 waits.
+        assert sorted(j.case_id for j in first) == sorted(case_ids)
+        assert queue.claim(10, set(), "w2") == []
+        time.sleep(0.25)  # w1 died: its leases run out
+        again = queue.claim(10, set(), "w2")
+        assert {j.id for j in again} == {j.id for j in first} and all(j.attempt == 2 for j in again)
+        for job in again:
+            queue.finish(job, None, retry=False)
+        [decide] = queue.claim(10, set(), "w2")
+        assert (decide.case_id, decide.task, decide.args) == (case_ids[0], "decide", {"x": 1})
+
+
+async def test_a_job_that_keeps_failing_marks_its_case_failed(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, job_max_attempts=2, job_lease_s=5)
+    with Store.open(settings) as store:
+        queue = SqliteQueue(settings, store)
+        [case_id] = open_cases(store, queue, 1)
+        attempts: list[int] = []
+        stop = asyncio.Event()
+
+        async def handler(job: Job) -> None:
+            attempts.append(job.attempt)
+            raise RuntimeError("model exploded")
+
+        async def give_up(job: Job, reason: str) -> None:
+            store.set_status(job.case_id, "failed", "system", reason)
+            stop.set()
+
+        await asyncio.wait_for(queue.work(handler, give_up, 2, stop), timeout=10)
+        assert attempts == [1, 2]
+        case = store.get_case(case_id)
+        assert case is not None and case.status == "failed"
+        assert "model exploded" in store.entries(case_id)[-1].payload["reason"]
+
+
+def test_the_model_rate_limit_is_shared_by_every_limiter_on_the_database(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    with Store.open(settings) as one, Store.open(settings) as two:
+        limits = [SharedRateLimit(one, rate=10), SharedRateLimit(two, rate=10)]
+        waits = [limits[i % 2].reserve() for i in range(30)]
+    # A burst of 10 passes at once; the next 20 are spaced 0.1 s apart, whichever process asks.
+    assert waits[:9] == [0.0] * 9
+    assert 1.8 <= max(waits) <= 2.2
+    assert waits == sorted(waits)

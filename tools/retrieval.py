@@ -1,0 +1,409 @@
+"""Retrieval over Chroma: similar past cases (one collection per tenant) and the knowledge base (ATT&CK
+techniques, LOLBins and the project's runbooks, one shared collection).
+
+A case is indexed when it reaches a final status, and again when an analyst gives feedback (the analyst's
+disposition then takes precedence over the model's). Indexing runs on a background thread in batches, so the
+triage path only pays for a queue put; a case closed a moment ago may therefore not be found for a few
+milliseconds. Embedded Chroma (<home>/chroma) serves one process; several processes share a Chroma server
+(Settings `chroma_url`).
+
+Vectors are always computed by our own embedder (tools/retrieval_embed.py) and handed to Chroma, which is
+never allowed to pick (and download) a default model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from soctriage.service.config import Settings
+from soctriage.service.domain import Alert, Case, Disposition, Frozen
+from soctriage.tools.retrieval_embed import CachedEmbedder, Embedder, make_embedder
+
+log = logging.getLogger("soctriage.retrieval")
+
+KnowledgeKind = Literal["attack", "lolbin", "runbook"]
+DispositionSource = Literal["analyst", "model"]
+_INDEX_BATCH = 64
+_INDEX_LINGER_S = 0.5
+
+
+class CaseDocument(Frozen):
+    """What the index keeps about one finished case."""
+
+    case_id: str
+    tenant: str
+    status: str
+    disposition: Disposition | None
+    disposition_source: DispositionSource = "model"
+    reason_code: str | None = None
+    title: str
+    summary: str
+    techniques: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()
+    text: str = Field(description="the text that is embedded")
+
+
+class SimilarCase(Frozen):
+    case_id: str
+    status: str
+    disposition: Disposition | None
+    disposition_source: DispositionSource = Field(
+        description="analyst: confirmed by a human through feedback; model: the triage verdict"
+    )
+    reason_code: str | None = None
+    title: str
+    summary: str
+    techniques: tuple[str, ...] = ()
+    similarity: float = Field(description="cosine similarity of the two alerts' texts, -1..1")
+    near_duplicate: bool = Field(
+        default=False, description="so similar that it is the same alert again (threshold per embedder)"
+    )
+
+
+class KnowledgeDoc(Frozen):
+    id: str
+    kind: KnowledgeKind
+    title: str
+    text: str
+    source: str
+
+
+class KnowledgeHit(Frozen):
+    id: str
+    kind: KnowledgeKind
+    title: str
+    text: str
+    source: str
+    similarity: float
+
+
+def alert_text(alert: Alert) -> str:
+    """The alert as retrieval sees it: what it is, where, by whom, how. Identical alerts give identical text."""
+    parts = [alert.title, alert.description or "", alert.rule.name if alert.rule and alert.rule.name else ""]
+    for attack in alert.attacks:
+        parts.append(" ".join(p for p in (attack.technique_id, attack.technique_name, attack.tactic) if p))
+    if alert.process:
+        parts += [alert.process.name or "", alert.process.cmdline or ""]
+        if alert.process.parent:
+            parts += [f"parent {alert.process.parent.name or ''}", alert.process.parent.cmdline or ""]
+    if alert.file:
+        parts.append(alert.file.name or alert.file.path or "")
+    if alert.device and alert.device.hostname:
+        parts.append(f"host {alert.device.hostname}")
+    if alert.user and alert.user.name:
+        parts.append(f"user {alert.user.name}")
+    if alert.network:
+        parts += [alert.network.domain or "", alert.network.url or "", alert.network.dst_ip or ""]
+    return " | ".join(p.strip() for p in parts if p and p.strip())[:4000]
+
+
+def _entities(alert: Alert) -> tuple[str, ...]:
+    found = [o.value for o in alert.observables]
+    if alert.device and alert.device.hostname:
+        found.append(alert.device.hostname)
+    if alert.user and alert.user.name:
+        found.append(alert.user.name)
+    return tuple(dict.fromkeys(found))[:50]
+
+
+def case_document(case: Case, alert: Alert, feedback: dict[str, Any] | None = None) -> CaseDocument:
+    """The index entry of a finished case; `feedback` (a `feedback` ledger payload) overrides the model's
+    disposition with the analyst's."""
+    verdict = case.verdict
+    disposition = verdict.disposition if verdict else None
+    source: DispositionSource = "model"
+    reason_code = None
+    if feedback and feedback.get("disposition"):
+        disposition, source, reason_code = feedback["disposition"], "analyst", feedback.get("reason_code")
+    summary = verdict.summary if verdict else f"{case.status}: {alert.title}"
+    if feedback and feedback.get("note"):
+        summary += f" (analyst: {feedback['note']})"
+    return CaseDocument(
+        case_id=case.id,
+        tenant=case.tenant,
+        status=case.status,
+        disposition=disposition,
+        disposition_source=source,
+        reason_code=reason_code,
+        title=alert.title,
+        summary=summary[:1000],
+        techniques=tuple(verdict.techniques) if verdict else alert.techniques,
+        entities=_entities(alert),
+        text=alert_text(alert),
+    )
+
+
+def _collection_name(prefix: str, embedder: str, key: str = "") -> str:
+    # Chroma names allow [a-zA-Z0-9._-] and 3-512 chars; tenants and model names may hold anything else.
+    digest = hashlib.sha256(f"{embedder}\x1f{key}".encode()).hexdigest()[:24]
+    return f"{prefix}-{digest}"
+
+
+def _meta(doc: CaseDocument) -> dict[str, Any]:
+    # Chroma metadata values are scalars; tuples travel as "\x1f"-joined strings.
+    return {
+        "case_id": doc.case_id,
+        "tenant": doc.tenant,
+        "status": doc.status,
+        "disposition": doc.disposition or "",
+        "disposition_source": doc.disposition_source,
+        "reason_code": doc.reason_code or "",
+        "title": doc.title[:500],
+        "summary": doc.summary,
+        "techniques": "\x1f".join(doc.techniques),
+    }
+
+
+class RetrievalIndex:
+    """Both indexes of one Chroma (embedded folder or server) and one embedder."""
+
+    def __init__(self, client: Any, embedder: Embedder) -> None:
+        self.client = client
+        self.embedder = CachedEmbedder(embedder)
+        self._known_nonempty: set[str] = set()
+        self._knowledge_ready = False
+        self._lock = threading.Lock()
+        self._pending: queue.Queue[CaseDocument] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._flushing = threading.Event()
+
+    @classmethod
+    def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> RetrievalIndex:
+        return cls(chroma_client(settings), embedder or make_embedder(settings))
+
+    # ---- cases -------------------------------------------------------------------------------------
+
+    def _cases(self, tenant: str) -> Any:
+        return self.client.get_or_create_collection(
+            _collection_name("cases", self.embedder.name, tenant),
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"tenant": tenant, "embedder": self.embedder.name},
+        )
+
+    def has_cases(self, tenant: str) -> bool:
+        """Whether the tenant has anything indexed; cheap after the first yes (cases are never removed)."""
+        if tenant in self._known_nonempty:
+            return True
+        if self._cases(tenant).count() > 0:
+            self._known_nonempty.add(tenant)
+            return True
+        return False
+
+    def index_cases(self, docs: Sequence[CaseDocument]) -> None:
+        """Add or replace these cases now (grouped per tenant, one embedding batch per group)."""
+        by_tenant: dict[str, list[CaseDocument]] = {}
+        for doc in docs:
+            by_tenant.setdefault(doc.tenant, []).append(doc)
+        for tenant, group in by_tenant.items():
+            latest = list({d.case_id: d for d in group}.values())
+            vectors = self.embedder.embed_documents([d.text for d in latest])
+            self._cases(tenant).upsert(
+                ids=[d.case_id for d in latest],
+                embeddings=vectors,
+                documents=[d.text for d in latest],
+                metadatas=[_meta(d) for d in latest],
+            )
+            self._known_nonempty.add(tenant)
+
+    def submit(self, doc: CaseDocument) -> None:
+        """Index `doc` on the background thread (batched with whatever else is waiting)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._drain, name="soctriage-indexer", daemon=True)
+                self._thread.start()
+        self._pending.put(doc)
+
+    def flush(self) -> None:
+        """Wait until every submitted case is indexed."""
+        self._flushing.set()
+        try:
+            self._pending.join()
+        finally:
+            self._flushing.clear()
+
+    def _drain(self) -> None:
+        while True:
+            batch = [self._pending.get()]
+            # Linger briefly: one Chroma write costs about as much for 64 cases as for one.
+            deadline = time.monotonic() + _INDEX_LINGER_S
+            while len(batch) < _INDEX_BATCH and not self._flushing.is_set():
+                try:
+                    batch.append(self._pending.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            try:
+                self.index_cases(batch)
+            except Exception:  # the index is derived data: a failure must not stop later cases
+                log.exception("indexing %d case(s) failed", len(batch))
+            finally:
+                for _ in batch:
+                    self._pending.task_done()
+
+    def similar_cases(
+        self, tenant: str, text: str, k: int = 5, *, exclude: Iterable[str] = ()
+    ) -> list[SimilarCase]:
+        """The tenant's past cases nearest to `text`, best first; never another tenant's."""
+        if not text.strip() or not self.has_cases(tenant):
+            return []
+        excluded = set(exclude)
+        collection = self._cases(tenant)
+        n = min(k + len(excluded), collection.count())
+        found = collection.query(
+            query_embeddings=[self.embedder.embed_query(text)],
+            n_results=max(n, 1),
+            include=["metadatas", "distances"],
+        )
+        hits = []
+        for meta, distance in zip(found["metadatas"][0], found["distances"][0], strict=True):
+            if meta["case_id"] in excluded or meta.get("tenant") != tenant:
+                continue
+            hits.append(
+                SimilarCase(
+                    case_id=meta["case_id"],
+                    status=meta["status"],
+                    disposition=meta["disposition"] or None,
+                    disposition_source=meta["disposition_source"],
+                    reason_code=meta["reason_code"] or None,
+                    title=meta["title"],
+                    summary=meta["summary"],
+                    techniques=tuple(t for t in meta["techniques"].split("\x1f") if t),
+                    similarity=round(1.0 - float(distance), 4),
+                    near_duplicate=1.0 - float(distance) >= self.embedder.near_duplicate,
+                )
+            )
+        return hits[:k]
+
+    # ---- knowledge base ----------------------------------------------------------------------------
+
+    def ensure_knowledge(self, docs: Sequence[KnowledgeDoc]) -> Any:
+        """The knowledge collection holding exactly `docs`; rebuilt only when their content changed."""
+        digest = hashlib.sha256()
+        for doc in docs:
+            digest.update(f"{doc.id}\x1f{doc.title}\x1f{doc.text}\x1e".encode())
+        version = digest.hexdigest()
+        name = _collection_name("knowledge", self.embedder.name)
+        with self._lock:
+            collection = self.client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            )
+            if self._knowledge_ready or (collection.metadata or {}).get("version") == version:
+                self._knowledge_ready = True
+                return collection
+            self.client.delete_collection(name)
+            collection = self.client.create_collection(
+                name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"version": version, "embedder": self.embedder.name},
+            )
+            for start in range(0, len(docs), 256):
+                chunk = docs[start : start + 256]
+                collection.add(
+                    ids=[d.id for d in chunk],
+                    embeddings=self.embedder.embed_documents([f"{d.title}. {d.text}" for d in chunk]),
+                    documents=[d.text for d in chunk],
+                    metadatas=[{"kind": d.kind, "title": d.title, "source": d.source} for d in chunk],
+                )
+            self._knowledge_ready = True
+            return collection
+
+    def search_knowledge(
+        self, docs: Sequence[KnowledgeDoc], text: str, k: int = 5, kinds: Sequence[KnowledgeKind] = ()
+    ) -> list[KnowledgeHit]:
+        collection = self.ensure_knowledge(docs)
+        if not text.strip() or collection.count() == 0:
+            return []
+        where: Any = None
+        if len(kinds) == 1:
+            where = {"kind": kinds[0]}
+        elif kinds:
+            where = {"kind": {"$in": list(kinds)}}
+        found = collection.query(
+            query_embeddings=[self.embedder.embed_query(text)],
+            n_results=min(k, collection.count()),
+            where=where,
+            include=["metadatas", "distances", "documents"],
+        )
+        return [
+            KnowledgeHit(
+                id=doc_id,
+                kind=meta["kind"],
+                title=meta["title"],
+                text=document,
+                source=meta["source"],
+                similarity=round(1.0 - float(distance), 4),
+            )
+            for doc_id, meta, document, distance in zip(
+                found["ids"][0],
+                found["metadatas"][0],
+                found["documents"][0],
+                found["distances"][0],
+                strict=True,
+            )
+        ]
+
+
+def chroma_client(settings: Settings) -> Any:
+    """A Chroma server client when `chroma_url` is set, else the embedded folder <home>/chroma."""
+    import chromadb
+
+    # Telemetry off: the service must not phone home, and offline hosts would only log failures.
+    chroma_settings = chromadb.Settings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlsplit(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"SOCTRIAGE_CHROMA_URL={settings.chroma_url!r}: expected http(s)://host[:port]")
+        return chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    path = Path(settings.home) / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+_OPEN: dict[tuple[Any, ...], RetrievalIndex] = {}
+
+
+def _key(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.chroma_url or str(Path(settings.home).resolve()),
+        settings.embedder,
+        settings.embeddings_url,
+        settings.embeddings_model,
+        str(settings.embeddings_tokenizer_path),
+    )
+
+
+_OPEN_LOCK = threading.Lock()
+
+
+def open_index(settings: Settings) -> RetrievalIndex:
+    """The process's index for these settings: the graph (indexing) and the tools (querying) share one, so
+    the embedding model is loaded once and the indexer thread sees every case."""
+    key = _key(settings)
+    with _OPEN_LOCK:
+        index = _OPEN.get(key)
+        if index is None:
+            index = _OPEN[key] = RetrievalIndex.open(settings)
+        return index
+
+
+def flush_index(settings: Settings) -> None:
+    """Wait for pending indexing of the index open for `settings`, if one is open in this process."""
+    with _OPEN_LOCK:
+        opened = [index for key, index in _OPEN.items() if key == _key(settings)]
+    for index in opened:
+        index.flush()

