@@ -27,35 +27,29 @@ def plan_action(
     actor: str = "response_agent",
 ) -> PlannedAction:
     case_id = state["case_id"]
-    deps.record(
-        case_id,
-        actor,
-        "tool_call",
-        {"action_id": action_id, "tool": proposal.tool, "args": proposal.args, "reason": proposal.reason},
-    )
+    call = {"action_id": action_id, "tool": proposal.tool, "args": proposal.args, "reason": proposal.reason}
     decision = deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id))
-    deps.record(
-        case_id, "guard", "guard_decision", {"action_id": action_id, **decision.model_dump(mode="json")}
-    )
+    # The proposal, the guard's decision and any approval request land in one ledger transaction.
+    records: list[tuple[str, str, dict[str, Any]]] = [
+        (actor, "tool_call", call),
+        ("guard", "guard_decision", {"action_id": action_id, **decision.model_dump(mode="json")}),
+    ]
     action = PlannedAction(
         id=action_id, reason=proposal.reason, guard=decision, status=STATUS_BY_DECISION[decision.decision]
     )
     if action.status == "awaiting_approval":
         expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
         action = action.model_copy(update={"expires_at": expires})
-        deps.record(
-            case_id,
-            "guard",
-            "approval_requested",
-            {
-                "action_id": action_id,
-                "tool": decision.tool,
-                "args": decision.args,
-                "args_hash": decision.args_hash,
-                "reason": decision.reason,
-                "expires_at": expires.isoformat(),
-            },
-        )
+        request = {
+            "action_id": action_id,
+            "tool": decision.tool,
+            "args": decision.args,
+            "args_hash": decision.args_hash,
+            "reason": decision.reason,
+            "expires_at": expires.isoformat(),
+        }
+        records.append(("guard", "approval_requested", request))
+    deps.store.append_many(case_id, records)
     return action
 
 
@@ -129,13 +123,14 @@ async def execute(
         "action_id": action.id,
         **outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True),
     }
-    deps.record(case_id, "response_agent", "tool_result", payload)
+    records: list[tuple[str, str, dict[str, Any]]] = [("response_agent", "tool_result", payload)]
     if outcome.status in ("ok", "simulated"):
-        deps.record(case_id, "response_agent", "action_executed", payload)
+        records.append(("response_agent", "action_executed", payload))
         executed.add(action.guard.idempotency_key)
         status = "executed" if outcome.status == "ok" else "simulated"
     elif outcome.status == "duplicate":
         status = "executed"
     else:
         status = "failed"
+    deps.store.append_many(case_id, records)
     return action.model_copy(update={"status": status, "receipt": outcome.output})

@@ -52,6 +52,7 @@ def serve(
     from soctriage.service.api.app import create_app
     from soctriage.service.api.logs import configure_logging
     from soctriage.service.auth import KeyConfigError, configured_keys
+    from soctriage.service.store import Store
 
     settings = Settings()
     configure_logging(settings.log_format)
@@ -67,6 +68,10 @@ def serve(
     if not secured and not is_loopback(host):
         log.warning("authentication is OFF on a non-loopback address", extra={"host": host})
     concurrency = settings.worker_concurrency if workers is None else workers
+    # Create and migrate the database once, before the API and the worker thread both open it: two first
+    # opens of a new SQLite file at once can fail switching it to WAL.
+    with Store.open(settings):
+        pass
     background = BackgroundWorker(settings, concurrency) if concurrency else None
     if background is not None:
         background.start()

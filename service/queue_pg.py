@@ -63,6 +63,15 @@ class ProcrastinateQueue(JobQueue):
                 # The schema is many statements with $$ bodies; psycopg runs it as one script when no
                 # parameters are given.
                 conn.connection.driver_connection.execute(SchemaManager.get_schema())
+            # procrastinate checks each candidate job for an older waiting job with the same lock; without an
+            # index on waiting jobs' locks that check scans the whole queue, and fetching a job takes ~1 s once
+            # thousands wait (measured: 4 -> 15 cases/s at 4,700 queued jobs).
+            conn.execute(
+                text(
+                    "CREATE INDEX IF NOT EXISTS soctriage_procrastinate_todo_lock"
+                    " ON procrastinate_jobs (lock, priority, id) WHERE status = 'todo'"
+                )
+            )
 
     def enqueue(self, conn: Connection, specs: Sequence[JobSpec]) -> list[int]:
         raw = conn.connection.driver_connection
@@ -127,7 +136,7 @@ class ProcrastinateQueue(JobQueue):
                     install_signal_handlers=False,
                     update_heartbeat_interval=settings.job_lease_s / 3,
                     stalled_worker_timeout=settings.job_lease_s,
-                    fetch_job_polling_interval=0.1,
+                    fetch_job_polling_interval=1.0,
                 )
             )
             reaper = asyncio.create_task(self._reclaim_stalled(app))
@@ -139,13 +148,21 @@ class ProcrastinateQueue(JobQueue):
                 await asyncio.gather(worker, reaper, return_exceptions=True)
 
     async def _reclaim_stalled(self, app: procrastinate.App) -> None:
-        """Put back the jobs of workers that stopped heartbeating (killed, or lost their machine)."""
+        """Put back the jobs of workers that stopped heartbeating (killed, or lost their machine), and keep the
+        planner's statistics of the jobs table fresh: the table grows from empty in bursts, and until it is
+        analyzed the lock index above is not used (measured: 4 -> 14 cases/s after ANALYZE)."""
         lease = self.settings.job_lease_s
         while True:
-            await asyncio.sleep(lease / 2)
+            await asyncio.sleep(min(lease / 2, 10.0))
             try:
+                await asyncio.to_thread(self._analyze)
                 for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=lease):
                     log.warning("re-queueing a stalled job", extra={"job_id": job.id})
                     await app.job_manager.retry_job(job)
             except Exception:
-                log.exception("reclaiming stalled jobs failed")
+                log.exception("queue maintenance failed")
+
+    def _analyze(self) -> None:
+        with self.store.engine.connect() as conn:
+            conn.execute(text("ANALYZE procrastinate_jobs"))
+            conn.commit()

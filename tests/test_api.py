@@ -223,6 +223,7 @@ def test_a_decision_on_an_expired_action_is_refused_and_recorded(
     tmp_path: Path, short_ttl_policy: Path
 ) -> None:
     settings = make_settings(tmp_path / "home", policy_path=short_ttl_policy, auth="on")
+    Store.open(settings).close()  # as `serve` does: create the database before two threads open it
     worker = BackgroundWorker(settings, 2)
     worker.start()
     try:

@@ -25,7 +25,10 @@ def run(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.Comple
         [*SOCTRIAGE, *args], input=stdin, capture_output=True, env=env, timeout=300, check=False
     )
     return subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
     )
 
 
@@ -35,12 +38,21 @@ def test_normalize_prints_one_alert_per_record(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     alerts = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(alerts) == len(files)
-    assert {a["source"]["format"] for a in alerts} == {"crowdstrike", "defender", "sentinelone", "elastic", "wazuh", "ocsf"}
+    assert {a["source"]["format"] for a in alerts} == {
+        "crowdstrike",
+        "defender",
+        "sentinelone",
+        "elastic",
+        "wazuh",
+        "ocsf",
+    }
 
 
 def test_bad_records_exit_2_name_file_line_and_are_quarantined(tmp_path: Path) -> None:
     good = (SAMPLES / "wazuh-admin-sudo-benign.json").read_text().strip().replace("\n", " ")
-    data = b"\n".join([good.encode(), b"{bad json", b"\xff\xfe{}", b'{"just": "a dict"}', good.encode()]) + b"\n"
+    data = (
+        b"\n".join([good.encode(), b"{bad json", b"\xff\xfe{}", b'{"just": "a dict"}', good.encode()]) + b"\n"
+    )
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(data)
     result = run(tmp_path / "home", "normalize", str(path))
@@ -94,7 +106,9 @@ def test_triage_json_then_approve_in_another_process_then_verify_and_export(tmp_
     isolate = next(a for a in out["actions"] if a["tool"] == "isolate_host")
     assert set(isolate) >= {"id", "tool", "target", "decision", "status"}
 
-    approved = run(home, "approve", out["case_id"], isolate["id"], "--by", "alice", "--reason", "confirmed dump")
+    approved = run(
+        home, "approve", out["case_id"], isolate["id"], "--by", "alice", "--reason", "confirmed dump"
+    )
     assert approved.returncode == 0, approved.stderr
     assert f"{isolate['id']}:isolate_host(DC01)=needs_approval/executed" in approved.stdout
     again = run(home, "approve", out["case_id"], isolate["id"], "--by", "alice")
@@ -116,7 +130,9 @@ def test_ledger_verify_names_the_tampered_case_and_seq(tmp_path: Path) -> None:
     case_id = json.loads(result.stdout)["case_id"]
     assert run(home, "ledger", "verify", "--all").returncode == 0
     with sqlite3.connect(home / "soctriage.db") as db:
-        db.execute("UPDATE ledger SET payload = '{\"forged\": true}' WHERE case_id = ? AND seq = 2", (case_id,))
+        db.execute(
+            "UPDATE ledger SET payload = '{\"forged\": true}' WHERE case_id = ? AND seq = 2", (case_id,)
+        )
     verify = run(home, "ledger", "verify", "--all")
     assert verify.returncode == 1
     assert f"{case_id}: FAILED at seq 2" in verify.stderr
@@ -138,7 +154,9 @@ def test_triage_rejects_bad_records_but_triages_the_rest(tmp_path: Path) -> None
 def test_bare_folder_imports_do_not_shadow_the_namespace(name: str, tmp_path: Path) -> None:
     """The mandated folders are installed as soctriage.<name>; a bare import must not resolve to them."""
     code = f"import importlib.util, sys; spec = importlib.util.find_spec({name!r}); print(spec.origin if spec else '')"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
     origin = proc.stdout.strip()
     repo = str(Path(__file__).resolve().parents[1])
     assert not origin.startswith(repo), f"bare `import {name}` resolves to the project: {origin}"

@@ -330,7 +330,9 @@ async def test_adversarial_model_obeying_the_injection_is_held_by_the_guard(home
 
 
 @pytest.mark.postgres
-async def test_on_postgresql_approval_resumes_from_the_postgres_checkpoint(pg_url: str, tmp_path: Path) -> None:
+async def test_on_postgresql_approval_resumes_from_the_postgres_checkpoint(
+    pg_url: str, tmp_path: Path
+) -> None:
     settings = Settings(home=tmp_path / "home", database_url=pg_url)
     async with triager(settings) as t:
         paused = await t.triage(sample("crowdstrike-lsass-dump.json"))
@@ -339,7 +341,9 @@ async def test_on_postgresql_approval_resumes_from_the_postgres_checkpoint(pg_ur
     pending = [a for a in paused.actions if a.status == "awaiting_approval"]
     async with triager(settings) as t:
         for action in pending:
-            final = await t.decide(paused.case_id, action.id, approve=action.tool == "isolate_host", by="dana")
+            final = await t.decide(
+                paused.case_id, action.id, approve=action.tool == "isolate_host", by="dana"
+            )
     assert final.status == "contained"
     with Store.open(settings) as store:
         assert store.verify([paused.case_id]).ok
@@ -358,7 +362,9 @@ async def test_replay_model_answers_from_a_recorded_ledger(home: Path, tmp_path:
     recordings = tmp_path / "recordings"
     recordings.mkdir()
     with Store.open(settings) as store:
-        (recordings / f"{recorded.case_id}.jsonl").write_text(export_transcript(store, recorded.case_id, "jsonl"))
+        (recordings / f"{recorded.case_id}.jsonl").write_text(
+            export_transcript(store, recorded.case_id, "jsonl")
+        )
 
     replay = Settings(home=tmp_path / "replay-home", model=f"replay:{recordings}", max_enrich_steps=0)
     async with triager(replay) as t:

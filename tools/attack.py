@@ -115,7 +115,7 @@ class AttackLookupResult(Frozen):
 
 
 @tool(tier="read", timeout_s=5.0)
-def attack_lookup(ctx: ToolContext, args: AttackLookupInput) -> AttackLookupResult:
+async def attack_lookup(ctx: ToolContext, args: AttackLookupInput) -> AttackLookupResult:
     """Look up a MITRE ATT&CK technique by id: its name, tactics, parent technique and whether it is a
     sub-technique. A revoked id returns the technique that replaced it."""
     catalog = ctx.connectors.attack

@@ -124,7 +124,7 @@ class AssetContext(Frozen):
 
 
 @tool(tier="read", timeout_s=5.0)
-def asset_context(ctx: ToolContext, args: AssetContextInput) -> AssetContext:
+async def asset_context(ctx: ToolContext, args: AssetContextInput) -> AssetContext:
     """Asset context for a host from the inventory: criticality (low/medium/high/critical), role (e.g.
     domain_controller, server, workstation, test), owner, OS and tags. Unlisted hosts are "unknown"."""
     host = ctx.connectors.inventory.host(args.hostname)
@@ -163,7 +163,7 @@ class IdentityContext(Frozen):
 
 
 @tool(tier="read", timeout_s=5.0)
-def identity_context(ctx: ToolContext, args: IdentityContextInput) -> IdentityContext:
+async def identity_context(ctx: ToolContext, args: IdentityContextInput) -> IdentityContext:
     """Identity context for a user account: privileged or not, service account, department, title, groups
     and manager. Unlisted accounts come back with known=false."""
     user = ctx.connectors.inventory.user(args.username)

@@ -100,7 +100,7 @@ def _node(proc: ParentProcess) -> ProcessNode:
 
 
 @tool(tier="read", timeout_s=5.0)
-def process_lineage(ctx: ToolContext, args: LineageInput) -> Lineage:
+async def process_lineage(ctx: ToolContext, args: LineageInput) -> Lineage:
     """Process lineage of the alert (parent -> process) with red flags: Office, web server or script host
     spawning a shell, encoded PowerShell, download cradles, LOLBins in the chain, execution from
     user-writable folders."""

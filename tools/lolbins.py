@@ -115,7 +115,7 @@ class LolbinLookupResult(Frozen):
 
 
 @tool(tier="read", timeout_s=5.0)
-def lolbin_lookup(ctx: ToolContext, args: LolbinLookupInput) -> LolbinLookupResult:
+async def lolbin_lookup(ctx: ToolContext, args: LolbinLookupInput) -> LolbinLookupResult:
     """Check whether a binary is a known living-off-the-land binary (LOLBin) and return its abuse categories
     (Execute, Download, AWL Bypass, ...) and the ATT&CK techniques that abuse maps to."""
     catalog = ctx.connectors.lolbins

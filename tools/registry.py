@@ -450,7 +450,9 @@ async def _invoke(spec: ToolSpec, ctx: ToolContext, model: BaseModel) -> Any:
     call_args = (ctx, model) if spec.takes_ctx else (model,)
     if inspect.iscoroutinefunction(spec.fn):
         return await spec.fn(*call_args)
-    # Sync tools run in a worker thread so the timeout can still fire (the thread finishes in the background).
+    # Sync tools may block (disk, a local index), so they run in a worker thread where the timeout can still
+    # fire (the thread finishes in the background). Pure in-memory lookups are declared `async def` instead:
+    # they run on the loop, without a thread hop that costs more than the lookup.
     return await asyncio.to_thread(spec.fn, *call_args)
 
 
