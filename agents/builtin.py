@@ -63,11 +63,15 @@ URL_OR_IP = re.compile(r"https?://[^\s'\"<>)]+|\b(?:\d{1,3}\.){3}\d{1,3}\b")
 
 @dataclass(frozen=True)
 class BenignPattern:
-    """Activity known to be harmless. Matching text is alert data, so a pattern never overrides malicious intel."""
+    """Activity known to be harmless. Matching text is alert data, so a pattern never overrides malicious intel.
+
+    `confidence` below the auto-close threshold means: probably benign, but a human should confirm.
+    """
 
     name: str
     pattern: re.Pattern[str]
     disposition: Disposition
+    confidence: float = 0.9
 
 
 BENIGN_PATTERNS = (
@@ -85,6 +89,12 @@ BENIGN_PATTERNS = (
         "Defender for Endpoint sensor process",
         re.compile(r"\\windows defender advanced threat protection\\mssense\.exe", re.I),
         "false_positive",
+    ),
+    BenignPattern(
+        "adversary-emulation framework (sanctioned testing?)",
+        re.compile(r"atomic-red-team|invoke-atomicredteam|\bcaldera\b", re.I),
+        "benign_true_positive",
+        confidence=0.7,
     ),
 )
 # The vendor's or an analyst's own determination, where the record carries one.
@@ -137,7 +147,19 @@ def category_of(alert: Alert) -> Category:
 
 
 def benign_pattern(alert: Alert) -> BenignPattern | None:
-    return next((p for p in BENIGN_PATTERNS if p.pattern.search(alert.raw)), None)
+    text = alert_facts(alert)
+    return next((p for p in BENIGN_PATTERNS if p.pattern.search(text)), None)
+
+
+def alert_facts(alert: Alert) -> str:
+    """The alert's normalized text fields, unescaped (raw JSON doubles every backslash of a Windows path)."""
+    parts = [alert.title, alert.description or ""]
+    for proc in (alert.process, alert.process.parent if alert.process else None):
+        if proc:
+            parts += [proc.name or "", proc.path or "", proc.cmdline or ""]
+    if alert.file:
+        parts += [alert.file.name or "", alert.file.path or ""]
+    return "\n".join(parts)
 
 
 class BuiltinAnalyst:
@@ -247,12 +269,32 @@ class BuiltinAnalyst:
         for finding in _findings(task, "process_lineage"):
             for flag in finding.output.get("flags", []):
                 s.add(LINEAGE_WEIGHTS.get(flag, 1), f"process lineage: {flag}", finding.seq)
+        alert_parents = {t.split(".")[0] for t in s.techniques}
+        abuse_counted = False
         for finding in _findings(task, "lolbin_lookup"):
-            if finding.output.get("is_lolbin"):
-                s.evidence.add(finding.seq)
+            if not finding.output.get("is_lolbin"):
+                continue
+            s.evidence.add(finding.seq)
+            known_abuse = {
+                t.split(".")[0] for t in (finding.output.get("lolbin") or {}).get("attack_ids", ())
+            }
+            if known_abuse & alert_parents and not abuse_counted:
+                # The detection ties the binary to the very technique it is documented to be abused for;
+                # counted once, so the shell that launched it is not a second signal.
+                abuse_counted = True
+                name = finding.output.get("name")
+                s.add(
+                    2,
+                    f"{name} used for its documented abuse ({', '.join(sorted(known_abuse & alert_parents))})",
+                    finding.seq,
+                )
         high_impact = sorted(t for t in s.techniques if HIGH_IMPACT.match(t))
         if high_impact:
             s.add(2, f"high-impact ATT&CK techniques {', '.join(high_impact)}", task.alert_seq)
+        elif s.techniques:
+            s.add(1, f"the detection maps to ATT&CK {', '.join(sorted(s.techniques)[:3])}", task.alert_seq)
+        if category_of(alert) == "credential_access":
+            s.add(1, "credential access: a compromised account spreads the incident", task.alert_seq)
         for finding in _findings(task, "asset_context"):
             out = finding.output
             if out.get("criticality") in ("high", "critical") or out.get("role") == "domain_controller":
@@ -326,7 +368,7 @@ class BuiltinAnalyst:
         disposition: Disposition
         if pattern and not s.malicious_indicators:
             s.reasons.append(f"known-benign pattern: {pattern.name}")
-            disposition, confidence = pattern.disposition, 0.9
+            disposition, confidence = pattern.disposition, pattern.confidence
         elif VENDOR_BENIGN.search(alert.raw) and not s.malicious_indicators:
             s.reasons.append("the vendor's own determination is benign / expected activity")
             disposition, confidence = "benign_true_positive", 0.8

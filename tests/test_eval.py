@@ -268,13 +268,15 @@ async def test_replay_serves_recorded_tool_results_and_diffs_decisions(tmp_path:
     assert frozen.stats["hit"] > 0 and frozen.stats["miss"] == 0
     assert unchanged.changes == []
 
-    # Rewrite history: the intel result the original run saw now says every indicator is benign.
+    # Rewrite history: the lineage and LOLBin results the original run saw now show nothing suspicious.
     ledger = next((run / "ledgers").glob("*.jsonl"))
     entries = [json.loads(line) for line in ledger.read_text().splitlines()]
     for entry in entries:
         p = entry["payload"]
-        if entry["kind"] == "tool_result" and p.get("tool") == "threat_intel_lookup":
-            p["output"] = {**(p.get("output") or {}), "verdict": "benign", "score": 0}
+        if entry["kind"] == "tool_result" and p.get("tool") == "process_lineage":
+            p["output"] = {**(p.get("output") or {}), "flags": [], "lolbins": []}
+        if entry["kind"] == "tool_result" and p.get("tool") == "lolbin_lookup":
+            p["output"] = {**(p.get("output") or {}), "is_lolbin": False, "lolbin": None}
     ledger.write_text("".join(json.dumps(e) + "\n" for e in entries))
     _, report, changed, _ = await replay_run(run, "builtin", tmp_path / "tampered")
     assert [c.id for c in changed.changes] == ["elastic-certutil-download"]
