@@ -29,7 +29,7 @@ def chat(
         str | None, typer.Option("--by", help="who is asking (recorded in the ledger); default: your login")
     ] = None,
 ) -> None:
-    """Ask the case assistant about a case. Answers cite ledger entries as [seq N]; a requested action is
+    """Ask the case assistant about a case. Answers cite ledger entries as "seq N"; a requested action is
     proposed to the guard and waits for `soctriage approve`."""
     asker = (by or getpass.getuser()).strip()
     if not asker:

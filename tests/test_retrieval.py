@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -42,8 +47,46 @@ def doc(
     return CaseDocument.model_validate(fields)
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> RetrievalIndex:
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server on loopback (the `chroma` binary chromadb installs), for SOCTRIAGE_CHROMA_URL."""
+    binary = Path(sys.executable).with_name("chroma")
+    if not binary.exists():
+        pytest.skip(f"no chroma server binary at {binary}")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path_factory.mktemp("chroma-server")
+    proc = subprocess.Popen(
+        [str(binary), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx2.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the chroma server did not start within 30 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(params=["embedded", "server"])
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> RetrievalIndex:
+    if request.param == "server":
+        settings = Settings(home=tmp_path, chroma_url=request.getfixturevalue("chroma_server"))
+        client = chroma_client(settings)
+        for collection in client.list_collections():  # the module's server is shared between tests
+            client.delete_collection(getattr(collection, "name", collection))
+        return RetrievalIndex(client, HashingEmbedder())
     return RetrievalIndex(chroma_client(Settings(home=tmp_path)), HashingEmbedder())
 
 

@@ -15,7 +15,8 @@ from soctriage.service.reports.model import EvidenceReport
 from soctriage.service.store import Store
 from soctriage.service.store.chain import CaseVerification, ChainChecker, LedgerProblem
 from soctriage.service.store.schema import cases, ledger
-from sqlalchemy import String, Text, and_, cast, or_, select, true, type_coerce
+from soctriage.service.store.store import STORED_ENTRY_COLUMNS
+from sqlalchemy import and_, or_, select, true
 
 VerifyMode = Literal["full", "previous", "none"]
 # Rows per round trip: bounded memory however large the ledger is.
@@ -58,16 +59,9 @@ def _query(params: EvidenceParams, *, every_row: bool) -> Any:
     scope = and_(ledger.c.case_id.in_(dated), *([cases.c.tenant == params.tenant] if params.tenant else []))
     return (
         select(
-            ledger.c.case_id,
-            ledger.c.seq,
             # As stored (text / json text), parsed below: content that no longer parses is tampering to
             # report, not an exception.
-            type_coerce(ledger.c.ts, String).label("ts"),
-            ledger.c.actor,
-            ledger.c.kind,
-            cast(ledger.c.payload, Text).label("payload"),
-            ledger.c.prev_hash,
-            ledger.c.hash,
+            *STORED_ENTRY_COLUMNS,
             cases.c.head_seq,
             cases.c.head_hash,
         )

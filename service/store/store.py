@@ -443,7 +443,7 @@ class Store:
                 case_id, LedgerProblem(None, f"case {case_id} does not exist"), 0, None, None
             )
         rows = conn.execution_options(yield_per=VERIFY_BATCH).execute(
-            select(*_ENTRY_COLUMNS).where(ledger.c.case_id == case_id).order_by(ledger.c.seq)
+            select(*STORED_ENTRY_COLUMNS).where(ledger.c.case_id == case_id).order_by(ledger.c.seq)
         )
         checker = ChainChecker(case_id)
         for row in rows:
@@ -456,7 +456,7 @@ class Store:
         # Joining the head onto each row keeps this a single ordered stream (no per-case queries), and the
         # outer join surfaces entries whose case row is gone.
         query = (
-            select(*_ENTRY_COLUMNS, cases.c.head_seq, cases.c.head_hash)
+            select(*STORED_ENTRY_COLUMNS, cases.c.head_seq, cases.c.head_hash)
             .select_from(ledger.outerjoin(cases, cases.c.id == ledger.c.case_id))
             .order_by(ledger.c.case_id, ledger.c.seq)
         )
@@ -528,7 +528,7 @@ _MOVE_HEAD = (
 
 # Verify reads ts and payload as stored (SQLite: text; PostgreSQL: timestamptz and json text) and lets the
 # chain checker parse them, so an edit that leaves unparseable content is reported, not raised.
-_ENTRY_COLUMNS = (
+STORED_ENTRY_COLUMNS = (
     ledger.c.case_id,
     ledger.c.seq,
     type_coerce(ledger.c.ts, String).label("ts"),
