@@ -25,6 +25,7 @@ from soctriage.agents.state import (
     TriageAssessment,
 )
 from soctriage.service.domain import Alert, Disposition, Severity, SeverityId, Verdict
+from soctriage.tools.lineage import decode_powershell
 
 NAME = "builtin"
 MAX_INTEL_LOOKUPS = 8
@@ -225,13 +226,19 @@ class BuiltinAnalyst:
             for technique in alert.techniques[:MAX_ATTACK_LOOKUPS]:
                 want("attack_lookup", {"technique_id": technique})
             want("similar_cases", {})
+            # A second round only pays off when lineage will decode a hidden command to look into.
+            cmdline = alert.process.cmdline if alert.process else None
+            final = not (cmdline and decode_powershell(cmdline))
         else:
+            final = True
             # Second pass: indicators only visible after decoding (e.g. a URL inside -EncodedCommand).
             for finding in _findings(task, "process_lineage"):
                 decoded = finding.output.get("decoded_powershell") or ""
                 for indicator in URL_OR_IP.findall(decoded)[:MAX_INTEL_LOOKUPS]:
                     want("threat_intel_lookup", {"indicator": indicator})
-        return Step(answer=EnrichmentPlan(calls=calls), reasoning={"model": NAME, "step": task.step})
+        return Step(
+            answer=EnrichmentPlan(calls=calls, final=final), reasoning={"model": NAME, "step": task.step}
+        )
 
     async def decide(self, task: Task) -> Step[Verdict]:
         alert = task.alert

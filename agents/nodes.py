@@ -123,7 +123,8 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     findings = list(state.get("findings", ()))
     for call, result_entry in zip(calls, written[1::2], strict=True):
         findings.append(_finding(call.tool, call.args, result_entry.seq, result_entry.payload))
-    return Command(goto="enrich", update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
+    target = "verdict" if step.answer.final else "enrich"
+    return Command(goto=target, update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
 
 
 async def _run_read_tool(deps: Deps, ctx: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,10 @@ class Triager:
                 await self.run_case(existing.id)
             return await self.result(existing.id, duplicate=True)
         case = self.store.create_case(alert, tenant)
-        return await self.run_case(case.id)
+        start: TriageState = {"case_id": case.id, "tenant": tenant, "alert": alert, "alert_seq": 1}
+        # The run's own return value is the final state: no checkpoint read-back for a new case.
+        values = await self.graph.ainvoke(start, self._config(case.id), context=self.deps)
+        return self._result(case.id, values.get("actions", ()), duplicate=False)
 
     async def run_case(self, case_id: str) -> TriageResult:
         """Advance a case opened at intake (`Store.create_cases`): start its graph, or resume it from its
@@ -175,20 +178,31 @@ class Triager:
         return await self.result(case_id)
 
     async def result(self, case_id: str, *, duplicate: bool = False) -> TriageResult:
+        graph_actions = (await self._state(case_id)).get("actions", ())
+        return self._result(case_id, graph_actions, duplicate=duplicate)
+
+    def _result(
+        self, case_id: str, graph_actions: tuple[PlannedAction, ...], *, duplicate: bool
+    ) -> TriageResult:
         case = self.store.get_case(case_id)
         if case is None:
             raise LookupError(f"case {case_id} does not exist")
-        actions = await self._actions(case_id)
+        actions = (*graph_actions, *self._proposals(case_id))
         return _result(case, actions, self.store.head_seq(case_id), duplicate)
+
+    def _proposals(self, case_id: str) -> list[PlannedAction]:
+        """Actions the case assistant proposed in chat (kept in the ledger); none without a chat."""
+        if not self.store.entries(case_id, kind="chat_message"):
+            return []
+        return proposals(self.store.entries(case_id))
 
     async def _state(self, case_id: str) -> dict[str, Any]:
         snapshot = await self.graph.aget_state(self._config(case_id))
         return snapshot.values
 
     async def _actions(self, case_id: str) -> tuple[PlannedAction, ...]:
-        """The graph's actions, then those the case assistant proposed in chat (kept in the ledger)."""
-        graph_actions = (await self._state(case_id)).get("actions", ())
-        return (*graph_actions, *proposals(self.store.entries(case_id)))
+        """The graph's actions, then those the case assistant proposed in chat."""
+        return (*(await self._state(case_id)).get("actions", ()), *self._proposals(case_id))
 
     @staticmethod
     def _config(case_id: str) -> dict[str, Any]:

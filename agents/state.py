@@ -52,6 +52,9 @@ class ToolRequest(Frozen):
 
 class EnrichmentPlan(Frozen):
     calls: list[ToolRequest] = Field(description="tool calls to make next; empty when enough evidence")
+    final: bool = Field(
+        default=False, description="go to the verdict after these calls, without another round"
+    )
 
 
 class ProposedAction(Frozen):
