@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from soctriage.agents.deps import Deps
-from soctriage.agents.response import apply_decision, execute, plan_action
+from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
 from soctriage.tools import GuardDecision, ToolContext
@@ -86,7 +86,7 @@ def propose(
     """Put a proposal through the guard and ask a human for it; the case waits for the decision."""
     number = len(proposals(entries)) + 1
     ctx = case_context(deps, case, alert, entries)
-    action = plan_action(deps, _state(case, alert), ctx, f"{PREFIX}{number}", proposal, actor=ACTOR)
+    [action] = plan_actions(deps, _state(case, alert), ctx, [(f"{PREFIX}{number}", proposal)], actor=ACTOR)
     if action.status == "approved":
         # The guard would let it run, but nobody asked for it but the model: a human confirms first.
         expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)

@@ -15,7 +15,7 @@ from soctriage.agents.analyst import Analyst, Step, Task
 from soctriage.agents.deps import Deps
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm import LLMError, ModelUnavailableError
-from soctriage.agents.response import apply_decision, execute, plan_action
+from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
 from soctriage.tools.registry import ToolOutcome
@@ -201,10 +201,8 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
     # A model may propose the same call twice; it is one action (and one idempotency key).
     unique = {(p.tool, canonical_json(p.args)): p for p in reversed(step.answer.actions)}
     proposals = [p for p in step.answer.actions if unique.get((p.tool, canonical_json(p.args))) is p]
-    planned = [
-        plan_action(deps, state, ctx, f"A{number}", proposal)
-        for number, proposal in enumerate(proposals, start=1)
-    ]
+    numbered = [(f"A{number}", proposal) for number, proposal in enumerate(proposals, start=1)]
+    planned = plan_actions(deps, state, ctx, numbered)
     return Command(goto="act", update={"actions": tuple(planned), **update})
 
 

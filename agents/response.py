@@ -17,40 +17,49 @@ from soctriage.tools import Approval, ToolCall, ToolContext, check_approval
 STATUS_BY_DECISION = {"allow": "approved", "needs_approval": "awaiting_approval", "deny": "denied"}
 
 
-def plan_action(
+def plan_actions(
     deps: Deps,
     state: TriageState,
     ctx: ToolContext,
-    action_id: str,
-    proposal: ProposedAction,
+    proposals: list[tuple[str, ProposedAction]],
     *,
     actor: str = "response_agent",
-) -> PlannedAction:
-    case_id = state["case_id"]
-    call = {"action_id": action_id, "tool": proposal.tool, "args": proposal.args, "reason": proposal.reason}
-    decision = deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id))
-    # The proposal, the guard's decision and any approval request land in one ledger transaction.
-    records: list[tuple[str, str, dict[str, Any]]] = [
-        (actor, "tool_call", call),
-        ("guard", "guard_decision", {"action_id": action_id, **decision.model_dump(mode="json")}),
-    ]
-    action = PlannedAction(
-        id=action_id, reason=proposal.reason, guard=decision, status=STATUS_BY_DECISION[decision.decision]
-    )
-    if action.status == "awaiting_approval":
-        expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
-        action = action.model_copy(update={"expires_at": expires})
-        request = {
+) -> list[PlannedAction]:
+    """The guard's decision on each `(action_id, proposal)`; every proposal, decision and approval request
+    lands in one ledger transaction."""
+    records: list[tuple[str, str, dict[str, Any]]] = []
+    planned = []
+    for action_id, proposal in proposals:
+        call = {
             "action_id": action_id,
-            "tool": decision.tool,
-            "args": decision.args,
-            "args_hash": decision.args_hash,
-            "reason": decision.reason,
-            "expires_at": expires.isoformat(),
+            "tool": proposal.tool,
+            "args": proposal.args,
+            "reason": proposal.reason,
         }
-        records.append(("guard", "approval_requested", request))
-    deps.store.append_many(case_id, records)
-    return action
+        decision = deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id))
+        records.append((actor, "tool_call", call))
+        records.append(
+            ("guard", "guard_decision", {"action_id": action_id, **decision.model_dump(mode="json")})
+        )
+        action = PlannedAction(
+            id=action_id, reason=proposal.reason, guard=decision, status=STATUS_BY_DECISION[decision.decision]
+        )
+        if action.status == "awaiting_approval":
+            expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
+            action = action.model_copy(update={"expires_at": expires})
+            request = {
+                "action_id": action_id,
+                "tool": decision.tool,
+                "args": decision.args,
+                "args_hash": decision.args_hash,
+                "reason": decision.reason,
+                "expires_at": expires.isoformat(),
+            }
+            records.append(("guard", "approval_requested", request))
+        planned.append(action)
+    if records:
+        deps.store.append_many(state["case_id"], records)
+    return planned
 
 
 def apply_decision(

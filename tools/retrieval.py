@@ -256,11 +256,10 @@ class RetrievalIndex:
         if not text.strip() or not self.has_cases(tenant):
             return []
         excluded = set(exclude)
-        collection = self._cases(tenant)
-        n = min(k + len(excluded), collection.count())
-        found = collection.query(
+        # Chroma returns what it has when asked for more, so no count() round-trip per query.
+        found = self._cases(tenant).query(
             query_embeddings=[self.embedder.embed_query(text)],
-            n_results=max(n, 1),
+            n_results=k + len(excluded),
             include=["metadatas", "distances"],
         )
         hits = []
