@@ -15,15 +15,12 @@ from typing import Any
 
 from soctriage.agents.deps import Deps
 from soctriage.agents.response import apply_decision, execute, plan_actions
-from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
+from soctriage.agents.state import CONTAINMENT, PlannedAction, ProposedAction, initial_state
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
 from soctriage.tools import GuardDecision, ToolContext
 
 ACTOR = "assistant"
 PREFIX = "C"
-CONTAINMENT = frozenset(
-    {"isolate_host", "kill_process", "quarantine_file", "block_indicator", "disable_user"}
-)
 _PROPOSED_REASON = "the case assistant proposed an action; a human decides it"
 
 
@@ -41,10 +38,6 @@ def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry
         dry_run=deps.settings.dry_run,
         extra_entities=found,
     )
-
-
-def _state(case: Case, alert: Alert) -> TriageState:
-    return {"case_id": case.id, "tenant": case.tenant, "alert": alert, "alert_seq": 1}
 
 
 def proposals(entries: list[LedgerEntry]) -> list[PlannedAction]:
@@ -86,7 +79,9 @@ def propose(
     """Put a proposal through the guard and ask a human for it; the case waits for the decision."""
     number = len(proposals(entries)) + 1
     ctx = case_context(deps, case, alert, entries)
-    [action] = plan_actions(deps, _state(case, alert), ctx, [(f"{PREFIX}{number}", proposal)], actor=ACTOR)
+    [action] = plan_actions(
+        deps, initial_state(case.id, case.tenant, alert), ctx, [(f"{PREFIX}{number}", proposal)], actor=ACTOR
+    )
     if action.status == "approved":
         # The guard would let it run, but nobody asked for it but the model: a human confirms first.
         expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
@@ -129,7 +124,7 @@ async def decide_proposal(
     decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
     if at is not None:
         decision["at"] = at.isoformat()
-    state = _state(case, alert)
+    state = initial_state(case.id, case.tenant, alert)
     action = apply_decision(deps, state, action, decision)
     if action.status == "approved":
         executed = deps.executed_keys(case.id)

@@ -16,6 +16,7 @@ from typing import Any
 
 from soctriage.agents.analyst import Step, Task
 from soctriage.agents.state import (
+    DISPOSITIONS_AUTO_CLOSE,
     ActionPlan,
     Category,
     EnrichmentPlan,
@@ -390,7 +391,7 @@ class BuiltinAnalyst:
             disposition, confidence = "false_positive", 0.6
         else:
             disposition, confidence = "inconclusive", 0.5
-        if task.injection and disposition in ("false_positive", "benign_true_positive"):
+        if task.injection and disposition in DISPOSITIONS_AUTO_CLOSE:
             # Text that argues for its own dismissal is itself a reason to have a human look.
             s.reasons.append(f"alert text tries to instruct the analyst ({', '.join(task.injection)})")
             disposition, confidence = "inconclusive", 0.5
@@ -398,7 +399,7 @@ class BuiltinAnalyst:
 
     @staticmethod
     def _severity(alert: Alert, s: Signals, disposition: Disposition) -> int:
-        if disposition in ("false_positive", "benign_true_positive"):
+        if disposition in DISPOSITIONS_AUTO_CLOSE:
             return int(SeverityId.INFORMATIONAL)
         base = int(alert.severity.id) if 0 < alert.severity.id <= 5 else int(SeverityId.MEDIUM)
         if disposition == "true_positive" and s.score >= 7:

@@ -16,7 +16,7 @@ from soctriage.agents.deps import Deps
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
-from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
+from soctriage.agents.state import CONTAINMENT, DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
 from soctriage.tools.registry import ToolOutcome
 from soctriage.tools.retrieval import case_document, open_index
@@ -233,11 +233,6 @@ async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
     decision = interrupt({"case_id": state["case_id"], "pending": pending})
     decided = tuple(apply_decision(deps, state, a, decision) for a in actions)
     return Command(goto="act", update={"actions": decided})
-
-
-CONTAINMENT = frozenset(
-    {"isolate_host", "kill_process", "quarantine_file", "block_indicator", "disable_user"}
-)
 
 
 async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
 from soctriage.agents.llm import ChatClient
 from soctriage.agents.models import make_analyst
-from soctriage.agents.state import PlannedAction, TriageState
+from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
 from soctriage.service.store import Store
@@ -110,8 +110,8 @@ class Triager:
                 await self.run_case(existing.id)
             return await self.result(existing.id, duplicate=True)
         case = self.store.create_case(alert, tenant)
-        start: TriageState = {"case_id": case.id, "tenant": tenant, "alert": alert, "alert_seq": 1}
         # The run's own return value is the final state: no checkpoint read-back for a new case.
+        start = initial_state(case.id, tenant, alert)
         values = await self.graph.ainvoke(start, self._config(case.id), context=self.deps)
         return self._result(case.id, values.get("actions", ()), duplicate=False)
 
@@ -126,7 +126,7 @@ class Triager:
             alert = self.store.get_alert(case.alert_ids[0])
             if alert is None:
                 raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
-            start: TriageState = {"case_id": case_id, "tenant": case.tenant, "alert": alert, "alert_seq": 1}
+            start = initial_state(case_id, case.tenant, alert)
             await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
         elif snapshot.tasks and not any(task.interrupts for task in snapshot.tasks):
             # `tasks`, not `next`: a step whose node finished but whose checkpoint a crash cut off has no `next`

@@ -125,6 +125,15 @@ class TriageState(TypedDict, total=False):
 
 
 DISPOSITIONS_AUTO_CLOSE: frozenset[Disposition] = frozenset({"false_positive", "benign_true_positive"})
+# Actions whose execution means the threat was contained (the case then closes as `contained`).
+CONTAINMENT: frozenset[str] = frozenset(
+    {"isolate_host", "kill_process", "quarantine_file", "block_indicator", "disable_user"}
+)
+
+
+def initial_state(case_id: str, tenant: str, alert: Alert) -> TriageState:
+    """Where every run of a case starts: its alert is ledger entry 1 (written when the case is opened)."""
+    return {"case_id": case_id, "tenant": tenant, "alert": alert, "alert_seq": 1}
 
 
 def checkpoint_types() -> list[tuple[str, str]]:

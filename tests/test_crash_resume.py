@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 from fakes import FAKE_API_KEY, ScriptedOpenAI, reply, tool_call_reply
+from service_support import free_port
 from soctriage.service.config import Settings
 from soctriage.service.store import Store
 
@@ -44,9 +44,7 @@ VERDICT = {
 @contextmanager
 def serve(app: ScriptedOpenAI) -> Iterator[str]:
     """The scripted fake on a real loopback port, for a model client in another process."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx2
 import numpy as np
 import pytest
+from service_support import free_port
 from soctriage.agents.run import Triager
 from soctriage.service.config import Settings
 from soctriage.tools.retrieval import CaseDocument, KnowledgeDoc, RetrievalIndex, chroma_client, open_index
@@ -53,9 +53,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = Path(sys.executable).with_name("chroma")
     if not binary.exists():
         pytest.skip(f"no chroma server binary at {binary}")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     folder = tmp_path_factory.mktemp("chroma-server")
     proc = subprocess.Popen(
         [str(binary), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
