@@ -18,6 +18,7 @@ from soctriage.agents.llm import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import CONTAINMENT, DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
+from soctriage.service.store import EvidenceError
 from soctriage.tools.registry import ToolOutcome
 from soctriage.tools.retrieval import case_document, open_index
 
@@ -167,25 +168,24 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     correction = state.get("verdict_correction") if attempts else None
     step, update = await _ask(runtime, state, "triage_agent", "decide", _task(state, correction=correction))
     answer: Verdict = step.answer
-    head = deps.store.head_seq(state["case_id"])
-    missing = sorted(seq for seq in set(answer.evidence) if not 1 <= seq <= head)
-    if missing or not answer.evidence:
-        problem = (
-            f"evidence cites ledger entries that do not exist: {missing}" if missing else "no evidence cited"
-        )
+    problem = None if answer.evidence else "no evidence cited"
+    if problem is None:
+        payload = {
+            "model": update.get("model", state["model"]),
+            **answer.model_dump(mode="json"),
+            **step.reasoning,
+        }
+        try:
+            deps.store.set_verdict(state["case_id"], answer, entry=("triage_agent", "verdict", payload))
+        except EvidenceError as exc:
+            problem = f"evidence cites ledger entries that do not exist: {exc.missing}"
+    if problem is not None:
         deps.record(state["case_id"], "system", "note", {"event": "verdict_rejected", "reason": problem})
         if attempts == 0:
             return Command(
                 goto="verdict", update={"verdict_attempts": 1, "verdict_correction": problem, **update}
             )
         return Command(goto="close", update={"escalation": f"verdict rejected twice: {problem}", **update})
-    payload = {
-        "model": update.get("model", state["model"]),
-        **answer.model_dump(mode="json"),
-        **step.reasoning,
-    }
-    deps.record(state["case_id"], "triage_agent", "verdict", payload)
-    deps.store.set_verdict(state["case_id"], answer)
     return Command(goto="respond", update={"verdict": answer, **update})
 
 

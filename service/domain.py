@@ -236,16 +236,21 @@ class LedgerEntry(Frozen):
     def compute_hash(
         case_id: str, seq: int, ts: datetime, actor: str, kind: str, payload: dict[str, Any], prev_hash: str
     ) -> str:
-        body = canonical_json(
-            {
-                "case_id": case_id,
-                "seq": seq,
-                "ts": format_ts(ts),
-                "actor": actor,
-                "kind": kind,
-                "payload": payload,
-                "prev_hash": prev_hash,
-            }
+        return LedgerEntry.hash_of_text(
+            case_id, seq, format_ts(ts), actor, kind, canonical_json(payload), prev_hash
+        )
+
+    @staticmethod
+    def hash_of_text(
+        case_id: str, seq: int, ts_text: str, actor: str, kind: str, payload_text: str, prev_hash: str
+    ) -> str:
+        """The hash from the entry's already-canonical parts: `ts_text` as `format_ts` writes it and
+        `payload_text` as `canonical_json` writes it. The body is the canonical JSON of the whole entry,
+        spelled out key by key in sorted order, so the payload (the bulk of it) is serialised only once."""
+        body = (
+            f'{{"actor":{canonical_json(actor)},"case_id":{canonical_json(case_id)},'
+            f'"kind":{canonical_json(kind)},"payload":{payload_text},"prev_hash":{canonical_json(prev_hash)},'
+            f'"seq":{int(seq)},"ts":"{ts_text}"}}'
         )
         return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 

@@ -138,6 +138,29 @@ def test_verify_names_the_first_bad_seq_after_raw_sql_tampering(
     assert alone.problem == failure.problem
 
 
+def test_stored_json_respelled_without_changing_its_value_still_verifies(store: Store) -> None:
+    """Verify hashes the stored payload text as it is, and only a mismatch is parsed and re-serialised: text a
+    database or a restore re-spelled (spacing, key order) must not read as tampering, an edit must."""
+    case_id = build_case(store, 3)
+    store.append(case_id, "system", "note", {"b": [1, 2], "a": "é"})
+    tamper(
+        store,
+        "UPDATE ledger SET payload = :p WHERE case_id = :c AND seq = 4",
+        c=case_id,
+        p='{ "a" : "é", "b" : [1, 2] }',
+    )
+    assert store.verify([case_id]).ok
+
+    tamper(
+        store,
+        "UPDATE ledger SET payload = :p WHERE case_id = :c AND seq = 4",
+        c=case_id,
+        p='{"a": "e", "b": [1, 2]}',
+    )
+    [check] = store.verify([case_id]).cases
+    assert check.bad_seq == 4 and "content was edited" in str(check.problem)
+
+
 def test_a_correctly_hashed_forged_tail_is_caught_by_the_case_head(store: Store) -> None:
     case_id = build_case(store, 5)
     last = store.entries(case_id)[-1]

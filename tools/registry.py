@@ -382,7 +382,9 @@ class Registry:
                 return outcome("duplicate", error="already executed under this idempotency key", **common)
         call_ctx = dataclasses.replace(ctx, idempotency_key=key)
         try:
-            result = await asyncio.wait_for(_invoke(spec, call_ctx, model), timeout=spec.timeout_s)
+            # A timeout scope, not wait_for: wait_for wraps every call in a task of its own.
+            async with asyncio.timeout(spec.timeout_s):
+                result = await _invoke(spec, call_ctx, model)
         except TimeoutError:
             return outcome(
                 "error", error_kind="timeout", error=f"{name} timed out after {spec.timeout_s:g}s", **common

@@ -32,8 +32,8 @@ log = logging.getLogger("soctriage.retrieval")
 
 KnowledgeKind = Literal["attack", "lolbin", "runbook"]
 DispositionSource = Literal["analyst", "model"]
-_INDEX_BATCH = 64
-_INDEX_LINGER_S = 0.5
+_INDEX_BATCH = 128
+_INDEX_LINGER_S = 1.0
 
 
 class CaseDocument(Frozen):
@@ -170,6 +170,7 @@ class RetrievalIndex:
         self.client = client
         self.embedder = CachedEmbedder(embedder)
         self._known_nonempty: set[str] = set()
+        self._case_collections: dict[str, Any] = {}
         self._knowledge_ready = False
         self._lock = threading.Lock()
         self._pending: queue.Queue[CaseDocument] = queue.Queue()
@@ -183,12 +184,18 @@ class RetrievalIndex:
     # ---- cases -------------------------------------------------------------------------------------
 
     def _cases(self, tenant: str) -> Any:
-        return self.client.get_or_create_collection(
-            _collection_name("cases", self.embedder.name, tenant),
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"tenant": tenant, "embedder": self.embedder.name},
-        )
+        # Looked up once per tenant: get_or_create costs a catalog round trip (~1.5 ms) per call, and a
+        # tenant's cases collection is never dropped.
+        collection = self._case_collections.get(tenant)
+        if collection is None:
+            collection = self.client.get_or_create_collection(
+                _collection_name("cases", self.embedder.name, tenant),
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"tenant": tenant, "embedder": self.embedder.name},
+            )
+            self._case_collections[tenant] = collection
+        return collection
 
     def has_cases(self, tenant: str) -> bool:
         """Whether the tenant has anything indexed; cheap after the first yes (cases are never removed)."""
@@ -207,11 +214,10 @@ class RetrievalIndex:
         for tenant, group in by_tenant.items():
             latest = list({d.case_id: d for d in group}.values())
             vectors = self.embedder.embed_documents([d.text for d in latest])
+            # No `documents`: nothing reads a case's text back from Chroma, and storing it costs its full-text
+            # index on every write.
             self._cases(tenant).upsert(
-                ids=[d.case_id for d in latest],
-                embeddings=vectors,
-                documents=[d.text for d in latest],
-                metadatas=[_meta(d) for d in latest],
+                ids=[d.case_id for d in latest], embeddings=vectors, metadatas=[_meta(d) for d in latest]
             )
             self._known_nonempty.add(tenant)
 

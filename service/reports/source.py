@@ -93,21 +93,19 @@ class _Case:
         # Runs once per ledger row (millions): one tuple unpack, no attribute lookups on the row.
         case_id, seq, ts_text, actor, kind, payload_text, prev_hash, digest, _, _ = row
         checker = self.checker
+        if checker is not None and checker.problem is None:
+            # The checker hashes the stored text as it is, so verifying parses nothing the report skips.
+            checker.feed(_Stored(*row[:8]))
         try:
             # SQLite hands back the stored text; psycopg a datetime whatever the declared type.
             ts = ts_text if isinstance(ts_text, datetime) else datetime.fromisoformat(ts_text)
-            payload = json.loads(payload_text) if checker or kind not in _UNREAD_KINDS else {}
+            payload = json.loads(payload_text) if kind not in _UNREAD_KINDS else {}
             if not isinstance(payload, dict):
                 raise ValueError("payload is not a JSON object")
         except (TypeError, ValueError):
             self.unparsed += 1
-            if checker is not None and checker.problem is None:
-                checker.feed(_Stored(*row[:8]))
             return
-        entry = _Entry(case_id, seq, ts, actor, kind, payload, prev_hash, digest)
-        self.entries.append(entry)
-        if checker is not None and checker.problem is None:
-            checker.feed(entry)
+        self.entries.append(_Entry(case_id, seq, ts, actor, kind, payload, prev_hash, digest))
 
     def verification(self, previous: dict[tuple[str, int, str], bool]) -> CaseVerification | None:
         if self.checker is not None:

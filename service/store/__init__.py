@@ -10,6 +10,7 @@ from soctriage.service.store.chain import (
 from soctriage.service.store.store import (
     CaseNotFoundError,
     DuplicateAlertError,
+    EvidenceError,
     QuarantinedRecord,
     Store,
     StoreError,
@@ -19,6 +20,7 @@ __all__ = [
     "CaseNotFoundError",
     "CaseVerification",
     "DuplicateAlertError",
+    "EvidenceError",
     "LedgerInputError",
     "LedgerProblem",
     "QuarantinedRecord",

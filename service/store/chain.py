@@ -9,17 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, get_args
 
-from soctriage.service.domain import GENESIS_HASH, LedgerEntry, LedgerKind, canonical_json
+from soctriage.service.domain import GENESIS_HASH, LedgerEntry, LedgerKind, canonical_json, format_ts
 
 LEDGER_KINDS: frozenset[str] = frozenset(get_args(LedgerKind))
+# `format_ts` text ("2026-01-02T03:04:05.123456Z"), as SQLite stores ledger times.
+_CANONICAL_TS_LENGTH = 27
 
 
 class LedgerInputError(ValueError):
     """An entry the ledger refuses to write: unknown kind, empty actor, or a payload that is not JSON."""
 
 
-def clean_entry_input(actor: str, kind: str, payload: Any) -> dict[str, Any]:
-    """The payload exactly as it will read back from the store (tuples become lists).
+def clean_entry_input(actor: str, kind: str, payload: Any) -> tuple[dict[str, Any], str]:
+    """The payload exactly as it will read back from the store (tuples become lists), and its canonical
+    JSON text, which is both what its hash covers and what the store writes.
 
     Raises `LedgerInputError` naming the offending part, so bad input never reaches the hash.
     """
@@ -30,7 +33,8 @@ def clean_entry_input(actor: str, kind: str, payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise LedgerInputError(f"{kind} payload must be a JSON object (dict), got {type(payload).__name__}")
     _check_json(payload, "payload")
-    return json.loads(canonical_json(payload))
+    text = canonical_json(payload)
+    return json.loads(text), text
 
 
 def _check_json(value: Any, path: str) -> None:
@@ -128,14 +132,27 @@ class ChainChecker:
             return LedgerProblem(
                 seq, f"entry {seq} prev_hash does not link to entry {self.last_seq} (reordered or inserted)"
             )
+        ts, payload, actor, kind = entry.ts, entry.payload, entry.actor, entry.kind
+        if isinstance(payload, str):
+            # Fast path: the store keeps the payload as the canonical text it was hashed over, so the
+            # stored text hashes as it is. Only a mismatch pays for parsing, which then tells an edit
+            # apart from text a database merely re-spelled.
+            if isinstance(ts, str):
+                ts_text = ts if len(ts) == _CANONICAL_TS_LENGTH and ts.endswith("Z") else None
+            else:
+                ts_text = format_ts(ts)
+            if ts_text is not None and stored_hash == LedgerEntry.hash_of_text(
+                case_id, seq, ts_text, actor, kind, payload, prev_hash
+            ):
+                self.last_seq, self.last_hash = seq, stored_hash
+                return None
         try:
-            ts, payload = entry.ts, entry.payload
             recomputed = LedgerEntry.compute_hash(
                 case_id,
                 seq,
                 datetime.fromisoformat(ts) if isinstance(ts, str) else ts,
-                entry.actor,
-                entry.kind,
+                actor,
+                kind,
                 json.loads(payload) if isinstance(payload, str) else payload,
                 prev_hash,
             )

@@ -31,7 +31,7 @@ from soctriage.service.store.chain import (
     clean_entry_input,
 )
 from soctriage.service.store.engine import create_store_engine, upgrade, write_transaction
-from soctriage.service.store.schema import alerts, cases, ledger, quarantine
+from soctriage.service.store.schema import alerts, cases, json_doc, ledger, quarantine
 from sqlalchemy import (
     Connection,
     Engine,
@@ -52,6 +52,8 @@ CASE_STATUSES: frozenset[str] = frozenset(get_args(CaseStatus))
 VERIFY_BATCH = 10_000
 
 EntryInput = tuple[str, str, dict[str, Any]]
+# An entry past clean_entry_input: actor, kind, payload as it reads back, and its canonical JSON text.
+CleanEntry = tuple[str, str, dict[str, Any], str]
 
 
 class StoreError(Exception):
@@ -72,6 +74,18 @@ class DuplicateAlertError(StoreError):
         self.alert_id = alert_id
         self.case_id = case_id
         self.tenant = tenant
+
+
+class EvidenceError(StoreError, ValueError):
+    """A verdict cites ledger entries its case does not have."""
+
+    def __init__(self, case_id: str, missing: list[int], head_seq: int) -> None:
+        super().__init__(
+            f"verdict for {case_id} cites ledger seq {missing}, but the ledger has 1..{head_seq}"
+        )
+        self.case_id = case_id
+        self.missing = missing
+        self.head_seq = head_seq
 
 
 @dataclass(frozen=True)
@@ -184,11 +198,13 @@ class Store:
             if alert.id in stored:
                 outcomes.append(stored[alert.id])
                 continue
-            payload = clean_entry_input("system", "alert_received", alert_received_payload(alert))
+            payload, payload_text = clean_entry_input(
+                "system", "alert_received", alert_received_payload(alert)
+            )
             now = utc_now()
             case_id = new_case_id()
-            entry_hash = LedgerEntry.compute_hash(
-                case_id, 1, now, "system", "alert_received", payload, GENESIS_HASH
+            entry_hash = LedgerEntry.hash_of_text(
+                case_id, 1, format_ts(now), "system", "alert_received", payload_text, GENESIS_HASH
             )
             case_rows.append(
                 {
@@ -226,7 +242,7 @@ class Store:
                     "ts": now,
                     "actor": "system",
                     "kind": "alert_received",
-                    "payload": payload,
+                    "payload_text": payload_text,
                     "prev_hash": GENESIS_HASH,
                     "hash": entry_hash,
                 }
@@ -246,7 +262,7 @@ class Store:
         if case_rows:
             conn.execute(_INSERT_CASE, case_rows)
             conn.execute(_INSERT_ALERT, alert_rows)
-            conn.execute(_INSERT_ENTRY, entry_rows)
+            conn.execute(_insert_entry(conn), entry_rows)
         return outcomes
 
     @staticmethod
@@ -257,8 +273,8 @@ class Store:
 
     def get_case(self, case_id: str) -> Case | None:
         with self._read() as conn:
-            row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
-            return None if row is None else self._to_case(row, self._alert_ids(conn, [case_id])[case_id])
+            row = conn.execute(_CASE_ROW, {"case_id": case_id}).first()
+            return None if row is None else self._to_case(row, self._case_alert_ids(conn, case_id))
 
     def list_cases(
         self, status: CaseStatus | None = None, tenant: str | None = None, limit: int = 100
@@ -276,9 +292,7 @@ class Store:
 
     def find_case_by_alert(self, alert_id: str, tenant: str) -> Case | None:
         with self._read() as conn:
-            case_id = conn.execute(
-                select(alerts.c.case_id).where(alerts.c.id == alert_id, alerts.c.tenant == tenant)
-            ).scalar()
+            case_id = conn.execute(_CASE_OF_ALERT, {"alert_id": alert_id, "tenant": tenant}).scalar()
             return None if case_id is None else self._load_case(conn, case_id)
 
     def get_alert(self, alert_id: str) -> Alert | None:
@@ -295,31 +309,36 @@ class Store:
         with write_transaction(self.engine) as conn:
             head = self._lock_case(conn, case_id)
             change = {"from": head.status, "to": new_status, "reason": reason}
-            [entry] = self._append_locked(
-                conn, case_id, head.head_seq, head.head_hash, [(actor, "status_change", change)]
-            )
             times = dict(head.status_times)
-            times.setdefault(new_status, format_ts(entry.ts))
-            conn.execute(
-                update(cases).where(cases.c.id == case_id).values(status=new_status, status_times=times)
+            ts = utc_now()
+            times.setdefault(new_status, format_ts(ts))
+            self._append_locked(
+                conn,
+                head,
+                [(actor, "status_change", *clean_entry_input(actor, "status_change", change))],
+                ts=ts,
+                status=new_status,
+                status_times=times,
             )
-            return self._load_case(conn, case_id)
+            alert_ids = self._case_alert_ids(conn, case_id)
+            return self._to_case(head, alert_ids, status=new_status, status_times=times)
 
-    def set_verdict(self, case_id: str, verdict: Verdict) -> Case:
-        """Record the case's verdict; every evidence seq it cites must exist in this case's ledger."""
+    def set_verdict(self, case_id: str, verdict: Verdict, entry: EntryInput | None = None) -> Case:
+        """Record the case's verdict; every evidence seq it cites must exist in this case's ledger, else
+        `EvidenceError`. `entry`, when given, is appended in the same transaction (the verdict's own
+        ledger entry), so the case never holds a verdict its transcript lacks."""
+        items = [] if entry is None else [(entry[0], entry[1], *clean_entry_input(*entry))]
         with write_transaction(self.engine) as conn:
             head = self._lock_case(conn, case_id)
-            missing = sorted(seq for seq in verdict.evidence if not 1 <= seq <= head.head_seq)
+            missing = sorted(seq for seq in set(verdict.evidence) if not 1 <= seq <= head.head_seq)
             if missing:
-                raise ValueError(
-                    f"verdict for {case_id} cites ledger seq {missing}, but the ledger has 1..{head.head_seq}"
-                )
-            conn.execute(
-                update(cases)
-                .where(cases.c.id == case_id)
-                .values(verdict=verdict.model_dump(mode="json"), updated_at=utc_now())
-            )
-            return self._load_case(conn, case_id)
+                raise EvidenceError(case_id, missing, head.head_seq)
+            stored = verdict.model_dump(mode="json")
+            if items:
+                self._append_locked(conn, head, items, verdict=stored)
+            else:
+                conn.execute(_SET_VERDICT, {"case_id": case_id, "verdict": stored, "at": utc_now()})
+            return self._to_case(head, self._case_alert_ids(conn, case_id), verdict=verdict)
 
     def _lock_case(self, conn: Connection, case_id: str) -> Row[Any]:
         # FOR UPDATE serialises PostgreSQL writers on the case row; SQLite drops it (BEGIN IMMEDIATE locks).
@@ -329,10 +348,14 @@ class Store:
         return row
 
     def _load_case(self, conn: Connection, case_id: str) -> Case:
-        row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+        row = conn.execute(_CASE_ROW, {"case_id": case_id}).first()
         if row is None:
             raise CaseNotFoundError(case_id)
-        return self._to_case(row, self._alert_ids(conn, [case_id])[case_id])
+        return self._to_case(row, self._case_alert_ids(conn, case_id))
+
+    @staticmethod
+    def _case_alert_ids(conn: Connection, case_id: str) -> list[str]:
+        return list(conn.execute(_ALERT_IDS_OF_CASE, {"case_id": case_id}).scalars())
 
     @staticmethod
     def _alert_ids(conn: Connection, case_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -348,17 +371,19 @@ class Store:
         return found
 
     @staticmethod
-    def _to_case(row: Row[Any], alert_ids: list[str]) -> Case:
-        return Case(
-            id=row.id,
-            tenant=row.tenant,
-            status=row.status,
-            alert_ids=tuple(alert_ids),
-            verdict=None if row.verdict is None else Verdict.model_validate(row.verdict),
-            status_times=row.status_times,
-            assignee=row.assignee,
-            created_at=row.created_at,
-        )
+    def _to_case(row: Row[Any], alert_ids: list[str], **changes: Any) -> Case:
+        """The case in `row`, with `changes` a write just made in the same transaction."""
+        fields = {
+            "id": row.id,
+            "tenant": row.tenant,
+            "status": row.status,
+            "alert_ids": tuple(alert_ids),
+            "verdict": row.verdict,
+            "status_times": row.status_times,
+            "assignee": row.assignee,
+            "created_at": row.created_at,
+        }
+        return Case.model_validate(fields | changes)
 
     # ---- ledger ------------------------------------------------------------------------------------
 
@@ -369,57 +394,66 @@ class Store:
 
     def append_many(self, case_id: str, entries: Iterable[EntryInput]) -> list[LedgerEntry]:
         """Append several entries, consecutive in the chain, in one transaction (all or none)."""
-        clean = [(actor, kind, clean_entry_input(actor, kind, payload)) for actor, kind, payload in entries]
+        clean = [(actor, kind, *clean_entry_input(actor, kind, payload)) for actor, kind, payload in entries]
         if not clean:
             return []
         with write_transaction(self.engine) as conn:
-            head = self._lock_case(conn, case_id)
-            return self._append_locked(conn, case_id, head.head_seq, head.head_hash, clean)
+            return self._append_locked(conn, self._lock_case(conn, case_id), clean)
 
     @staticmethod
     def _append_locked(
-        conn: Connection, case_id: str, head_seq: int, head_hash: str, items: Sequence[EntryInput]
+        conn: Connection,
+        head: Row[Any],
+        items: Sequence[CleanEntry],
+        *,
+        ts: datetime | None = None,
+        **case_values: Any,
     ) -> list[LedgerEntry]:
-        """Chain `items` after the head the caller read under its lock, then move the head."""
+        """Chain `items` (already cleaned) after the head the caller read under its lock, then move the head
+        in one UPDATE that also writes `case_values` (a status or a verdict changing with the entry).
+        `ts` stamps the first entry, for callers that already used that time."""
+        case_id, seq, prev_hash = head.id, head.head_seq, head.head_hash
         written: list[LedgerEntry] = []
-        prev_hash, seq = head_hash, head_seq
-        for actor, kind, payload in items:
+        rows: list[dict[str, Any]] = []
+        for actor, kind, payload, payload_text in items:
             seq += 1
-            ts = utc_now()
-            digest = LedgerEntry.compute_hash(case_id, seq, ts, actor, kind, payload, prev_hash)
-            written.append(
-                LedgerEntry(
-                    case_id=case_id,
-                    seq=seq,
-                    ts=ts,
-                    actor=actor,
-                    kind=kind,  # type: ignore[arg-type]  # checked by clean_entry_input
-                    payload=payload,
-                    prev_hash=prev_hash,
-                    hash=digest,
-                )
+            at, ts = ts or utc_now(), None
+            digest = LedgerEntry.hash_of_text(
+                case_id, seq, format_ts(at), actor, kind, payload_text, prev_hash
             )
+            row = {
+                "case_id": case_id,
+                "seq": seq,
+                "ts": at,
+                "actor": actor,
+                "kind": kind,
+                "payload": payload,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+            # Values checked by clean_entry_input and computed above: validating them again costs, not guards.
+            written.append(LedgerEntry.model_construct(**row))
+            rows.append(row | {"payload_text": payload_text})
             prev_hash = digest
-        rows = [entry.model_dump() for entry in written]
-        conn.execute(_INSERT_ENTRY, rows[0] if len(rows) == 1 else rows)
-        conn.execute(_MOVE_HEAD, {"case_id": case_id, "seq": seq, "hash": prev_hash, "at": written[-1].ts})
+        conn.execute(_insert_entry(conn), rows[0] if len(rows) == 1 else rows)
+        move = {"case_id": case_id, "seq": seq, "hash": prev_hash, "at": written[-1].ts}
+        conn.execute(_move_head(tuple(case_values)), move | case_values)
         return written
 
     def entries(self, case_id: str, from_seq: int = 1, kind: LedgerKind | None = None) -> list[LedgerEntry]:
         """The case's entries in seq order, from `from_seq`, optionally only those of one kind."""
+        params = {"case_id": case_id, "from_seq": from_seq, "kind": kind}
         with self._read() as conn:
-            if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+            rows = conn.execute(_ENTRIES if kind is None else _ENTRIES_OF_KIND, params).all()
+            # Every case has its alert_received entry, so only an empty answer can mean "no such case".
+            if not rows and conn.execute(_HEAD_SEQ, params).first() is None:
                 raise CaseNotFoundError(case_id)
-            query = select(ledger).where(ledger.c.case_id == case_id, ledger.c.seq >= from_seq)
-            if kind is not None:
-                query = query.where(ledger.c.kind == kind)
-            rows = conn.execute(query.order_by(ledger.c.seq))
-            return [LedgerEntry.model_validate(row._asdict()) for row in rows]
+        return [LedgerEntry.model_validate(row._asdict()) for row in rows]
 
     def head_seq(self, case_id: str) -> int:
         """The seq of the case's last ledger entry (entries are gapless, so 1..head_seq all exist)."""
         with self._read() as conn:
-            head = conn.execute(select(cases.c.head_seq).where(cases.c.id == case_id)).scalar()
+            head = conn.execute(_HEAD_SEQ, {"case_id": case_id}).scalar()
         if head is None:
             raise CaseNotFoundError(case_id)
         return int(head)
@@ -511,20 +545,60 @@ class Store:
         ]
 
 
-# The append path runs these thousands of times a second; building them once skips per-call construction.
-_LOCK_CASE = (
-    select(cases.c.status, cases.c.status_times, cases.c.head_seq, cases.c.head_hash)
-    .where(cases.c.id == bindparam("case_id"))
-    .with_for_update()
+# The append path runs these thousands of times a second; building them once skips per-call construction
+# and SQLAlchemy's cache-key computation.
+_CASE_ROW = select(cases).where(cases.c.id == bindparam("case_id"))
+_LOCK_CASE = _CASE_ROW.with_for_update()
+_HEAD_SEQ = select(cases.c.head_seq).where(cases.c.id == bindparam("case_id"))
+_CASE_OF_ALERT = select(alerts.c.case_id).where(
+    alerts.c.id == bindparam("alert_id"), alerts.c.tenant == bindparam("tenant")
 )
-_INSERT_ENTRY = ledger.insert()
+_ALERT_IDS_OF_CASE = (
+    select(alerts.c.id)
+    .where(alerts.c.case_id == bindparam("case_id"))
+    .order_by(alerts.c.received_at, alerts.c.id)
+)
+_ENTRIES = (
+    select(ledger)
+    .where(ledger.c.case_id == bindparam("case_id"), ledger.c.seq >= bindparam("from_seq"))
+    .order_by(ledger.c.seq)
+)
+_ENTRIES_OF_KIND = _ENTRIES.where(ledger.c.kind == bindparam("kind"))
 _INSERT_CASE = cases.insert()
 _INSERT_ALERT = alerts.insert()
-_MOVE_HEAD = (
+_SET_VERDICT = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))
-    .values(head_seq=bindparam("seq"), head_hash=bindparam("hash"), updated_at=bindparam("at"))
+    .values(verdict=bindparam("verdict", type_=json_doc), updated_at=bindparam("at"))
 )
+# The payload is written as the canonical text its hash was computed over, not serialised a second time.
+# PostgreSQL needs that text cast to json; SQLite stores it as it is.
+_INSERT_ENTRY = {
+    "postgresql": ledger.insert().values(payload=cast(bindparam("payload_text", type_=Text), json_doc)),
+    "sqlite": ledger.insert().values(payload=bindparam("payload_text", type_=Text)),
+}
+_MOVE_HEAD_WITH: dict[tuple[str, ...], Any] = {}
+
+
+def _insert_entry(conn: Connection) -> Any:
+    return _INSERT_ENTRY[conn.dialect.name]
+
+
+def _move_head(also: tuple[str, ...]) -> Any:
+    """The head-moving UPDATE, also setting the case columns named in `also` (one statement per set)."""
+    if also not in _MOVE_HEAD_WITH:
+        _MOVE_HEAD_WITH[also] = (
+            update(cases)
+            .where(cases.c.id == bindparam("case_id"))
+            .values(
+                head_seq=bindparam("seq"),
+                head_hash=bindparam("hash"),
+                updated_at=bindparam("at"),
+                **{name: bindparam(name, type_=cases.c[name].type) for name in also},
+            )
+        )
+    return _MOVE_HEAD_WITH[also]
+
 
 # Verify reads ts and payload as stored (SQLite: text; PostgreSQL: timestamptz and json text) and lets the
 # chain checker parse them, so an edit that leaves unparseable content is reported, not raised.
