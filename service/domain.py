@@ -10,6 +10,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import IntEnum
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -247,10 +248,12 @@ class LedgerEntry(Frozen):
         """The hash from the entry's already-canonical parts: `ts_text` as `format_ts` writes it and
         `payload_text` as `canonical_json` writes it. The body is the canonical JSON of the whole entry,
         spelled out key by key in sorted order, so the payload (the bulk of it) is serialised only once."""
+        # encode_basestring is exactly what canonical_json does to a str, minus ~1 µs of json.dumps set-up:
+        # verify runs this for every entry of every chain.
         body = (
-            f'{{"actor":{canonical_json(actor)},"case_id":{canonical_json(case_id)},'
-            f'"kind":{canonical_json(kind)},"payload":{payload_text},"prev_hash":{canonical_json(prev_hash)},'
-            f'"seq":{int(seq)},"ts":"{ts_text}"}}'
+            f'{{"actor":{encode_basestring(actor)},"case_id":{encode_basestring(case_id)},'
+            f'"kind":{encode_basestring(kind)},"payload":{payload_text},'
+            f'"prev_hash":{encode_basestring(prev_hash)},"seq":{int(seq)},"ts":"{ts_text}"}}'
         )
         return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 

@@ -26,6 +26,7 @@ from soctriage.service.reports import (
     build_evidence,
     evidence_from_store,
     render_report,
+    source,
 )
 from soctriage.service.store import Store
 from soctriage.service.store.schema import ledger
@@ -374,6 +375,27 @@ def test_tampering_fails_the_report_and_previous_results_are_carried(home: Path,
     assert failure.case_id == case_id and "entry 2" in (failure.problem or "")
 
 
+def test_chains_verified_by_worker_processes_give_the_inline_answer(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large scope is re-verified in worker processes beside the report's pass; forcing that path on a small
+    ledger with one edited entry must give the same report, failure and all, as verifying inline."""
+    with Store.open(Settings(home=home)) as store:
+        case_id = store.list_cases(status="contained")[0].id
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(ledger).where(ledger.c.case_id == case_id, ledger.c.seq == 3).values(actor="mallory")
+            )
+        params = EvidenceParams(generated_at=GENERATED)
+        inline = evidence_from_store(store, params)
+        monkeypatch.setattr(source, "PARALLEL_VERIFY_MIN_CASES", 1)
+        parallel = evidence_from_store(store, params)
+    assert parallel == inline
+    assert (parallel.integrity.ok, parallel.integrity.failed) == (7, 1)
+    [failure] = parallel.integrity.failures
+    assert failure.case_id == case_id and "entry 3" in (failure.problem or "")
+
+
 def _store_alerts(store: Store, tenant: str, count: int, offset: int) -> None:
     for data in list(alert_variants(offset + count))[offset:]:
         [item] = [a for a in normalize_bytes(data, "x") if isinstance(a, Alert)]
@@ -432,6 +454,9 @@ def test_postgres_report_matches_export(pg_url: str) -> None:
             store.set_status(case.id, "contained", "system", "contained")
         params = EvidenceParams(generated_at=GENERATED, tenant="acme")
         report = evidence_from_store(store, params)
+        with pytest.MonkeyPatch.context() as patch:  # the worker-process verification, on PostgreSQL too
+            patch.setattr(source, "PARALLEL_VERIFY_MIN_CASES", 1)
+            assert evidence_from_store(store, params) == report
         entries = [
             e for case in sorted(store.list_cases(), key=lambda c: c.id) for e in store.entries(case.id)
         ]

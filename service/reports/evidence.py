@@ -404,16 +404,17 @@ class EvidenceBuilder:
             )
             return
         t.entries += check.entries
-        t.checks.append(
-            CaseIntegrity(
-                case_id=case_id,
-                result="ok" if check.ok else "failed",
-                entries=check.entries,
-                head_seq=check.head_seq,
-                head_hash=check.head_hash,
-                problem=None if check.problem is None else str(check.problem),
-            )
-        )
+        t.checks.append(_integrity_row(case_id, check))
+
+    def verified(self, checks: Mapping[str, CaseVerification]) -> None:
+        """Replace the integrity rows of cases already added with results verified elsewhere (in parallel)."""
+        t = self.t
+        for index, row in enumerate(t.checks):
+            check = checks.get(row.case_id)
+            if check is not None:
+                t.entries -= row.entries
+                t.checks[index] = _integrity_row(row.case_id, check)
+                t.entries += check.entries
 
     def report(self, method: str = "verified", carried_from: datetime | None = None) -> EvidenceReport:
         t, p = self.t, self.params
@@ -541,6 +542,17 @@ def heads_digest(checks: Iterable[CaseIntegrity]) -> str:
     """One hash an auditor can record for every chain head at once (sorted 'case_id seq hash' lines)."""
     lines = sorted(f"{c.case_id} {c.head_seq} {c.head_hash}\n" for c in checks)
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _integrity_row(case_id: str, check: CaseVerification) -> CaseIntegrity:
+    return CaseIntegrity(
+        case_id=case_id,
+        result="ok" if check.ok else "failed",
+        entries=check.entries,
+        head_seq=check.head_seq,
+        head_hash=check.head_hash,
+        problem=None if check.problem is None else str(check.problem),
+    )
 
 
 def _integrity(

@@ -7,6 +7,9 @@ which tenant owns a chain (the scope of the report) and the stored head each cha
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -14,6 +17,7 @@ from soctriage.service.reports.evidence import EvidenceBuilder, EvidenceParams
 from soctriage.service.reports.model import EvidenceReport
 from soctriage.service.store import Store
 from soctriage.service.store.chain import CaseVerification, ChainChecker, LedgerProblem
+from soctriage.service.store.engine import create_store_engine
 from soctriage.service.store.schema import cases, ledger
 from soctriage.service.store.store import STORED_ENTRY_COLUMNS
 from sqlalchemy import and_, or_, select, true
@@ -24,6 +28,9 @@ STREAM_BATCH = 10_000
 # Kinds whose payload the report never reads. Without verification these rows are not even fetched (only a
 # chain's last row is, for its head): on a typical ledger that is two rows in three.
 _UNREAD_KINDS = frozenset({"reasoning", "tool_call", "tool_result", "chat_message"})
+# From this many cases in scope, chains are re-verified by worker processes beside the report's own pass:
+# hashing every entry is CPU-bound, and starting a worker costs about a second.
+PARALLEL_VERIFY_MIN_CASES = 5_000
 
 
 class _Stored(NamedTuple):
@@ -50,13 +57,25 @@ class _Entry(NamedTuple):
     hash: str
 
 
-def _query(params: EvidenceParams, *, every_row: bool) -> Any:
+def _in_scope(params: EvidenceParams) -> Any:
+    """Ids of the cases the report covers: alert received in the period, owned by the tenant."""
     dated = select(ledger.c.case_id).where(ledger.c.seq == 1, ledger.c.kind == "alert_received")
     if params.since is not None:
         dated = dated.where(ledger.c.ts >= params.since)
     if params.until is not None:
         dated = dated.where(ledger.c.ts < params.until)
-    scope = and_(ledger.c.case_id.in_(dated), *([cases.c.tenant == params.tenant] if params.tenant else []))
+    if params.tenant:
+        dated = dated.join(cases, cases.c.id == ledger.c.case_id).where(cases.c.tenant == params.tenant)
+    return dated
+
+
+def _query(
+    params: EvidenceParams, *, every_row: bool, case_range: tuple[str, str | None] | None = None
+) -> Any:
+    scope = ledger.c.case_id.in_(_in_scope(params))
+    if case_range is not None:
+        low, high = case_range
+        scope = and_(scope, ledger.c.case_id >= low, *([ledger.c.case_id < high] if high else []))
     return (
         select(
             # As stored (text / json text), parsed below: content that no longer parses is tampering to
@@ -120,6 +139,86 @@ class _Case:
         return None
 
 
+def _open_snapshot(conn: Any) -> None:
+    if conn.dialect.name == "postgresql":
+        # One snapshot for the whole read, so chains and heads agree while writers keep appending.
+        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+
+def _verify_range(
+    url: str, params: EvidenceParams, case_range: tuple[str, str | None]
+) -> list[CaseVerification]:
+    """Worker process: verify every chain in scope whose case id is in `case_range` against its stored head."""
+    engine = create_store_engine(url)
+    found: list[CaseVerification] = []
+    checker: ChainChecker | None = None
+    head: tuple[int, str] = (0, "")
+    try:
+        with engine.connect() as conn:
+            _open_snapshot(conn)
+            with conn.begin():
+                query = _query(params, every_row=True, case_range=case_range)
+                for row in conn.execution_options(yield_per=STREAM_BATCH).execute(query):
+                    if checker is None or row[0] != checker.case_id:
+                        if checker is not None:
+                            found.append(_verdict(checker, head))
+                        checker, head = ChainChecker(row[0]), (row[8], row[9])
+                    if checker.problem is None:
+                        checker.feed(_Stored(*row[:8]))
+                if checker is not None:
+                    found.append(_verdict(checker, head))
+    finally:
+        engine.dispose()
+    return found
+
+
+def _verdict(checker: ChainChecker, head: tuple[int, str]) -> CaseVerification:
+    return CaseVerification(str(checker.case_id), checker.finish(*head), checker.count, *head)
+
+
+class _ParallelVerify:
+    """Chains of the report's scope split into contiguous case-id ranges, one worker process each."""
+
+    def __init__(self, store: Store, params: EvidenceParams, case_ids: list[str]) -> None:
+        workers = max(1, min(os.cpu_count() or 1, 8))
+        step = -(-len(case_ids) // workers)
+        bounds = [case_ids[i] for i in range(0, len(case_ids), step)]
+        ranges = [(low, bounds[i + 1] if i + 1 < len(bounds) else None) for i, low in enumerate(bounds)]
+        # spawn: a forked child would share the parent's open database connections.
+        self._pool = ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("spawn"))
+        url = store.engine.url.render_as_string(hide_password=False)
+        self._jobs: list[Future[list[CaseVerification]]] = [
+            self._pool.submit(_verify_range, url, params, case_range) for case_range in ranges
+        ]
+
+    def results(self) -> dict[str, CaseVerification]:
+        try:
+            return {check.case_id: check for job in self._jobs for check in job.result()}
+        finally:
+            self._pool.shutdown()
+
+
+def _matching(
+    store: Store, found: dict[str, CaseVerification], heads: dict[str, tuple[int, str]]
+) -> dict[str, CaseVerification]:
+    """The workers' results for the chains whose head they saw as this pass did. A chain that grew between
+    the two reads is verified again here; one that keeps moving stays reported as not verified."""
+
+    def same(case_id: str) -> bool:
+        check = found.get(case_id)
+        return check is not None and (check.head_seq, check.head_hash) == heads[case_id]
+
+    moved = [case_id for case_id in heads if not same(case_id)]
+    if moved:
+        found.update({check.case_id: check for check in store.verify(moved).cases})
+    return {case_id: found[case_id] for case_id in heads if same(case_id)}
+
+
+def _cases_in_scope(store: Store, params: EvidenceParams) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(_in_scope(params).order_by(ledger.c.case_id)).scalars())
+
+
 def evidence_from_store(
     store: Store,
     params: EvidenceParams,
@@ -129,7 +228,8 @@ def evidence_from_store(
 ) -> EvidenceReport:
     """The report for `params` from `store`, streaming the ledger once.
 
-    verify="full" re-checks every chain in the period against its stored head, in the same pass.
+    verify="full" re-checks every chain in the period against its stored head: in the same pass for a small
+    scope, else in worker processes (one per core) that stream the chains while this pass reads the rest.
     verify="previous" reuses the results of an earlier report (`previous`) for chains whose end is the
     head that report found intact, and marks the rest not verified; verify="none" checks nothing.
     """
@@ -144,29 +244,35 @@ def evidence_from_store(
         }
     builder = EvidenceBuilder(params)
     current: _Case | None = None
+    parallel = None
+    if verify == "full":
+        scope = _cases_in_scope(store, params)
+        if len(scope) >= PARALLEL_VERIFY_MIN_CASES:
+            parallel = _ParallelVerify(store, params, scope)
+    inline = verify == "full" and parallel is None
+    heads: dict[str, tuple[int, str]] = {}  # what this pass saw, for matching the workers' results
 
     def flush(case: _Case) -> None:
         check = case.verification(carried)
         if case.unparsed and check is None:
             problem = LedgerProblem(None, f"{case.unparsed} entries no longer parse (edited)")
             check = CaseVerification(case.case_id, problem, len(case.entries), *case.head)
-        builder.add_case(case.entries, check)
+        if builder.add_case(case.entries, check) and parallel is not None:
+            heads[case.case_id] = case.head
 
     with store.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            # One snapshot for the whole report, so chains and heads agree while writers keep appending.
-            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        _open_snapshot(conn)
         with conn.begin():
-            rows = conn.execution_options(yield_per=STREAM_BATCH).execute(
-                _query(params, every_row=verify == "full")
-            )
+            rows = conn.execution_options(yield_per=STREAM_BATCH).execute(_query(params, every_row=inline))
             for row in rows:
                 if current is None or row[0] != current.case_id:
                     if current is not None:
                         flush(current)
-                    current = _Case(row[0], (row[8], row[9]), verify == "full")
+                    current = _Case(row[0], (row[8], row[9]), inline)
                 current.add(row)
             if current is not None:
                 flush(current)
+    if parallel is not None:
+        builder.verified(_matching(store, parallel.results(), heads))
     method = {"full": "verified", "previous": "carried_forward", "none": "not_verified"}[verify]
     return builder.report(method, previous.generated_at if previous is not None else None)
