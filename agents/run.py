@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any, Literal, Self
@@ -114,6 +116,35 @@ class Triager:
         start = initial_state(case.id, tenant, alert)
         values = await self.graph.ainvoke(start, self._config(case.id), context=self.deps)
         return self._result(case.id, values.get("actions", ()), duplicate=False)
+
+    async def triage_many(
+        self, alerts: Iterable[Alert], *, concurrency: int = 1, tenant: str | None = None
+    ) -> AsyncIterator[TriageResult]:
+        """Triage `alerts` with up to `concurrency` graph runs at once, yielding results in input order.
+
+        Runs overlap where one waits (a model call, a lookup on a worker thread) and another can go on. A
+        re-delivered alert waits for its earlier copy, so one case never has two runs at the same time."""
+        pending: deque[asyncio.Task[TriageResult]] = deque()
+        running: dict[str, asyncio.Task[TriageResult]] = {}
+        try:
+            for alert in alerts:
+                task = asyncio.create_task(self._triage_after(running.get(alert.id), alert, tenant))
+                running[alert.id] = task
+                pending.append(task)
+                if len(pending) >= max(1, concurrency):
+                    yield await pending.popleft()
+            while pending:
+                yield await pending.popleft()
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _triage_after(
+        self, earlier: asyncio.Task[TriageResult] | None, alert: Alert, tenant: str | None
+    ) -> TriageResult:
+        if earlier is not None:
+            await asyncio.wait([earlier])  # its outcome is its own line; this copy only needs it finished
+        return await self.triage(alert, tenant)
 
     async def run_case(self, case_id: str) -> TriageResult:
         """Advance a case opened at intake (`Store.create_cases`): start its graph, or resume it from its

@@ -2,9 +2,10 @@
 
     python benchmarks/bench_triage.py [--alerts 1000] [--normalize 20000] [--database-url URL]
 
-Reports normalized alerts/s; triage alerts/s end to end; graph overhead per alert excluding model time
-(p50/p95: wall time of a triage minus the time spent inside the analyst); and, with the scripted
-OpenAI-compatible fake, model calls and tokens per alert.
+Reports normalized alerts/s; triage alerts/s end to end, one alert after another and with the default
+concurrency of `soctriage triage` (SOCTRIAGE_WORKER_CONCURRENCY runs at once); graph overhead per alert
+excluding model time (p50/p95: wall time of a triage minus the time spent inside the analyst, measured one at
+a time); and, with the scripted OpenAI-compatible fake, model calls and tokens per alert.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ def bench_normalize(count: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-def unique_alerts(count: int) -> list[Alert]:
-    """`count` distinct alerts (a fresh vendor id each) so every one opens its own case."""
+def unique_alerts(count: int, tag: str = "bench") -> list[Alert]:
+    """`count` distinct alerts (a fresh vendor id each, suffixed `-{tag}N`) so every one opens its own case."""
     base = [a for name, data in sample_records() for a in normalize_bytes(data, name) if isinstance(a, Alert)]
     return [
-        base[i % len(base)].model_copy(update={"id": f"{base[i % len(base)].id}-bench{i}"})
+        base[i % len(base)].model_copy(update={"id": f"{base[i % len(base)].id}-{tag}{i}"})
         for i in range(count)
     ]
 
@@ -93,6 +94,17 @@ async def bench_graph(settings: Settings, count: int) -> dict[str, float]:
         "overhead_ms_p50": statistics.median(overheads) * 1000,
         "overhead_ms_p95": overheads[int(0.95 * (len(overheads) - 1))] * 1000,
     }
+
+
+async def bench_concurrent(settings: Settings, count: int, concurrency: int) -> dict[str, float]:
+    """End-to-end throughput as `soctriage triage --concurrency N` runs it: overlapping graph runs."""
+    alerts = unique_alerts(count, tag="concurrent")
+    async with Triager(settings) as triager:
+        await triager.triage(alerts[0])  # warm-up, as in bench_graph
+        start = time.perf_counter()
+        done = sum([1 async for _ in triager.triage_many(alerts[1:], concurrency=concurrency)])
+        total = time.perf_counter() - start
+    return {"alerts": done, "concurrency": concurrency, "alerts_per_s": done / total}
 
 
 async def bench_fake_model(settings: Settings, count: int) -> dict[str, float]:
@@ -163,6 +175,11 @@ def main() -> None:
         settings = Settings(home=Path(tmp) / "home", database_url=args.database_url)
         report["backend"] = "postgresql" if args.database_url else "sqlite"
         report["triage_builtin"] = asyncio.run(bench_graph(settings, args.alerts))
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp) / "home", database_url=args.database_url)
+        report["triage_builtin_concurrent"] = asyncio.run(
+            bench_concurrent(settings, args.alerts, settings.worker_concurrency)
+        )
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home", database_url=None)
         report["triage_scripted_model"] = asyncio.run(bench_fake_model(settings, args.fake_model_alerts))

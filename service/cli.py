@@ -143,17 +143,26 @@ def triage(
     files: FilesArgument,
     fmt: FormatOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON result object per alert")] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            help="alerts triaged at once; results still print in input order (default: SOCTRIAGE_WORKER_CONCURRENCY)",
+        ),
+    ] = None,
 ) -> None:
     """Triage alerts from files end to end and write every step to the case ledger."""
     settings = Settings()
-    asyncio.run(_triage_files(settings, files, fmt, as_json))
+    asyncio.run(_triage_files(settings, files, fmt, as_json, concurrency or settings.worker_concurrency))
 
 
-async def _triage_files(settings: Settings, files: list[str], fmt: str, as_json: bool) -> None:
+async def _triage_files(
+    settings: Settings, files: list[str], fmt: str, as_json: bool, concurrency: int
+) -> None:
     async with _triager(settings) as triager:
         intake = Intake(triager.store, settings, fmt)
-        for alert in intake.alerts(files):
-            result = await triager.triage(alert)
+        async for result in triager.triage_many(intake.alerts(files), concurrency=concurrency):
             typer.echo(result.model_dump_json() if as_json else _result_line(result))
     intake.finish()
 

@@ -150,6 +150,24 @@ def test_triage_rejects_bad_records_but_triages_the_rest(tmp_path: Path) -> None
     assert f"{path}:{element_line}: record is a number, not a JSON object" in result.stderr
 
 
+def test_concurrent_triage_keeps_input_order_and_runs_a_redelivered_alert_once(tmp_path: Path) -> None:
+    samples = sorted(SAMPLES.iterdir())
+    first = samples[0]
+    files = [str(p) for p in samples] + [str(first)]  # the first alert again, while it may still be running
+    result = run(tmp_path / "home", "triage", "--json", "--concurrency", "4", *files)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    with Store.open(Settings(home=tmp_path / "home")) as store:
+        assert lines[-1]["duplicate"] and lines[-1]["case_id"] == lines[0]["case_id"]
+        assert len({line["case_id"] for line in lines}) == len(samples)
+        verdicts = store.entries(lines[0]["case_id"], kind="verdict")
+        assert len(verdicts) == 1  # one run of the case, not two racing each other
+        assert store.verify().ok
+    sequential = run(tmp_path / "again", "triage", "--json", "--concurrency", "1", *files)
+    in_order = [json.loads(line)["alert_id"] for line in sequential.stdout.splitlines()]
+    assert in_order == [line["alert_id"] for line in lines]
+
+
 @pytest.mark.parametrize("name", ["agents", "tools", "service", "evals", "prompts"])
 def test_bare_folder_imports_do_not_shadow_the_namespace(name: str, tmp_path: Path) -> None:
     """The mandated folders are installed as soctriage.<name>; a bare import must not resolve to them."""

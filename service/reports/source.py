@@ -146,9 +146,10 @@ def _open_snapshot(conn: Any) -> None:
 
 
 def _verify_range(
-    url: str, params: EvidenceParams, case_range: tuple[str, str | None]
+    url: str, params: EvidenceParams, case_range: tuple[str, str | None], parent: int
 ) -> list[CaseVerification]:
-    """Worker process: verify every chain in scope whose case id is in `case_range` against its stored head."""
+    """Worker process: verify every chain in scope whose case id is in `case_range` against its stored head.
+    Stops early if the report process (`parent`) is gone, so a killed report leaves no worker scanning on."""
     engine = create_store_engine(url)
     found: list[CaseVerification] = []
     checker: ChainChecker | None = None
@@ -158,7 +159,10 @@ def _verify_range(
             _open_snapshot(conn)
             with conn.begin():
                 query = _query(params, every_row=True, case_range=case_range)
-                for row in conn.execution_options(yield_per=STREAM_BATCH).execute(query):
+                rows = conn.execution_options(yield_per=STREAM_BATCH).execute(query)
+                for number, row in enumerate(rows):
+                    if number % STREAM_BATCH == 0 and os.getppid() != parent:
+                        return []
                     if checker is None or row[0] != checker.case_id:
                         if checker is not None:
                             found.append(_verdict(checker, head))
@@ -188,7 +192,7 @@ class _ParallelVerify:
         self._pool = ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("spawn"))
         url = store.engine.url.render_as_string(hide_password=False)
         self._jobs: list[Future[list[CaseVerification]]] = [
-            self._pool.submit(_verify_range, url, params, case_range) for case_range in ranges
+            self._pool.submit(_verify_range, url, params, case_range, os.getpid()) for case_range in ranges
         ]
 
     def results(self) -> dict[str, CaseVerification]:

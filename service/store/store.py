@@ -232,7 +232,7 @@ class Store:
                     "vendor_alert_id": alert.source.vendor_alert_id,
                     "raw": alert.raw,
                     "raw_sha256": payload["raw_sha256"],
-                    "normalized": alert.model_dump(mode="json", exclude={"raw"}),
+                    "normalized": {k: v for k, v in payload.items() if k != "raw_sha256"},
                 }
             )
             entry_rows.append(
