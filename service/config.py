@@ -159,7 +159,9 @@ class Settings(BaseSettings):
 
     # --- the service (service/api, service/worker) ---
     worker_concurrency: int = Field(
-        default=8, ge=1, description="triage jobs one worker process (or `serve`) runs at the same time"
+        default=8,
+        ge=1,
+        description="triage jobs one worker process (or `serve`, or `triage` by default) runs at the same time",
     )
     model_rate_limit: float | None = Field(
         default=None,
