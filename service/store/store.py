@@ -31,6 +31,7 @@ from soctriage.service.store.chain import (
     clean_entry_input,
 )
 from soctriage.service.store.engine import create_store_engine, upgrade, write_transaction
+from soctriage.service.store.ledger_sql import EntryRow, LedgerStatements
 from soctriage.service.store.schema import alerts, cases, json_doc, ledger, quarantine
 from sqlalchemy import (
     Connection,
@@ -193,7 +194,9 @@ class Store:
             )
         }
         outcomes: list[Case | DuplicateAlertError] = []
-        case_rows, alert_rows, entry_rows = [], [], []
+        case_rows: list[dict[str, Any]] = []
+        alert_rows: list[dict[str, Any]] = []
+        entry_rows: list[EntryRow] = []
         for alert in batch:
             if alert.id in stored:
                 outcomes.append(stored[alert.id])
@@ -236,16 +239,7 @@ class Store:
                 }
             )
             entry_rows.append(
-                {
-                    "case_id": case_id,
-                    "seq": 1,
-                    "ts": now,
-                    "actor": "system",
-                    "kind": "alert_received",
-                    "payload_text": payload_text,
-                    "prev_hash": GENESIS_HASH,
-                    "hash": entry_hash,
-                }
+                (case_id, 1, now, "system", "alert_received", payload_text, GENESIS_HASH, entry_hash)
             )
             # A second copy of the same alert later in this batch joins this case.
             stored[alert.id] = DuplicateAlertError(alert.id, case_id, tenant)
@@ -262,7 +256,7 @@ class Store:
         if case_rows:
             conn.execute(_INSERT_CASE, case_rows)
             conn.execute(_INSERT_ALERT, alert_rows)
-            conn.execute(_insert_entry(conn), entry_rows)
+            LedgerStatements(conn).insert(entry_rows)
         return outcomes
 
     @staticmethod
@@ -314,7 +308,9 @@ class Store:
             times.setdefault(new_status, format_ts(ts))
             self._append_locked(
                 conn,
-                head,
+                case_id,
+                head.head_seq,
+                head.head_hash,
                 [(actor, "status_change", *clean_entry_input(actor, "status_change", change))],
                 ts=ts,
                 status=new_status,
@@ -335,7 +331,7 @@ class Store:
                 raise EvidenceError(case_id, missing, head.head_seq)
             stored = verdict.model_dump(mode="json")
             if items:
-                self._append_locked(conn, head, items, verdict=stored)
+                self._append_locked(conn, case_id, head.head_seq, head.head_hash, items, verdict=stored)
             else:
                 conn.execute(_SET_VERDICT, {"case_id": case_id, "verdict": stored, "at": utc_now()})
             return self._to_case(head, self._case_alert_ids(conn, case_id), verdict=verdict)
@@ -398,12 +394,18 @@ class Store:
         if not clean:
             return []
         with write_transaction(self.engine) as conn:
-            return self._append_locked(conn, self._lock_case(conn, case_id), clean)
+            statements = LedgerStatements(conn)
+            head = statements.lock_head(case_id)
+            if head is None:
+                raise CaseNotFoundError(case_id)
+            return self._append_locked(conn, case_id, *head, clean)
 
     @staticmethod
     def _append_locked(
         conn: Connection,
-        head: Row[Any],
+        case_id: str,
+        head_seq: int,
+        head_hash: str,
         items: Sequence[CleanEntry],
         *,
         ts: datetime | None = None,
@@ -412,9 +414,9 @@ class Store:
         """Chain `items` (already cleaned) after the head the caller read under its lock, then move the head
         in one UPDATE that also writes `case_values` (a status or a verdict changing with the entry).
         `ts` stamps the first entry, for callers that already used that time."""
-        case_id, seq, prev_hash = head.id, head.head_seq, head.head_hash
+        seq, prev_hash = head_seq, head_hash
         written: list[LedgerEntry] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[EntryRow] = []
         for actor, kind, payload, payload_text in items:
             seq += 1
             at, ts = ts or utc_now(), None
@@ -433,11 +435,15 @@ class Store:
             }
             # Values checked by clean_entry_input and computed above: validating them again costs, not guards.
             written.append(LedgerEntry.model_construct(**row))
-            rows.append(row | {"payload_text": payload_text})
+            rows.append((case_id, seq, at, actor, kind, payload_text, row["prev_hash"], digest))
             prev_hash = digest
-        conn.execute(_insert_entry(conn), rows[0] if len(rows) == 1 else rows)
-        move = {"case_id": case_id, "seq": seq, "hash": prev_hash, "at": written[-1].ts}
-        conn.execute(_move_head(tuple(case_values)), move | case_values)
+        statements = LedgerStatements(conn)
+        statements.insert(rows)
+        if case_values:
+            move = {"case_id": case_id, "seq": seq, "hash": prev_hash, "at": written[-1].ts}
+            conn.execute(_move_head(tuple(case_values)), move | case_values)
+        else:
+            statements.move_head(case_id, seq, prev_hash, written[-1].ts)
         return written
 
     def entries(self, case_id: str, from_seq: int = 1, kind: LedgerKind | None = None) -> list[LedgerEntry]:
@@ -571,17 +577,7 @@ _SET_VERDICT = (
     .where(cases.c.id == bindparam("case_id"))
     .values(verdict=bindparam("verdict", type_=json_doc), updated_at=bindparam("at"))
 )
-# The payload is written as the canonical text its hash was computed over, not serialised a second time.
-# PostgreSQL needs that text cast to json; SQLite stores it as it is.
-_INSERT_ENTRY = {
-    "postgresql": ledger.insert().values(payload=cast(bindparam("payload_text", type_=Text), json_doc)),
-    "sqlite": ledger.insert().values(payload=bindparam("payload_text", type_=Text)),
-}
 _MOVE_HEAD_WITH: dict[tuple[str, ...], Any] = {}
-
-
-def _insert_entry(conn: Connection) -> Any:
-    return _INSERT_ENTRY[conn.dialect.name]
 
 
 def _move_head(also: tuple[str, ...]) -> Any:
