@@ -38,20 +38,20 @@ class CaseWorker:
         case = await asyncio.to_thread(self.store.get_case, job.case_id)
         if case is None:
             raise JobFailedForGood(f"case {job.case_id} does not exist")
-        seen = len(await asyncio.to_thread(self.store.entries, job.case_id))
+        seen = await asyncio.to_thread(self.store.head_seq, job.case_id)
         if job.task == "triage":
             result = await self.triager.run_case(job.case_id)
         else:
             result = await self._decide(job)
-        new = await asyncio.to_thread(self.store.entries, job.case_id, seen + 1)
-        for entry in new:
-            if entry.kind == "llm_call":
-                model = str(entry.payload.get("model") or entry.payload.get("analyst") or "unknown")
-                metrics.MODEL_CALLS.labels(model).inc()
-                metrics.MODEL_TOKENS.labels(model, "prompt").inc(int(entry.payload.get("prompt_tokens") or 0))
-                metrics.MODEL_TOKENS.labels(model, "completion").inc(
-                    int(entry.payload.get("completion_tokens") or 0)
-                )
+        # Only this job's model calls, not its whole transcript: they are what the metrics count.
+        calls = await asyncio.to_thread(self.store.entries, job.case_id, seen + 1, "llm_call")
+        for entry in calls:
+            model = str(entry.payload.get("model") or entry.payload.get("analyst") or "unknown")
+            metrics.MODEL_CALLS.labels(model).inc()
+            metrics.MODEL_TOKENS.labels(model, "prompt").inc(int(entry.payload.get("prompt_tokens") or 0))
+            metrics.MODEL_TOKENS.labels(model, "completion").inc(
+                int(entry.payload.get("completion_tokens") or 0)
+            )
         metrics.JOB_SECONDS.labels(job.task).observe(time.perf_counter() - started)
         metrics.JOBS.labels(job.task, "done").inc()
         if job.task == "triage" and result.status in VERDICT_STATES:

@@ -73,3 +73,28 @@ def test_the_model_rate_limit_is_shared_by_every_limiter_on_the_database(tmp_pat
     assert waits[:9] == [0.0] * 9
     assert 1.8 <= max(waits) <= 2.2
     assert waits == sorted(waits)
+
+
+async def test_a_worker_counts_the_model_calls_and_tokens_its_job_made(tmp_path: Path) -> None:
+    from fakes import ScriptedOpenAI, reply
+    from soctriage.service.api.metrics import REGISTRY
+    from soctriage.service.worker import CaseWorker
+    from test_graph import TRIAGE, llm_settings, triager, verdict_answer
+
+    def counted(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"model": "fake-model", **labels}) or 0.0
+
+    settings = llm_settings(tmp_path, max_enrich_steps=0)
+    script = [
+        reply(TRIAGE, prompt_tokens=100, completion_tokens=10),
+        reply(verdict_answer("false_positive", confidence=0.95), prompt_tokens=200, completion_tokens=20),
+    ]
+    before = (counted("soctriage_model_calls_total"), counted("soctriage_model_tokens_total", kind="prompt"))
+    with ScriptedOpenAI(script) as fake:
+        async with triager(settings, fake) as t:
+            queue = SqliteQueue(settings, t.store)
+            open_cases(t.store, queue, 1)
+            [job] = queue.claim(1, set(), "w1")
+            await CaseWorker(t).handle(job)
+    assert counted("soctriage_model_calls_total") - before[0] == 2
+    assert counted("soctriage_model_tokens_total", kind="prompt") - before[1] == 300
