@@ -130,6 +130,8 @@ class Triager:
             for alert in alerts:
                 task = asyncio.create_task(self._triage_after(running.get(alert.id), alert, tenant))
                 running[alert.id] = task
+                # Only runs still going are tracked, so a long file does not keep every finished task.
+                task.add_done_callback(lambda done, key=alert.id: _forget(running, key, done))
                 pending.append(task)
                 if len(pending) >= max(1, concurrency):
                     yield await pending.popleft()
@@ -238,6 +240,13 @@ class Triager:
     @staticmethod
     def _config(case_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": case_id}}
+
+
+def _forget(
+    running: dict[str, asyncio.Task[TriageResult]], key: str, done: asyncio.Task[TriageResult]
+) -> None:
+    if running.get(key) is done:
+        del running[key]
 
 
 def _result(case: Case, actions: tuple[PlannedAction, ...], entries: int, duplicate: bool) -> TriageResult:

@@ -4,8 +4,9 @@
 
 Builds correctly chained ledgers (30 entries per case, shaped like the graph's: alert, status changes,
 enrichment calls, verdict, guarded actions, approvals, containment) with bulk inserts, then times the report
-three ways: re-verifying every chain (worker processes beside the report's pass), reusing an earlier report's
-verification results, and without verification. Prints wall time, entries/s and the peak memory growth of the report itself.
+three ways: re-verifying every chain (worker processes beside the report's pass), reusing an earlier
+report's verification results, and without verification. Prints wall time, entries/s and the peak memory
+growth of the report itself.
 The database named by --database-url gets the store's tables and benchmark rows: use a scratch database.
 
 Target: the report over 3,000,000 entries in under 30 s.

@@ -5,7 +5,9 @@ Tampering is done the way an attacker with database access would: raw SQL on the
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import random
 import threading
 from collections.abc import Iterator
 from itertools import pairwise
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from soctriage.service.config import Settings
-from soctriage.service.domain import GENESIS_HASH, LedgerEntry, format_ts, utc_now
+from soctriage.service.domain import GENESIS_HASH, LedgerEntry, canonical_json, format_ts, utc_now
 from soctriage.service.store import LedgerProblem, Store, verify_entries
 from sqlalchemy import text
 from test_store import BACKENDS, backend_settings, make_alert
@@ -136,6 +138,33 @@ def test_verify_names_the_first_bad_seq_after_raw_sql_tampering(
     # Verifying just the victim gives the same answer as the full streaming pass.
     [alone] = store.verify([victim]).cases
     assert alone.problem == failure.problem
+
+
+def test_the_hash_is_sha256_of_prev_hash_and_the_canonical_json_of_the_whole_entry() -> None:
+    """The store builds the hashed body around the payload's canonical text instead of serialising the whole
+    entry; for any content that must be byte for byte the documented canonical JSON."""
+    rng = random.Random(1)
+    alphabet = 'aé"\\\n\u2028\x00日😀 {}[],:'
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+
+    def value(depth: int = 0) -> object:
+        leaves = [text(), rng.randint(-(10**12), 10**12), rng.random() * 1e6, None, True, False]
+        if depth < 3 and rng.random() < 0.4:
+            return rng.choice(
+                [[value(depth + 1) for _ in range(3)], {text(): value(depth + 1) for _ in range(3)}]
+            )
+        return rng.choice(leaves)
+
+    for _ in range(2_000):
+        payload = {text(): value() for _ in range(rng.randint(0, 5))}
+        case_id, actor, kind, prev = text(), text(), text(), text()
+        seq, ts = rng.randint(1, 10**9), utc_now()
+        entry = {"case_id": case_id, "seq": seq, "ts": format_ts(ts), "actor": actor, "kind": kind}
+        body = canonical_json({**entry, "payload": payload, "prev_hash": prev})
+        expected = hashlib.sha256((prev + body).encode()).hexdigest()
+        assert LedgerEntry.compute_hash(case_id, seq, ts, actor, kind, payload, prev) == expected
 
 
 def test_stored_json_respelled_without_changing_its_value_still_verifies(store: Store) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -19,7 +20,7 @@ from soctriage.service.store import Store
 from soctriage.service.store.chain import CaseVerification, ChainChecker, LedgerProblem
 from soctriage.service.store.engine import create_store_engine
 from soctriage.service.store.schema import cases, ledger
-from soctriage.service.store.store import STORED_ENTRY_COLUMNS
+from soctriage.service.store.store import STORED_ENTRY_COLUMNS, verify_rows
 from sqlalchemy import and_, or_, select, true
 
 VerifyMode = Literal["full", "previous", "none"]
@@ -151,33 +152,22 @@ def _verify_range(
     """Worker process: verify every chain in scope whose case id is in `case_range` against its stored head.
     Stops early if the report process (`parent`) is gone, so a killed report leaves no worker scanning on."""
     engine = create_store_engine(url)
-    found: list[CaseVerification] = []
-    checker: ChainChecker | None = None
-    head: tuple[int, str] = (0, "")
     try:
         with engine.connect() as conn:
             _open_snapshot(conn)
             with conn.begin():
                 query = _query(params, every_row=True, case_range=case_range)
                 rows = conn.execution_options(yield_per=STREAM_BATCH).execute(query)
-                for number, row in enumerate(rows):
-                    if number % STREAM_BATCH == 0 and os.getppid() != parent:
-                        return []
-                    if checker is None or row[0] != checker.case_id:
-                        if checker is not None:
-                            found.append(_verdict(checker, head))
-                        checker, head = ChainChecker(row[0]), (row[8], row[9])
-                    if checker.problem is None:
-                        checker.feed(_Stored(*row[:8]))
-                if checker is not None:
-                    found.append(_verdict(checker, head))
+                return list(verify_rows(_while_alive(rows, parent)))
     finally:
         engine.dispose()
-    return found
 
 
-def _verdict(checker: ChainChecker, head: tuple[int, str]) -> CaseVerification:
-    return CaseVerification(str(checker.case_id), checker.finish(*head), checker.count, *head)
+def _while_alive(rows: Iterable[Any], parent: int) -> Iterator[Any]:
+    for number, row in enumerate(rows):
+        if number % STREAM_BATCH == 0 and os.getppid() != parent:
+            return
+        yield row
 
 
 class _ParallelVerify:

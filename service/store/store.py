@@ -423,19 +423,20 @@ class Store:
             digest = LedgerEntry.hash_of_text(
                 case_id, seq, format_ts(at), actor, kind, payload_text, prev_hash
             )
-            row = {
-                "case_id": case_id,
-                "seq": seq,
-                "ts": at,
-                "actor": actor,
-                "kind": kind,
-                "payload": payload,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            }
             # Values checked by clean_entry_input and computed above: validating them again costs, not guards.
-            written.append(LedgerEntry.model_construct(**row))
-            rows.append((case_id, seq, at, actor, kind, payload_text, row["prev_hash"], digest))
+            written.append(
+                LedgerEntry.model_construct(
+                    case_id=case_id,
+                    seq=seq,
+                    ts=at,
+                    actor=actor,
+                    kind=kind,
+                    payload=payload,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+            rows.append((case_id, seq, at, actor, kind, payload_text, prev_hash, digest))
             prev_hash = digest
         statements = LedgerStatements(conn)
         statements.insert(rows)
@@ -500,17 +501,7 @@ class Store:
             .select_from(ledger.outerjoin(cases, cases.c.id == ledger.c.case_id))
             .order_by(ledger.c.case_id, ledger.c.seq)
         )
-        checker: ChainChecker | None = None
-        head: tuple[int | None, str | None] = (None, None)
-        for row in conn.execution_options(yield_per=VERIFY_BATCH).execute(query):
-            if checker is None or row.case_id != checker.case_id:
-                if checker is not None:
-                    yield _finish(checker, checker.case_id, *head)
-                checker, head = ChainChecker(row.case_id), (row.head_seq, row.head_hash)
-            if checker.problem is None:
-                checker.feed(row)
-        if checker is not None:
-            yield _finish(checker, checker.case_id, *head)
+        yield from verify_rows(conn.execution_options(yield_per=VERIFY_BATCH).execute(query))
         # Cases whose every entry is gone never appear in the stream above.
         emptied = select(cases.c.id, cases.c.head_seq, cases.c.head_hash).where(
             ~exists().where(ledger.c.case_id == cases.c.id)
@@ -608,6 +599,23 @@ STORED_ENTRY_COLUMNS = (
     ledger.c.prev_hash,
     ledger.c.hash,
 )
+
+
+def verify_rows(rows: Iterable[Row[Any]]) -> Iterator[CaseVerification]:
+    """One result per chain from stored entries ordered by (case_id, seq), each row `STORED_ENTRY_COLUMNS`
+    plus its case's stored `head_seq` and `head_hash` (None when the case row is gone). Only the chain being
+    read is held in memory."""
+    checker: ChainChecker | None = None
+    head: tuple[int | None, str | None] = (None, None)
+    for row in rows:
+        if checker is None or row.case_id != checker.case_id:
+            if checker is not None:
+                yield _finish(checker, checker.case_id, *head)
+            checker, head = ChainChecker(row.case_id), (row.head_seq, row.head_hash)
+        if checker.problem is None:
+            checker.feed(row)
+    if checker is not None:
+        yield _finish(checker, checker.case_id, *head)
 
 
 def _finish(
