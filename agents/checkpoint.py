@@ -100,7 +100,11 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     # A file of its own beside the store: SQLite allows one writer per file, and the ledger's writes must
     # never queue behind checkpoint writes.
     settings.home.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(settings.home / "checkpoints.db", check_same_thread=False, isolation_level=None)
+    # IMMEDIATE: the saver commits after each call, so a checkpoint's writes are one transaction (not one per
+    # row), and it takes the write lock up front rather than upgrading to it under another process.
+    conn = sqlite3.connect(
+        settings.home / "checkpoints.db", check_same_thread=False, isolation_level="IMMEDIATE"
+    )
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")

@@ -154,18 +154,24 @@ class Triager:
         case = self.store.get_case(case_id)
         if case is None:
             raise LookupError(f"case {case_id} does not exist")
-        snapshot = await self.graph.aget_state(self._config(case_id))
-        if not snapshot.values:
+        # A case still `new` has had nothing done: its ingest step sets `triaging` before anything else, so a
+        # checkpoint it may have (a crash just after the run began) holds only the input, and starting over is
+        # the same run. Skipping the checkpoint read there saves it on every fresh case.
+        snapshot = None if case.status == "new" else await self.graph.aget_state(self._config(case_id))
+        if snapshot is None or not snapshot.values:
             alert = self.store.get_alert(case.alert_ids[0])
             if alert is None:
                 raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
             start = initial_state(case_id, case.tenant, alert)
-            await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
+            values = await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
         elif snapshot.tasks and not any(task.interrupts for task in snapshot.tasks):
             # `tasks`, not `next`: a step whose node finished but whose checkpoint a crash cut off has no `next`
             # yet, only the node's saved writes; invoking with None applies them and goes on.
-            await self.graph.ainvoke(None, self._config(case_id), context=self.deps)
-        return await self.result(case_id)
+            values = await self.graph.ainvoke(None, self._config(case_id), context=self.deps)
+        else:
+            values = snapshot.values
+        # The run's own return value is its final state: no checkpoint read-back.
+        return self._result(case_id, values.get("actions", ()), duplicate=False)
 
     async def decide(
         self,

@@ -5,7 +5,6 @@ Exit codes (DESIGN §7): 0 ok, 1 a check failed, 2 bad input or usage (the messa
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from importlib import resources
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from soctriage.service import event_loop
 from soctriage.service.cli_chat import register as register_chat
 from soctriage.service.cli_eval import eval_app
 from soctriage.service.cli_report import export_case_pdf
@@ -154,7 +154,7 @@ def triage(
 ) -> None:
     """Triage alerts from files end to end and write every step to the case ledger."""
     settings = Settings()
-    asyncio.run(_triage_files(settings, files, fmt, as_json, concurrency or settings.worker_concurrency))
+    event_loop.run(_triage_files(settings, files, fmt, as_json, concurrency or settings.worker_concurrency))
 
 
 async def _triage_files(
@@ -171,7 +171,7 @@ async def _triage_files(
 def demo() -> None:
     """Triage the bundled sample alerts on the embedded default and print a summary table."""
     settings = Settings()
-    asyncio.run(_demo(settings))
+    event_loop.run(_demo(settings))
 
 
 async def _demo(settings: Settings) -> None:
@@ -225,7 +225,7 @@ def approve(
     """Approve (or reject) one pending action; the paused triage resumes and carries it out."""
     if not by.strip():
         raise fail("--by: give the name of the person deciding")
-    asyncio.run(_approve(Settings(), case_id, action_id, by.strip(), not reject, reason))
+    event_loop.run(_approve(Settings(), case_id, action_id, by.strip(), not reject, reason))
 
 
 async def _approve(

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from soctriage.service import event_loop
 from soctriage.service.config import Settings
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def chat(
     if not asker:
         typer.echo("--by: give the name of the person asking", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
-    asyncio.run(_chat(Settings(), case_id, question, asker))
+    event_loop.run(_chat(Settings(), case_id, question, asker))
 
 
 async def _chat(settings: Settings, case_id: str, question: str | None, by: str) -> None:

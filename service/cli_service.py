@@ -10,6 +10,7 @@ import threading
 from typing import Annotated
 
 import typer
+from soctriage.service import event_loop
 from soctriage.service.config import Settings
 
 log = logging.getLogger("soctriage.serve")
@@ -104,7 +105,7 @@ class BackgroundWorker(threading.Thread):
 
     def run(self) -> None:
         try:
-            asyncio.run(self._main())
+            event_loop.run(self._main())
         except Exception:
             log.exception("in-process workers stopped on an error")
 
@@ -147,7 +148,7 @@ def worker(
         store = Store.open(settings)
         metrics.track_store(store, open_queue(settings, store).depth)
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
-    asyncio.run(_work(settings, concurrency or settings.worker_concurrency))
+    event_loop.run(_work(settings, concurrency or settings.worker_concurrency))
 
 
 async def _work(settings: Settings, concurrency: int) -> None:

@@ -159,24 +159,22 @@ class SqliteQueue(JobQueue):
         """Take up to `limit` runnable jobs: queued and due, or running with an expired lease; never two of
         one case, nor one of a case that has a live job."""
         now = utc_now()
+        live = select(jobs.c.case_id).where(jobs.c.status == "running", jobs.c.lease_until >= now)
+        columns = (jobs.c.id, jobs.c.case_id, jobs.c.task, jobs.c.args, jobs.c.attempts)
+        # Two queries, each walking the (status, id) index in order and stopping at the limit: one query with
+        # an OR across statuses made SQLite collect and sort every queued job on every claim.
+        due = (jobs.c.lease_until.is_(None)) | (jobs.c.lease_until <= now)
+        free_case = jobs.c.case_id.not_in(live)
+        queued = select(*columns).where(jobs.c.status == "queued", due, free_case)
+        orphaned = select(*columns).where(jobs.c.status == "running", jobs.c.lease_until < now, free_case)
         with write_transaction(self.store.engine) as conn:
-            live = select(jobs.c.case_id).where(jobs.c.status == "running", jobs.c.lease_until >= now)
-            rows = conn.execute(
-                select(jobs.c.id, jobs.c.case_id, jobs.c.task, jobs.c.args, jobs.c.attempts)
-                .where(
-                    (
-                        (jobs.c.status == "queued")
-                        & ((jobs.c.lease_until.is_(None)) | (jobs.c.lease_until <= now))
-                    )
-                    | ((jobs.c.status == "running") & (jobs.c.lease_until < now)),
-                    jobs.c.case_id.not_in(live),
-                )
-                .order_by(jobs.c.id)
-                .limit(limit * 4)
-            ).all()
+            rows = [
+                *conn.execute(orphaned.order_by(jobs.c.id).limit(limit * 4)),
+                *conn.execute(queued.order_by(jobs.c.id).limit(limit * 4)),
+            ]
             claimed: list[Job] = []
             taken = set(busy_cases)
-            for row in rows:
+            for row in sorted(rows, key=lambda r: r.id):
                 if len(claimed) == limit:
                     break
                 if row.case_id in taken:

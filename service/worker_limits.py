@@ -61,17 +61,6 @@ class SharedRateLimit:
         if wait > 0:
             await asyncio.sleep(wait)
 
-
-class RateLimitedTransport(httpx2.AsyncBaseTransport):
-    """Every request to the model endpoint waits for the shared limit first."""
-
-    def __init__(self, inner: httpx2.AsyncBaseTransport, limit: SharedRateLimit) -> None:
-        self.inner = inner
-        self.limit = limit
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        await self.limit.acquire()
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    async def before_request(self, _request: httpx2.Request) -> None:
+        """An httpx2 request hook: every HTTP request to the model endpoint, retries included, takes a token."""
+        await self.acquire()

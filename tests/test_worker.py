@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
-from service_support import alert_variants
+import httpx2
+from service_support import alert_variants, free_port
 from soctriage.service.api.intake import accept_alerts
 from soctriage.service.config import Settings
 from soctriage.service.queue import Job, JobSpec, SqliteQueue
@@ -98,3 +100,51 @@ async def test_a_worker_counts_the_model_calls_and_tokens_its_job_made(tmp_path:
             await CaseWorker(t).handle(job)
     assert counted("soctriage_model_calls_total") - before[0] == 2
     assert counted("soctriage_model_tokens_total", kind="prompt") - before[1] == 300
+
+
+def test_serve_triages_over_http_with_a_model_endpoint_and_keeps_to_the_rate_limit(tmp_path: Path) -> None:
+    """The worker's own HTTP client (aiohttp, pooled, rate limited) against a real loopback endpoint."""
+    from fakes import FAKE_API_KEY, ScriptedOpenAI, reply
+    from service_support import service_env, serving, start, wait_healthy
+    from test_graph import TRIAGE, verdict_answer
+
+    cases, rate = 3, 2.0
+    fake = ScriptedOpenAI([reply(TRIAGE), reply(verdict_answer("false_positive", confidence=0.95))] * cases)
+    arrivals: list[float] = []
+
+    async def timed(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            arrivals.append(time.monotonic())
+        await fake(scope, receive, send)
+
+    home = tmp_path / "home"
+    with serving(timed) as model_url:
+        env = service_env(
+            home,
+            SOCTRIAGE_MODEL="openai:fake-model",
+            OPENAI_BASE_URL=f"{model_url}/v1",
+            OPENAI_API_KEY=FAKE_API_KEY,
+            SOCTRIAGE_MODEL_RATE_LIMIT=str(rate),
+            SOCTRIAGE_MAX_ENRICH_STEPS="0",
+        )
+        port = free_port()
+        # One job at a time, so the scripted answers meet the requests in order.
+        server = start(["serve", "--port", str(port), "--workers", "1"], env, tmp_path / "serve.log")
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", server)
+            body = b"[" + b",".join(alert_variants(cases)) + b"]"
+            accepted = httpx2.post(f"http://127.0.0.1:{port}/v1/alerts", content=body).json()["accepted"]
+            deadline = time.monotonic() + 60
+            with Store.open(Settings(home=home)) as store:
+                while not all(store.get_case(a["case_id"]).verdict for a in accepted):  # type: ignore[union-attr]
+                    assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+                    time.sleep(0.1)
+                verdicts = [store.get_case(a["case_id"]).verdict for a in accepted]  # type: ignore[union-attr]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    fake.assert_done()
+    assert {v.disposition for v in verdicts if v} == {"false_positive"}
+    # A burst of `rate` requests, then one every 1/rate s: 6 requests span at least (6 - 2) / 2 = 2 s.
+    assert len(arrivals) == 2 * cases
+    assert arrivals[-1] - arrivals[0] >= (2 * cases - rate) / rate - 0.1
