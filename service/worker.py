@@ -21,6 +21,7 @@ from soctriage.service.domain import FINAL_CASE_STATUSES, utc_now
 from soctriage.service.queue import Job, JobFailedForGood, open_queue
 from soctriage.service.store import Store
 from soctriage.service.worker_limits import SharedRateLimit
+from soctriage.tools.retrieval import open_index
 
 log = logging.getLogger("soctriage.worker")
 
@@ -127,6 +128,9 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             http_client = model_http_client(concurrency, limit)
             stack.push_async_callback(http_client.aclose)
         triager = await stack.enter_async_context(Triager(settings, http_client=http_client))
+        # Load the similar-case index (Chroma, the embedding model) now, off the loop: the first case to close
+        # would otherwise load it on the loop and stall every run in flight for a second or more.
+        await asyncio.to_thread(open_index, settings)
         queue = open_queue(settings, triager.store)
         worker = CaseWorker(triager)
         log.info("worker started", extra={"concurrency": concurrency, "queue": type(queue).__name__})
