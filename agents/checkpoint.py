@@ -69,6 +69,8 @@ def serializer() -> JsonPlusSerializer:
     return JsonPlusSerializer(allowed_msgpack_modules=checkpoint_types())
 
 
+# Connections per process for PostgreSQL checkpoints: enough that concurrent runs rarely wait for one.
+CHECKPOINT_POOL_SIZE = 10
 # Any constant works, as long as every process that sets up this database uses the same one.
 _SETUP_LOCK_KEY = 0x50C7_C4EC
 
@@ -82,19 +84,29 @@ async def _try_lock(conn: Any) -> bool:
 async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
     if settings.database_url and settings.sqlalchemy_url.startswith("postgresql"):
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
 
         url = "postgresql://" + settings.sqlalchemy_url.split("://", 1)[1]
-        async with AsyncPostgresSaver.from_conn_string(url, serde=serializer()) as saver:
+        # A pool, not `from_conn_string`'s single connection: the saver serialises every call on a connection
+        # behind one lock, so a worker's concurrent runs would queue for each other's checkpoint writes.
+        connection = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+        pool = AsyncConnectionPool(
+            url, min_size=1, max_size=CHECKPOINT_POOL_SIZE, kwargs=connection, open=False
+        )
+        async with pool:
+            saver = AsyncPostgresSaver(conn=pool, serde=serializer())
             # setup() creates tables without locking: two workers starting together would both try, and one
             # would fail on a duplicate type. A session advisory lock makes them take turns; it is polled, not
             # waited on, because setup's CREATE INDEX CONCURRENTLY waits for every open transaction, and a
             # waiting lock request is one (a deadlock).
-            while not await _try_lock(saver.conn):
-                await asyncio.sleep(0.1)
-            try:
-                await saver.setup()
-            finally:
-                await saver.conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+            async with pool.connection() as conn:
+                while not await _try_lock(conn):
+                    await asyncio.sleep(0.1)
+                try:
+                    await saver.setup()
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
             yield saver
         return
     # A file of its own beside the store: SQLite allows one writer per file, and the ledger's writes must

@@ -47,15 +47,20 @@ async def _ask(
     try:
         step = await getattr(analyst, method)(task)
     except LLMError as exc:
-        deps.record(
-            state["case_id"], actor, "llm_call", {**exc.result.ledger_payload(), "analyst": analyst.name}
+        await deps.store.io(
+            deps.record,
+            state["case_id"],
+            actor,
+            "llm_call",
+            {**exc.result.ledger_payload(), "analyst": analyst.name},
         )
         reason = (
             f"model endpoint unavailable after {len(exc.result.attempts)} attempt(s): {exc.result.error}"
             if isinstance(exc, ModelUnavailableError)
             else f"model answer unusable: {exc}"
         )
-        deps.record(
+        await deps.store.io(
+            deps.record,
             state["case_id"],
             "system",
             "note",
@@ -63,19 +68,25 @@ async def _ask(
         )
         update = {"model": deps.builtin.name, "escalation": f"fell back to builtin: {reason}"}
         step = await getattr(deps.builtin, method)(task)
-    for call in step.calls:
-        deps.record(state["case_id"], actor, "llm_call", call)
+    if step.calls:
+        calls = [(actor, "llm_call", call) for call in step.calls]
+        await deps.store.io(deps.store.append_many, state["case_id"], calls)
     return step, update
 
 
 async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]:
     deps = runtime.context
     markers = scan_alert(state["alert"])
-    deps.store.set_status(
-        state["case_id"], "triaging", actor="system", reason=f"triage by {deps.analyst.name}"
+    await deps.store.io(
+        deps.store.set_status,
+        state["case_id"],
+        "triaging",
+        actor="system",
+        reason=f"triage by {deps.analyst.name}",
     )
     if markers:
-        deps.record(
+        await deps.store.io(
+            deps.record,
             state["case_id"],
             "system",
             "note",
@@ -87,7 +98,9 @@ async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]
 async def triage(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", "verdict"]]:
     step, update = await _ask(runtime, state, "triage_agent", "triage", _task(state))
     assessment = step.answer
-    runtime.context.record(
+    deps = runtime.context
+    await deps.store.io(
+        deps.record,
         state["case_id"],
         "triage_agent",
         "reasoning",
@@ -120,7 +133,7 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     for call, outcome in zip(calls, outcomes, strict=True):
         records.append(("enrichment_agent", "tool_call", {"tool": call.tool, "args": call.args}))
         records.append(("enrichment_agent", "tool_result", outcome))
-    written = deps.store.append_many(state["case_id"], records)
+    written = await deps.store.io(deps.store.append_many, state["case_id"], records)
     findings = list(state.get("findings", ()))
     for call, result_entry in zip(calls, written[1::2], strict=True):
         findings.append(_finding(call.tool, call.args, result_entry.seq, result_entry.payload))
@@ -176,11 +189,13 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
             **step.reasoning,
         }
         try:
-            deps.store.set_verdict(state["case_id"], answer, entry=("triage_agent", "verdict", payload))
+            entry = ("triage_agent", "verdict", payload)
+            await deps.store.io(deps.store.set_verdict, state["case_id"], answer, entry=entry)
         except EvidenceError as exc:
             problem = f"evidence cites ledger entries that do not exist: {exc.missing}"
     if problem is not None:
-        deps.record(state["case_id"], "system", "note", {"event": "verdict_rejected", "reason": problem})
+        rejected = {"event": "verdict_rejected", "reason": problem}
+        await deps.store.io(deps.record, state["case_id"], "system", "note", rejected)
         if attempts == 0:
             return Command(
                 goto="verdict", update={"verdict_attempts": 1, "verdict_correction": problem, **update}
@@ -210,7 +225,7 @@ async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "
     """Carry out every action cleared to run: at once for policy-allowed ones, after the human for the rest."""
     deps = runtime.context
     ctx = deps.tool_context(state, state.get("findings", ()))
-    executed = deps.executed_keys(state["case_id"])
+    executed = await deps.store.io(deps.executed_keys, state["case_id"])
     actions = [
         await execute(deps, state, ctx, a, executed) if a.status == "approved" else a
         for a in state.get("actions", ())
@@ -238,13 +253,14 @@ async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
 async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
     deps = runtime.context
     status, reason = final_status(state, deps.settings.auto_close_min_confidence)
-    case = deps.store.set_status(state["case_id"], status, actor="system", reason=reason)
+    case = await deps.store.io(deps.store.set_status, state["case_id"], status, actor="system", reason=reason)
     try:
         # Finished cases feed `similar_cases`; the index is derived data, so a failure only costs recall.
-        feedback = deps.store.entries(case.id, kind="feedback")  # an analyst's word outlives a re-close
-        open_index(deps.settings).submit(
-            case_document(case, state["alert"], feedback[-1].payload if feedback else None)
-        )
+        # An analyst's word outlives a re-close.
+        feedback = await deps.store.io(deps.store.entries, case.id, kind="feedback")
+        # Opened on a thread: the first close in a process may load the index and its embedding model.
+        index = await asyncio.to_thread(open_index, deps.settings)
+        index.submit(case_document(case, state["alert"], feedback[-1].payload if feedback else None))
     except Exception as exc:
         deps.record(
             case.id, "system", "note", {"event": "index_failed", "reason": f"{type(exc).__name__}: {exc}"}

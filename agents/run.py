@@ -151,7 +151,7 @@ class Triager:
     async def run_case(self, case_id: str) -> TriageResult:
         """Advance a case opened at intake (`Store.create_cases`): start its graph, or resume it from its
         checkpoint after a crash. A case paused for approval or already finished is left as it is."""
-        case = self.store.get_case(case_id)
+        case = await self.store.io(self.store.get_case, case_id)
         if case is None:
             raise LookupError(f"case {case_id} does not exist")
         # A case still `new` has had nothing done: its ingest step sets `triaging` before anything else, so a
@@ -159,7 +159,7 @@ class Triager:
         # the same run. Skipping the checkpoint read there saves it on every fresh case.
         snapshot = None if case.status == "new" else await self.graph.aget_state(self._config(case_id))
         if snapshot is None or not snapshot.values:
-            alert = self.store.get_alert(case.alert_ids[0])
+            alert = await self.store.io(self.store.get_alert, case.alert_ids[0])
             if alert is None:
                 raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
             start = initial_state(case_id, case.tenant, alert)
@@ -171,7 +171,8 @@ class Triager:
         else:
             values = snapshot.values
         # The run's own return value is its final state: no checkpoint read-back.
-        return self._result(case_id, values.get("actions", ()), duplicate=False)
+        actions = values.get("actions", ())
+        return await self.store.io(self._result, case_id, actions, duplicate=False)
 
     async def decide(
         self,

@@ -37,16 +37,16 @@ class CaseWorker:
 
     async def handle(self, job: Job) -> None:
         started = time.perf_counter()
-        case = await asyncio.to_thread(self.store.get_case, job.case_id)
+        case = await self.store.io(self.store.get_case, job.case_id)
         if case is None:
             raise JobFailedForGood(f"case {job.case_id} does not exist")
-        seen = await asyncio.to_thread(self.store.head_seq, job.case_id)
+        seen = await self.store.io(self.store.head_seq, job.case_id)
         if job.task == "triage":
             result = await self.triager.run_case(job.case_id)
         else:
             result = await self._decide(job)
         # Only this job's model calls, not its whole transcript: they are what the metrics count.
-        calls = await asyncio.to_thread(self.store.entries, job.case_id, seen + 1, "llm_call")
+        calls = await self.store.io(self.store.entries, job.case_id, seen + 1, "llm_call")
         for entry in calls:
             model = str(entry.payload.get("model") or entry.payload.get("analyst") or "unknown")
             metrics.MODEL_CALLS.labels(model).inc()
@@ -128,11 +128,20 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
             http_client = model_http_client(concurrency, limit)
             stack.push_async_callback(http_client.aclose)
         triager = await stack.enter_async_context(Triager(settings, http_client=http_client))
-        # Load the similar-case index (Chroma, the embedding model) now, off the loop: the first case to close
-        # would otherwise load it on the loop and stall every run in flight for a second or more.
-        await asyncio.to_thread(open_index, settings)
+        # Start loading the similar-case index (Chroma, the embedding model) now, beside the first jobs: it
+        # takes a second or more, and the first cases to close would otherwise wait for all of it.
+        warm_up = asyncio.create_task(asyncio.to_thread(open_index, settings))
+        stack.push_async_callback(_settled, warm_up)
         queue = open_queue(settings, triager.store)
         worker = CaseWorker(triager)
         log.info("worker started", extra={"concurrency": concurrency, "queue": type(queue).__name__})
         await queue.work(worker.handle, worker.give_up, concurrency, stop)
         log.info("worker stopped")
+
+
+async def _settled(task: asyncio.Task[object]) -> None:
+    """Wait for a background task on the way out; its failure was only an optimisation's."""
+    try:
+        await task
+    except Exception:
+        log.exception("loading the similar-case index in advance failed")

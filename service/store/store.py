@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self, get_args
+from typing import Any, ParamSpec, Self, TypeVar, get_args
 
 from soctriage.service.config import Settings
 from soctriage.service.domain import (
@@ -55,6 +56,9 @@ VERIFY_BATCH = 10_000
 EntryInput = tuple[str, str, dict[str, Any]]
 # An entry past clean_entry_input: actor, kind, payload as it reads back, and its canonical JSON text.
 CleanEntry = tuple[str, str, dict[str, Any], str]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -126,6 +130,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    async def io(self, call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a store call from async code. On SQLite it runs in place: a local file is faster than a hop to
+        a thread and back. On PostgreSQL it runs on a worker thread: every statement is a network round trip,
+        and a blocked event loop would stall every other graph run on it."""
+        if self.engine.dialect.name == "sqlite":
+            return call(*args, **kwargs)
+        return await asyncio.to_thread(call, *args, **kwargs)
 
     def __enter__(self) -> Self:
         return self
