@@ -117,6 +117,7 @@ async def decide_proposal(
     reason: str | None,
     at: datetime | None,
     graph_waiting: bool,
+    actor: str | None = None,
 ) -> PlannedAction:
     """Apply a human decision to a pending proposal and, when approved, carry it out exactly once."""
     entries = deps.store.entries(case.id)
@@ -124,6 +125,8 @@ async def decide_proposal(
     decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
     if at is not None:
         decision["at"] = at.isoformat()
+    if actor is not None:
+        decision["actor"] = actor
     state = initial_state(case.id, case.tenant, alert)
     action = apply_decision(deps, state, action, decision)
     if action.status == "approved":

@@ -14,6 +14,8 @@ from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
 from soctriage.service.domain import utc_now
 from soctriage.tools import Approval, ToolCall, ToolContext, check_approval
 
+# The ledger actor of decisions nobody made: an approval request that ran out of time.
+SYSTEM = "system"
 STATUS_BY_DECISION = {"allow": "approved", "needs_approval": "awaiting_approval", "deny": "denied"}
 
 
@@ -70,10 +72,15 @@ def apply_decision(
         return action
     now = datetime.fromisoformat(decision["at"]) if decision.get("at") else utc_now()
     by = str(decision["by"])
+    # A human decides as `human:<key name>`; the approval-expiry sweep decides as `system`.
+    actor = str(decision.get("actor") or f"human:{by}")
     if action.expires_at is not None and now >= action.expires_at:
+        deadline = action.expires_at.isoformat()
         status, outcome = (
             "expired",
-            f"decision by {by} came after the request expired at {action.expires_at.isoformat()}",
+            f"no decision before the request expired at {deadline}"
+            if actor == SYSTEM
+            else f"decision by {by} came after the request expired at {deadline}",
         )
         approval = None
     else:
@@ -89,7 +96,7 @@ def apply_decision(
         outcome = f"{status} by {by}"
     deps.record(
         state["case_id"],
-        f"human:{by}",
+        actor,
         "approval_decided",
         {
             "action_id": action.id,

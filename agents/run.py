@@ -183,9 +183,11 @@ class Triager:
         by: str,
         reason: str | None = None,
         at: datetime | None = None,
+        actor: str | None = None,
     ) -> TriageResult:
         """Resume a paused case with a human decision; `at` is when the human decided (default now), which
-        is what the approval's expiry is judged against when the decision was queued."""
+        is what the approval's expiry is judged against when the decision was queued. `actor` is the ledger
+        actor of the decision when it is not the human `by` (the approval-expiry sweep)."""
         case = self.store.get_case(case_id)
         if case is None:
             raise DecisionRefused(f"case {case_id} does not exist")
@@ -208,12 +210,15 @@ class Triager:
                 by=by,
                 reason=reason,
                 at=at,
+                actor=actor,
                 graph_waiting=any(a.status == "awaiting_approval" for a in graph_actions),
             )
             return await self.result(case_id)
         decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
         if at is not None:
             decision["at"] = at.isoformat()
+        if actor is not None:
+            decision["actor"] = actor
         await self.graph.ainvoke(Command(resume=decision), self._config(case_id), context=self.deps)
         return await self.result(case_id)
 

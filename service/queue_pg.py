@@ -74,13 +74,19 @@ class ProcrastinateQueue(JobQueue):
             )
 
     def enqueue(self, conn: Connection, specs: Sequence[JobSpec]) -> list[int]:
-        raw = conn.connection.driver_connection
-        return [
-            self._deferrer.configure_task(name=TASK_NAME, lock=spec.case_id, connection=raw).defer(
+        if not specs:
+            return []
+        # One round trip for the whole intake batch, each job still locked to its own case.
+        jobs = [
+            self._deferrer.configure_task(name=TASK_NAME, lock=spec.case_id).make_new_job(
                 case_id=spec.case_id, task=spec.task, args=spec.args
             )
             for spec in specs
         ]
+        deferred = self._deferrer.job_manager.batch_defer_jobs(
+            jobs, connection=conn.connection.driver_connection
+        )
+        return [int(job.id or 0) for job in deferred]
 
     def state(self, job_id: int) -> JobState | None:
         with self.store.engine.connect() as conn:

@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from datetime import datetime
 
 import httpx2
 import openai
+from soctriage.agents.response import SYSTEM
 from soctriage.agents.run import Triager, TriageResult
 from soctriage.service.api import metrics
 from soctriage.service.config import Settings
 from soctriage.service.domain import FINAL_CASE_STATUSES, utc_now
-from soctriage.service.queue import Job, JobFailedForGood, open_queue
+from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue
 from soctriage.service.store import Store
 from soctriage.service.worker_limits import SharedRateLimit
 from soctriage.tools.retrieval import open_index
@@ -26,6 +27,8 @@ from soctriage.tools.retrieval import open_index
 log = logging.getLogger("soctriage.worker")
 
 VERDICT_STATES = FINAL_CASE_STATUSES | {"awaiting_approval"}
+# How often each worker looks for approval requests past their deadline.
+APPROVAL_SWEEP_S = 30.0
 
 
 class CaseWorker:
@@ -76,8 +79,9 @@ class CaseWorker:
                 by=by,
                 reason=args.get("reason"),
                 at=datetime.fromisoformat(str(args["at"])),
+                actor=args.get("actor"),
             )
-        if job.attempt == 1:
+        if job.attempt == 1 and args.get("actor") != SYSTEM:
             # Another decision on this action got there first (two approvers at once): say so in the ledger.
             await asyncio.to_thread(
                 self.store.append,
@@ -101,6 +105,58 @@ class CaseWorker:
         case = await asyncio.to_thread(self.store.get_case, job.case_id)
         if case is not None and case.status not in FINAL_CASE_STATUSES:
             await asyncio.to_thread(self.store.set_status, job.case_id, "failed", "system", reason)
+
+
+def expire_overdue_approvals(store: Store, queue: JobQueue, now: datetime | None = None) -> int:
+    """Queue an `expired` decision for every pending approval request past its deadline; returns how many.
+
+    Without this a case whose approver never answered would wait in `awaiting_approval` for ever, its threat
+    uncontained and nobody told. The decision runs as a `decide` job like a human's (one job per case at a
+    time, crash-safe), the graph records it as `expired` by `system` and the case is escalated. A
+    `approval_expired` note marks each request it queued, so later sweeps (any worker's) leave it alone."""
+    now = now or utc_now()
+    queued = 0
+    for case_id in store.case_ids("awaiting_approval"):
+        handled = {e.payload.get("action_id") for e in store.entries(case_id, kind="approval_decided")}
+        handled |= {
+            e.payload.get("action_id")
+            for e in store.entries(case_id, kind="note")
+            if e.payload.get("event") == "approval_expired"
+        }
+        for request in store.entries(case_id, kind="approval_requested"):
+            action_id = request.payload["action_id"]
+            deadline = datetime.fromisoformat(request.payload["expires_at"])
+            if action_id in handled or deadline > now:
+                continue
+            args = {
+                "action_id": action_id,
+                "approve": False,
+                "by": "approval deadline",
+                "actor": SYSTEM,
+                "reason": "no approver decided before the request expired",
+                "at": now.isoformat(),
+            }
+            # The job first, then the note: a crash between them queues it again, and the repeat is a no-op.
+            queue.enqueue_now(store, JobSpec(case_id, "decide", args))
+            note = {"event": "approval_expired", "action_id": action_id, "expired_at": deadline.isoformat()}
+            store.append(case_id, SYSTEM, "note", note)
+            queued += 1
+    return queued
+
+
+async def _sweep_expired_approvals(store: Store, queue: JobQueue, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=APPROVAL_SWEEP_S)
+        if stop.is_set():
+            return
+        try:
+            expired = await asyncio.to_thread(expire_overdue_approvals, store, queue)
+        except Exception:
+            log.exception("approval-expiry sweep failed")
+            continue
+        if expired:
+            log.info("approval requests expired", extra={"count": expired})
 
 
 def model_http_client(concurrency: int, limit: SharedRateLimit | None) -> httpx2.AsyncClient:
@@ -135,7 +191,9 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         queue = open_queue(settings, triager.store)
         worker = CaseWorker(triager)
         log.info("worker started", extra={"concurrency": concurrency, "queue": type(queue).__name__})
+        sweep = asyncio.create_task(_sweep_expired_approvals(triager.store, queue, stop))
         await queue.work(worker.handle, worker.give_up, concurrency, stop)
+        await sweep
         log.info("worker stopped")
 
 

@@ -249,6 +249,44 @@ def test_a_decision_on_an_expired_action_is_refused_and_recorded(
         worker.stop()
 
 
+def test_an_approval_nobody_decides_expires_and_the_case_is_escalated(
+    tmp_path: Path, short_ttl_policy: Path
+) -> None:
+    from soctriage.service.queue import open_queue
+    from soctriage.service.worker import expire_overdue_approvals
+
+    settings = make_settings(tmp_path / "home", policy_path=short_ttl_policy, auth="on")
+    Store.open(settings).close()
+    worker = BackgroundWorker(settings, 2)
+    worker.start()
+    try:
+        with TestClient(create_app(settings)) as client, Store.open(settings) as store:
+            api = Api(client, {"acme-admin": CONFIG_TOKEN})
+            [accepted] = api.post_alerts("acme-admin", sample_bytes(LSASS)).json()["accepted"]
+            case_id = accepted["case_id"]
+            view = api.wait_case("acme-admin", case_id, VERDICT_STATES)
+            pending = {a["id"] for a in view["actions"] if a["status"] == "awaiting_approval"}
+            assert _pending(view, "isolate_host") in pending
+            queue = open_queue(settings, store)
+            assert expire_overdue_approvals(store, queue) == 0  # not yet past their deadline
+            time.sleep(0.6)
+            assert expire_overdue_approvals(store, queue) == len(pending)
+            assert expire_overdue_approvals(store, queue) == 0  # already queued: not twice
+            view = api.wait_case("acme-admin", case_id, frozenset({"escalated"}))
+            assert view["case"]["status"] == "escalated"
+            entries = api.call("GET", f"/v1/cases/{case_id}/ledger", "acme-admin").json()
+            decided = [e for e in entries if e["kind"] == "approval_decided"]
+            assert {(d["actor"], d["payload"]["outcome"]) for d in decided} == {("system", "expired")}
+            assert {d["payload"]["action_id"] for d in decided} == pending
+            notes = [e for e in entries if e["payload"].get("event") == "approval_expired"]
+            assert {n["payload"]["action_id"] for n in notes} == pending
+            executed = {e["payload"]["action_id"] for e in entries if e["kind"] == "action_executed"}
+            assert not executed & pending
+            assert not [e for e in entries if e["payload"].get("event") == "decision_refused"]
+    finally:
+        worker.stop()
+
+
 def test_auth_can_be_switched_off_on_loopback_only_by_default() -> None:
     from soctriage.service.cli_service import auth_enabled
 

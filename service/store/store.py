@@ -296,6 +296,12 @@ class Store:
             alert_ids = self._alert_ids(conn, [row.id for row in rows])
         return [self._to_case(row, alert_ids[row.id]) for row in rows]
 
+    def case_ids(self, status: CaseStatus) -> list[str]:
+        """Every case in `status`, of every tenant, oldest first (for sweeps, not for display)."""
+        query = select(cases.c.id).where(cases.c.status == _valid_status(status)).order_by(cases.c.created_at)
+        with self._read() as conn:
+            return list(conn.execute(query).scalars())
+
     def find_case_by_alert(self, alert_id: str, tenant: str) -> Case | None:
         with self._read() as conn:
             case_id = conn.execute(_CASE_OF_ALERT, {"alert_id": alert_id, "tenant": tenant}).scalar()
