@@ -1,6 +1,6 @@
 """Load benchmark of the service: 5,000 alerts posted over HTTP, triaged by a model whose latency is simulated.
 
-    python benchmarks/bench_service.py [--alerts 5000] [--latency 1.0] [--concurrency 250] [--pg URL]
+    python benchmarks/bench_service.py [--alerts 5000] [--latency 1.0] [--concurrency 100] [--pg URL]
 
 Runs a local OpenAI-compatible fake (every call sleeps --latency seconds, then answers in the shape the graph
 asked for: a triage assessment, "enough evidence" for the enrichment loop, a false-positive verdict), then:
@@ -227,7 +227,12 @@ def main() -> None:
     )
     parser.add_argument("--alerts", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=1.0, help="simulated seconds per model call")
-    parser.add_argument("--concurrency", type=int, default=250, help="graph runs at once, over all workers")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=100,
+        help="graph runs at once, over all workers (the default suits two cores: see the README)",
+    )
     parser.add_argument(
         "--pg", default=os.environ.get("SOCTRIAGE_BENCH_PG_URL"), help="PostgreSQL URL (empty DB)"
     )
