@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import as_file, files
@@ -45,7 +47,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # pysqlite's own implicit BEGIN is deferred and issued late; turn it off and begin explicitly below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -56,6 +58,23 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # Straight to the driver: this runs once per transaction, and the DBAPI call is several times cheaper.
         statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_LOCK) else "BEGIN"
         conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL, unless it already is. WAL is a property of the file, so only the first
+    connections to a new file switch it; that switch needs the file to itself, and SQLite answers "database is
+    locked" at once, without waiting, when several first connections try together. They retry until the busy
+    timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
