@@ -26,6 +26,7 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, default_registry
+from soctriage.tools.budget import StoreActionBudget
 from soctriage.tools.retrieval import flush_index
 
 
@@ -84,7 +85,9 @@ class Triager:
             analyst=make_analyst(settings, self._http_client),
             builtin=BuiltinAnalyst(),
             registry=registry,
-            guard=Guard.from_settings(settings, registry=registry),
+            guard=Guard.from_settings(
+                settings, registry=registry, budget=StoreActionBudget(self.store.engine)
+            ),
             connectors=Connectors.from_settings(settings),
         )
         self.graph = build_graph(checkpointer)

@@ -206,6 +206,44 @@ def test_rate_limit_per_tenant_with_injectable_clock(tmp_path: Path, connectors:
     assert guard.decide(acme, kill).decision == "allow"
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_workers_on_one_database_share_each_tenants_action_budget(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, connectors: Connectors
+) -> None:
+    """Two guards on two store connections stand for two worker processes: one budget per tenant, and it
+    outlives either of them."""
+    from soctriage.service.store import Store
+    from soctriage.tools.budget import StoreActionBudget
+
+    settings = (
+        Settings(database_url=request.getfixturevalue("pg_url"))
+        if backend == "postgres"
+        else Settings(home=tmp_path / "home")
+    )
+    (tmp_path / "policy.yaml").write_text(RATE_POLICY)
+    policy = load_policy(tmp_path / "policy.yaml")
+    now = [T0]
+    acme = make_ctx(connectors=connectors, tenant="acme")
+    isolate = ToolCall(tool="isolate_host", args={"hostname": "FIN-WS-042"})
+    block = ToolCall(tool="block_indicator", args={"indicator": "203.0.113.66", "type": "ip"})
+    kill = ToolCall(tool="kill_process", args={"hostname": "FIN-WS-042", "pid": 4242})
+    with Store.open(settings) as one, Store.open(settings) as two:
+        first, second = (
+            Guard(policy, clock=lambda: now[0], budget=StoreActionBudget(store.engine))
+            for store in (one, two)
+        )
+        assert first.decide(acme, isolate).decision == "allow"
+        assert second.decide(acme, block).decision == "allow"
+        limited = first.decide(acme, kill)
+        assert (limited.decision, limited.rule_id) == ("deny", "rate_limits:two-per-minute")
+        assert second.decide(acme, isolate).decision == "allow"  # already counted: one action
+    with Store.open(settings) as restarted:
+        guard = Guard(policy, clock=lambda: now[0], budget=StoreActionBudget(restarted.engine))
+        assert guard.decide(acme, kill).decision == "deny"  # a restart does not refill the budget
+        now[0] = T0 + timedelta(seconds=61)
+        assert guard.decide(acme, kill).decision == "allow"
+
+
 def test_policy_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(

@@ -20,10 +20,10 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import Field, ValidationError
@@ -255,28 +255,44 @@ def check_approval(
     return ApprovalCheck(ok=True, status="ok", reason=f"approved by {approval.decided_by}")
 
 
-class RateLimiter:
-    """In-memory sliding window per (tenant, limit id); an idempotency key counts once."""
+class ActionBudget(Protocol):
+    """Where the policy's per-tenant action budgets (`rate_limits`) are counted."""
 
-    def __init__(self, clock: Callable[[], datetime]) -> None:
-        self._clock = clock
+    def take(
+        self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime, *, record: bool
+    ) -> RateLimit | None:
+        """The first of `limits` the action `key` would exceed, or None; with `record`, and when none is
+        exceeded, count the action against every limit. Check and count are one step, so two processes
+        cannot both take the last unit. An idempotency key already counted in a window counts once."""
+        ...
+
+
+class RateLimiter:
+    """An in-memory budget: for one process (a CLI run, an eval). Workers sharing a database count in the
+    store instead (`soctriage.tools.budget.StoreActionBudget`)."""
+
+    def __init__(self) -> None:
         self._hits: dict[tuple[str, str], deque[tuple[datetime, str]]] = {}
 
-    def _window(self, tenant: str, limit: RateLimit) -> deque[tuple[datetime, str]]:
+    def take(
+        self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime, *, record: bool
+    ) -> RateLimit | None:
+        windows = [(limit, self._window(tenant, limit, now)) for limit in limits]
+        for limit, hits in windows:
+            if all(k != key for _, k in hits) and len(hits) >= limit.max_actions:
+                return limit
+        if record:
+            for _, hits in windows:
+                if all(k != key for _, k in hits):
+                    hits.append((now, key))
+        return None
+
+    def _window(self, tenant: str, limit: RateLimit, now: datetime) -> deque[tuple[datetime, str]]:
         hits = self._hits.setdefault((tenant, limit.id), deque())
-        horizon = self._clock() - timedelta(seconds=limit.window_s)
+        horizon = now - timedelta(seconds=limit.window_s)
         while hits and hits[0][0] <= horizon:
             hits.popleft()
         return hits
-
-    def exhausted(self, tenant: str, limit: RateLimit, key: str) -> bool:
-        hits = self._window(tenant, limit)
-        return all(k != key for _, k in hits) and len(hits) >= limit.max_actions
-
-    def record(self, tenant: str, limit: RateLimit, key: str) -> None:
-        hits = self._window(tenant, limit)
-        if all(k != key for _, k in hits):
-            hits.append((self._clock(), key))
 
 
 class Guard:
@@ -286,11 +302,12 @@ class Guard:
         *,
         registry: Registry | None = None,
         clock: Callable[[], datetime] = utc_now,
+        budget: ActionBudget | None = None,
     ) -> None:
         self.policy = policy
         self.registry = registry or default_registry()
         self.clock = clock
-        self.rate_limiter = RateLimiter(clock)
+        self.budget: ActionBudget = budget if budget is not None else RateLimiter()
         self._check_names()
 
     @classmethod
@@ -375,14 +392,18 @@ class Guard:
         limits = [
             lim for lim in policy.rate_limits if spec.tier in lim.tiers and spec.name not in lim.exempt_tools
         ]
-        for lim in limits:
-            if self.rate_limiter.exhausted(ctx.tenant, lim, key):
-                return decided(
-                    "deny",
-                    f"rate_limits:{lim.id}",
-                    f"rate limit: tenant {ctx.tenant!r} used {lim.max_actions} actions in {lim.window_s:g}s",
-                    **common,
-                )
+        # Counted at once (not after the rules below): the check and the count are one atomic step, and
+        # every decision past this point used to be counted anyway.
+        exceeded = (
+            self.budget.take(ctx.tenant, limits, key, self.clock(), record=not dry_run) if limits else None
+        )
+        if exceeded is not None:
+            return decided(
+                "deny",
+                f"rate_limits:{exceeded.id}",
+                f"rate limit: tenant {ctx.tenant!r} used {exceeded.max_actions} actions in {exceeded.window_s:g}s",
+                **common,
+            )
         from_text = [t for t in targets if t.from_alert_text]
         if from_text:
             # Built in, like target-not-in-case: the alert's free text is written by whoever triggered it, so a
@@ -395,11 +416,7 @@ class Guard:
             )
         else:
             result = self._decide_by_rules(ctx, spec.name, spec.tier, targets)
-        decision = decided(*result, **common)
-        if not dry_run:
-            for lim in limits:
-                self.rate_limiter.record(ctx.tenant, lim, key)
-        return decision
+        return decided(*result, **common)
 
     def _decide_by_rules(
         self, ctx: ToolContext, tool: str, tier: RiskTier, targets: tuple[TargetInfo, ...]

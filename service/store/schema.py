@@ -136,6 +136,19 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime(), nullable=True),
 )
 
+action_budget = Table(
+    "action_budget",
+    metadata,
+    # The guard's per-tenant action budgets (policy `rate_limits`), shared by every process on this database:
+    # one row per action counted, kept while it is inside its limit's window.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant", String(128), nullable=False),
+    Column("limit_id", String(64), nullable=False),
+    Column("action_key", Text, nullable=False, comment="the action's idempotency key: it counts once"),
+    Column("at", UTCDateTime(), nullable=False),
+    Index(None, "tenant", "limit_id", "at"),
+)
+
 rate_limits = Table(
     "rate_limits",
     metadata,

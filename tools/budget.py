@@ -1,0 +1,48 @@
+"""The guard's per-tenant action budgets counted in the store, so every worker sharing the database draws on
+one budget per tenant (an in-memory count would give each process a budget of its own, and forget it on a
+restart)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from soctriage.service.store.engine import write_transaction
+from soctriage.service.store.schema import action_budget
+from soctriage.tools.guard import RateLimit
+from sqlalchemy import Engine, delete, select, text
+
+
+class StoreActionBudget:
+    """`soctriage.tools.guard.ActionBudget` on the `action_budget` table. One write transaction checks and
+    counts; a tenant's takes are serialised (SQLite: the write lock; PostgreSQL: an advisory lock per
+    tenant), so two workers never both spend the last unit."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def take(
+        self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime, *, record: bool
+    ) -> RateLimit | None:
+        with write_transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                    {"name": f"soctriage-budget:{tenant}"},
+                )
+            fresh: list[RateLimit] = []
+            for limit in limits:
+                since = now - timedelta(seconds=limit.window_s)
+                mine = (action_budget.c.tenant == tenant) & (action_budget.c.limit_id == limit.id)
+                # What fell out of the window is no longer needed by anyone.
+                conn.execute(delete(action_budget).where(mine, action_budget.c.at <= since))
+                counted = set(conn.execute(select(action_budget.c.action_key).where(mine)).scalars())
+                if key in counted:
+                    continue
+                if len(counted) >= limit.max_actions:
+                    return limit
+                fresh.append(limit)
+            if record and fresh:
+                rows = [{"tenant": tenant, "limit_id": lim.id, "action_key": key, "at": now} for lim in fresh]
+                conn.execute(action_budget.insert(), rows)
+        return None
