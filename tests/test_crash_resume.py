@@ -7,16 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-import uvicorn
 from fakes import FAKE_API_KEY, ScriptedOpenAI, reply, tool_call_reply
-from service_support import free_port
+from service_support import serving
 from soctriage.service.config import Settings
 from soctriage.service.store import Store
 
@@ -41,22 +37,6 @@ VERDICT = {
 }
 
 
-@contextmanager
-def serve(app: ScriptedOpenAI) -> Iterator[str]:
-    """The scripted fake on a real loopback port, for a model client in another process."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(5)
-
-
 def triage_process(home: Path, base_url: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -74,8 +54,8 @@ def triage_process(home: Path, base_url: str) -> subprocess.Popen[str]:
 def test_sigkill_during_enrichment_then_rerun_resumes_the_same_case(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first = ScriptedOpenAI([reply(TRIAGE), tool_call_reply(("process_lineage", {}), delay_s=60)])
-    with serve(first) as url:
-        proc = triage_process(home, url)
+    with serving(first) as model_url:
+        proc = triage_process(home, f"{model_url}/v1")
         deadline = time.monotonic() + 60
         while len(first.requests) < 2 and time.monotonic() < deadline:  # stuck inside enrichment now
             time.sleep(0.05)
@@ -98,8 +78,8 @@ def test_sigkill_during_enrichment_then_rerun_resumes_the_same_case(tmp_path: Pa
             tool_call_reply(("create_ticket", {"title": "t", "severity": "high", "summary": "s"})),
         ]
     )
-    with second, serve(second) as url:
-        proc = triage_process(home, url)
+    with second, serving(second) as model_url:
+        proc = triage_process(home, f"{model_url}/v1")
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     result = json.loads(out)
