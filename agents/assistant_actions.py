@@ -11,10 +11,9 @@ was carried out.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from soctriage.agents.deps import Deps
-from soctriage.agents.response import apply_decision, execute, plan_actions
+from soctriage.agents.response import apply_decision, decision_value, execute, plan_actions
 from soctriage.agents.state import CONTAINMENT, PlannedAction, ProposedAction, initial_state
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
 from soctriage.tools import GuardDecision, ToolContext
@@ -122,11 +121,7 @@ async def decide_proposal(
     """Apply a human decision to a pending proposal and, when approved, carry it out exactly once."""
     entries = deps.store.entries(case.id)
     action = next(a for a in proposals(entries) if a.id == action_id)
-    decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
-    if at is not None:
-        decision["at"] = at.isoformat()
-    if actor is not None:
-        decision["actor"] = actor
+    decision = decision_value(action_id, approve=approve, by=by, reason=reason, at=at, actor=actor)
     state = initial_state(case.id, case.tenant, alert)
     action = apply_decision(deps, state, action, decision)
     if action.status == "approved":

@@ -64,6 +64,24 @@ def plan_actions(
     return planned
 
 
+def decision_value(
+    action_id: str,
+    *,
+    approve: bool,
+    by: str,
+    reason: str | None,
+    at: datetime | None,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """The decision `apply_decision` reads (and the graph resumes with): JSON, so it fits a checkpoint."""
+    decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
+    if at is not None:
+        decision["at"] = at.isoformat()
+    if actor is not None:
+        decision["actor"] = actor
+    return decision
+
+
 def apply_decision(
     deps: Deps, state: TriageState, action: PlannedAction, decision: dict[str, Any]
 ) -> PlannedAction:

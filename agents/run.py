@@ -21,6 +21,7 @@ from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
 from soctriage.agents.llm import ChatClient
 from soctriage.agents.models import make_analyst
+from soctriage.agents.response import decision_value
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
@@ -217,11 +218,7 @@ class Triager:
                 graph_waiting=any(a.status == "awaiting_approval" for a in graph_actions),
             )
             return await self.result(case_id)
-        decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
-        if at is not None:
-            decision["at"] = at.isoformat()
-        if actor is not None:
-            decision["actor"] = actor
+        decision = decision_value(action_id, approve=approve, by=by, reason=reason, at=at, actor=actor)
         await self.graph.ainvoke(Command(resume=decision), self._config(case_id), context=self.deps)
         return await self.result(case_id)
 
