@@ -14,7 +14,7 @@ from datetime import datetime
 
 import httpx2
 import openai
-from soctriage.agents.response import SYSTEM
+from soctriage.agents.response import SYSTEM, decision_value
 from soctriage.agents.run import Triager, TriageResult
 from soctriage.service.api import metrics
 from soctriage.service.config import Settings
@@ -117,25 +117,21 @@ def expire_overdue_approvals(store: Store, queue: JobQueue, now: datetime | None
     now = now or utc_now()
     queued = 0
     for case_id in store.case_ids("awaiting_approval"):
-        handled = {e.payload.get("action_id") for e in store.entries(case_id, kind="approval_decided")}
-        handled |= {
+        entries = store.entries(case_id)
+        handled = {
             e.payload.get("action_id")
-            for e in store.entries(case_id, kind="note")
-            if e.payload.get("event") == "approval_expired"
+            for e in entries
+            if e.kind == "approval_decided" or e.payload.get("event") == "approval_expired"
         }
-        for request in store.entries(case_id, kind="approval_requested"):
+        for request in (e for e in entries if e.kind == "approval_requested"):
             action_id = request.payload["action_id"]
             deadline = datetime.fromisoformat(request.payload["expires_at"])
             if action_id in handled or deadline > now:
                 continue
-            args = {
-                "action_id": action_id,
-                "approve": False,
-                "by": "approval deadline",
-                "actor": SYSTEM,
-                "reason": "no approver decided before the request expired",
-                "at": now.isoformat(),
-            }
+            reason = "no approver decided before the request expired"
+            args = decision_value(
+                action_id, approve=False, by="approval deadline", reason=reason, at=now, actor=SYSTEM
+            )
             # The job first, then the note: a crash between them queues it again, and the repeat is a no-op.
             queue.enqueue_now(store, JobSpec(case_id, "decide", args))
             note = {"event": "approval_expired", "action_id": action_id, "expired_at": deadline.isoformat()}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from soctriage.agents.response import decision_value
 from soctriage.agents.run import ActionView, Triager, TriageResult
 from soctriage.service.api import metrics
 from soctriage.service.auth import Principal
@@ -104,13 +105,7 @@ class Cases:
             metrics.ACTION_DECISIONS.labels("refused_state").inc()
             raise ConflictError(why)
         now = utc_now()
-        args = {
-            "action_id": action_id,
-            "approve": request.approve,
-            "by": who.name,
-            "reason": request.reason,
-            "at": now.isoformat(),
-        }
+        args = decision_value(action_id, approve=request.approve, by=who.name, reason=request.reason, at=now)
         job_id = await asyncio.to_thread(self.queue.enqueue_now, self.store, JobSpec(case_id, "decide", args))
         state = await self.queue.wait(job_id, self.settings.decision_wait_s)
         if action.expires_at is not None and now >= action.expires_at:
