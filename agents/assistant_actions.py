@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from soctriage.agents.deps import Deps
 from soctriage.agents.response import apply_decision, decision_value, execute, plan_actions
-from soctriage.agents.state import CONTAINMENT, PlannedAction, ProposedAction, initial_state
+from soctriage.agents.state import PlannedAction, ProposedAction, initial_state
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
 from soctriage.tools import GuardDecision, ToolContext
 
@@ -24,9 +24,18 @@ _PROPOSED_REASON = "the case assistant proposed an action; a human decides it"
 
 
 def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry]) -> ToolContext:
-    """The case as tools see it: the alert's entities plus every entity a tool result surfaced."""
-    found = [
-        str(e) for entry in entries if entry.kind == "tool_result" for e in entry.payload.get("entities", ())
+    """The case as tools see it: the alert's scope, widened by provenance by every successful lookup in its
+    ledger (the graph's and the assistant's own, in ledger order)."""
+    results = [
+        deps.registry.facts(
+            str(entry.payload.get("tool")),
+            entry.payload.get("args") or {},
+            found=entry.payload.get("entities", ()),
+            confirmed=entry.payload.get("confirmed", ()),
+            seq=entry.seq,
+        )
+        for entry in entries
+        if entry.kind == "tool_result" and entry.payload.get("status") == "ok"
     ]
     return ToolContext.for_alert(
         case.id,
@@ -35,7 +44,7 @@ def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry
         deps.settings,
         deps.connectors,
         dry_run=deps.settings.dry_run,
-        extra_entities=found,
+        results=results,
     )
 
 
@@ -129,13 +138,13 @@ async def decide_proposal(
         action = await execute(deps, state, case_context(deps, case, alert, entries), action, executed)
     still_pending = [a for a in proposals(deps.store.entries(case.id)) if a.status == "awaiting_approval"]
     if not still_pending and not graph_waiting:
-        status, why = _status_after(entries, action)
+        status, why = _status_after(deps, entries, action)
         deps.store.set_status(case.id, status, actor="system", reason=why)  # type: ignore[arg-type]
     return action
 
 
-def _status_after(entries: list[LedgerEntry], action: PlannedAction) -> tuple[str, str]:
-    if action.status in ("executed", "simulated") and action.tool in CONTAINMENT:
+def _status_after(deps: Deps, entries: list[LedgerEntry], action: PlannedAction) -> tuple[str, str]:
+    if action.status in ("executed", "simulated") and deps.registry.get(action.tool).contains:
         return "contained", f"{action.id} ({action.tool}) carried out"
     for entry in reversed(entries):
         if entry.kind == "status_change" and entry.payload.get("to") == "awaiting_approval":

@@ -27,6 +27,8 @@ from soctriage.agents.state import (
 )
 from soctriage.service.domain import Alert, Disposition, Severity, SeverityId, Verdict
 from soctriage.tools.lineage import decode_powershell
+from soctriage.tools.lolbins import binary_name
+from soctriage.tools.scope import alert_fields, url_host
 
 NAME = "builtin"
 MAX_INTEL_LOOKUPS = 8
@@ -42,6 +44,7 @@ LINEAGE_WEIGHTS = {
     "script_host_spawns_shell": 1,
     "lolbin_in_chain": 1,
     "runs_from_user_writable_path": 1,
+    "attack_command": 3,
 }
 CATEGORY_BY_TACTIC: dict[str, Category] = {
     "credential-access": "credential_access",
@@ -61,52 +64,24 @@ CATEGORY_BY_TACTIC: dict[str, Category] = {
     "initial access": "initial_access",
 }
 URL_OR_IP = re.compile(r"https?://[^\s'\"<>)]+|\b(?:\d{1,3}\.){3}\d{1,3}\b")
-
-
-@dataclass(frozen=True)
-class BenignPattern:
-    """Activity known to be harmless. Matching text is alert data, so a pattern never overrides malicious intel.
-
-    `confidence` below the auto-close threshold means: probably benign, but a human should confirm.
-    """
-
-    name: str
-    pattern: re.Pattern[str]
-    disposition: Disposition
-    confidence: float = 0.9
-
-
-BENIGN_PATTERNS = (
-    BenignPattern(
-        "vendor test detection",
-        re.compile(r"crowdstrike_sample_detection|for evaluation only - benign|\beicar\b", re.I),
-        "benign_true_positive",
-    ),
-    BenignPattern(
-        "Windows compatibility telemetry task",
-        re.compile(r"compattelrunner\.exe\W+-m:appraiser\.dll", re.I),
-        "false_positive",
-    ),
-    BenignPattern(
-        "Defender for Endpoint sensor process",
-        re.compile(r"\\windows defender advanced threat protection\\mssense\.exe", re.I),
-        "false_positive",
-    ),
-    BenignPattern(
-        "adversary-emulation framework (sanctioned testing?)",
-        re.compile(r"atomic-red-team|invoke-atomicredteam|\bcaldera\b", re.I),
-        "benign_true_positive",
-        confidence=0.7,
-    ),
+# Lineage flags that are themselves evidence of an attack. A LOLBin in the chain or a program in a
+# user-writable folder is common in legitimate software too, so those two only add to the score.
+MALICIOUS_FLAGS = frozenset(
+    {
+        "office_spawns_shell",
+        "web_server_spawns_shell",
+        "script_host_spawns_shell",
+        "encoded_powershell",
+        "download_cradle",
+    }
 )
-# The vendor's or an analyst's own determination, where the record carries one.
-VENDOR_BENIGN = re.compile(
-    r"informationalexpectedactivity|\"investigationstate\"\s*:\s*\"benign\"|benignpositive|\"falsepositive\"",
-    re.I,
-)
-VENDOR_MALICIOUS = re.compile(
-    r"\"true_?positive\"|\"truepositive\"|\"determination\"\s*:\s*\"malware\"", re.I
-)
+# Intel tags of a hash that marks a harmless test file (EICAR): detections of it are expected.
+TEST_FILE_TAGS = frozenset({"test-file"})
+VENDOR_BENIGN: dict[str, tuple[Disposition, float]] = {
+    "test": ("benign_true_positive", 0.9),
+    "benign": ("benign_true_positive", 0.85),
+    "false_positive": ("false_positive", 0.85),
+}
 
 
 @dataclass
@@ -119,12 +94,28 @@ class Signals:
     malicious_indicators: list[tuple[str, str]] = field(default_factory=list)
     severity_bump: int = 0
     techniques: set[str] = field(default_factory=set)
+    # Independent evidence of an attack (intel, malicious lineage, high-impact techniques, documented LOLBin
+    # abuse, injection, the vendor's own true-positive call): it rules out closing the case as benign on a
+    # model's word. The decisive part (intel, malicious lineage, injection, the vendor) outranks even the
+    # builtin's own structured benign facts.
+    attack_evidence: list[str] = field(default_factory=list)
+    decisive: list[str] = field(default_factory=list)
+    vendor_true_positive: bool = False
+    # Structured facts the alert's author cannot write that say the activity is benign: (why, disposition,
+    # confidence, seq). Only these ever make the builtin call an alert benign.
+    benign_facts: list[tuple[str, Disposition, float, int]] = field(default_factory=list)
 
     def add(self, points: int, reason: str, seq: int | None = None) -> None:
         self.score += points
         self.reasons.append(f"{points:+d} {reason}")
         if seq is not None:
             self.evidence.add(seq)
+
+    def attack(self, points: int, reason: str, seq: int | None = None, *, decisive: bool = False) -> None:
+        self.add(points, reason, seq)
+        self.attack_evidence.append(reason)
+        if decisive:
+            self.decisive.append(reason)
 
 
 def _findings(task: Task, tool: str) -> Iterable[Finding]:
@@ -148,37 +139,24 @@ def category_of(alert: Alert) -> Category:
     return "other"
 
 
-def benign_pattern(alert: Alert) -> BenignPattern | None:
-    text = alert_facts(alert)
-    return next((p for p in BENIGN_PATTERNS if p.pattern.search(text)), None)
-
-
-def alert_facts(alert: Alert) -> str:
-    """The alert's normalized text fields, unescaped (raw JSON doubles every backslash of a Windows path)."""
-    parts = [alert.title, alert.description or ""]
-    for proc in (alert.process, alert.process.parent if alert.process else None):
-        if proc:
-            parts += [proc.name or "", proc.path or "", proc.cmdline or ""]
-    if alert.file:
-        parts += [alert.file.name or "", alert.file.path or ""]
-    return "\n".join(parts)
-
-
 class BuiltinAnalyst:
     name = NAME
 
     async def triage(self, task: Task) -> Step[TriageAssessment]:
         alert = task.alert
-        pattern = benign_pattern(alert)
-        known_benign = pattern is not None and not task.injection
+        verdict = alert.vendor_verdict
         wanted = [name for name, needed in self._enrichments(alert) if needed]
+        hypotheses = [f"malicious activity: {alert.title}"]
+        if verdict is not None:
+            hypotheses.append(f"the vendor's own verdict: {verdict.kind} ({verdict.field}={verdict.value})")
+        else:
+            hypotheses.append("benign administrative or software activity")
         assessment = TriageAssessment(
-            category="test" if known_benign else category_of(alert),
+            category="test" if verdict is not None and verdict.kind == "test" else category_of(alert),
             initial_severity=int(alert.severity.id) if alert.severity.id <= 6 else 0,
-            hypotheses=self._hypotheses(alert, pattern),
+            hypotheses=hypotheses,
             enrichments=wanted,
-            known_benign=known_benign,
-            rationale=f"matches known-benign pattern: {pattern.name}" if known_benign else "needs enrichment",
+            rationale="enrichment first: a verdict rests on what the tools find",
         )
         return Step(answer=assessment, reasoning={"model": NAME, "injection_markers": list(task.injection)})
 
@@ -192,15 +170,6 @@ class BuiltinAnalyst:
             ("lolbin_lookup", alert.process is not None),
             ("attack_lookup", bool(alert.techniques)),
         ]
-
-    @staticmethod
-    def _hypotheses(alert: Alert, pattern: BenignPattern | None) -> list[str]:
-        hypotheses = [f"malicious activity: {alert.title}"]
-        if pattern:
-            hypotheses.append(f"benign: {pattern.name}")
-        else:
-            hypotheses.append("benign administrative or software activity")
-        return hypotheses
 
     async def plan_enrichment(self, task: Task) -> Step[EnrichmentPlan]:
         alert = task.alert
@@ -244,7 +213,7 @@ class BuiltinAnalyst:
     async def decide(self, task: Task) -> Step[Verdict]:
         alert = task.alert
         signals = self.signals(task)
-        disposition, confidence = self._disposition(task, signals)
+        disposition, confidence = self.disposition_of(task, signals)
         severity = self._severity(alert, signals, disposition)
         summary = f"{disposition.replace('_', ' ')}: {alert.title}"
         if alert.device and alert.device.hostname:
@@ -264,6 +233,8 @@ class BuiltinAnalyst:
         )
 
     def signals(self, task: Task) -> Signals:
+        """What the alert and the lookups about it say. Findings about anything the alert does not name are
+        ignored: a model that looked up something unrelated must not move the evidence either way."""
         alert = task.alert
         s = Signals(techniques=set(alert.techniques))
         sev = int(alert.severity.id)
@@ -273,38 +244,33 @@ class BuiltinAnalyst:
             s.add(1, "vendor severity Medium", task.alert_seq)
         elif sev in (SeverityId.INFORMATIONAL, SeverityId.LOW):
             s.add(-1, f"vendor severity {alert.severity.label}", task.alert_seq)
+        self._vendor(task, s)
+        if task.injection:
+            s.attack(
+                2, f"alert text tries to instruct the analyst ({', '.join(task.injection)})", decisive=True
+            )
         self._intel(task, s)
         for finding in _findings(task, "process_lineage"):
             for flag in finding.output.get("flags", []):
-                s.add(LINEAGE_WEIGHTS.get(flag, 1), f"process lineage: {flag}", finding.seq)
-        alert_parents = {t.split(".")[0] for t in s.techniques}
-        abuse_counted = False
-        for finding in _findings(task, "lolbin_lookup"):
-            if not finding.output.get("is_lolbin"):
-                continue
-            s.evidence.add(finding.seq)
-            known_abuse = {
-                t.split(".")[0] for t in (finding.output.get("lolbin") or {}).get("attack_ids", ())
-            }
-            if known_abuse & alert_parents and not abuse_counted:
-                # The detection ties the binary to the very technique it is documented to be abused for;
-                # counted once, so the shell that launched it is not a second signal.
-                abuse_counted = True
-                name = finding.output.get("name")
-                s.add(
-                    2,
-                    f"{name} used for its documented abuse ({', '.join(sorted(known_abuse & alert_parents))})",
-                    finding.seq,
+                # Every flag is evidence against a model's benign call; only the malicious ones also
+                # outrank the builtin's own structured benign facts (legitimate software runs LOLBins too).
+                decisive = flag in MALICIOUS_FLAGS
+                s.attack(
+                    LINEAGE_WEIGHTS.get(flag, 1), f"process lineage: {flag}", finding.seq, decisive=decisive
                 )
+        self._lolbin_abuse(task, s)
         high_impact = sorted(t for t in s.techniques if HIGH_IMPACT.match(t))
         if high_impact:
-            s.add(2, f"high-impact ATT&CK techniques {', '.join(high_impact)}", task.alert_seq)
+            s.attack(2, f"high-impact ATT&CK techniques {', '.join(high_impact)}", task.alert_seq)
         elif s.techniques:
             s.add(1, f"the detection maps to ATT&CK {', '.join(sorted(s.techniques)[:3])}", task.alert_seq)
         if category_of(alert) == "credential_access":
             s.add(1, "credential access: a compromised account spreads the incident", task.alert_seq)
+        about = _alert_values(task)
         for finding in _findings(task, "asset_context"):
             out = finding.output
+            if str(finding.args.get("hostname", "")).lower() not in about:
+                continue
             if out.get("criticality") in ("high", "critical") or out.get("role") == "domain_controller":
                 s.severity_bump += 1
                 s.reasons.append(
@@ -312,6 +278,8 @@ class BuiltinAnalyst:
                 )
                 s.evidence.add(finding.seq)
         for finding in _findings(task, "identity_context"):
+            if str(finding.args.get("username", "")).lower() not in about:
+                continue
             if finding.output.get("privileged"):
                 s.severity_bump += 1
                 s.reasons.append(f"user {finding.output.get('username')} is privileged")
@@ -322,6 +290,42 @@ class BuiltinAnalyst:
                 s.techniques.discard(out.get("technique_id", ""))
         self._precedent(task, s)
         return s
+
+    @staticmethod
+    def _vendor(task: Task, s: Signals) -> None:
+        """The vendor's own verdict, from a structured field the alert's author cannot write."""
+        verdict = task.alert.vendor_verdict
+        if verdict is None:
+            return
+        said = f"the vendor's own verdict: {verdict.kind} ({verdict.field}={verdict.value})"
+        if verdict.kind == "true_positive":
+            s.attack(3, said, task.alert_seq, decisive=True)
+            s.vendor_true_positive = True
+        else:
+            disposition, confidence = VENDOR_BENIGN[verdict.kind]
+            s.benign_facts.append((said, disposition, confidence, task.alert_seq))
+
+    @staticmethod
+    def _lolbin_abuse(task: Task, s: Signals) -> None:
+        alert_parents = {t.split(".")[0] for t in s.techniques}
+        named = _alert_binaries(task.alert)
+        for finding in _findings(task, "lolbin_lookup"):
+            if (
+                not finding.output.get("is_lolbin")
+                or str(finding.output.get("name", "")).lower() not in named
+            ):
+                continue
+            s.evidence.add(finding.seq)
+            known_abuse = {
+                t.split(".")[0] for t in (finding.output.get("lolbin") or {}).get("attack_ids", ())
+            }
+            if known_abuse & alert_parents:
+                # The detection ties the binary to the very technique it is documented to be abused for;
+                # counted once, so the shell that launched it is not a second signal.
+                name = finding.output.get("name")
+                used = ", ".join(sorted(known_abuse & alert_parents))
+                s.attack(2, f"{name} used for its documented abuse ({used})", finding.seq)
+                return
 
     @staticmethod
     def _precedent(task: Task, s: Signals) -> None:
@@ -349,51 +353,49 @@ class BuiltinAnalyst:
     @staticmethod
     def _intel(task: Task, s: Signals) -> None:
         verdicts = []
+        about = _alert_values(task)
+        hashes = {h.lower() for h in _alert_hashes(task.alert)}
         for finding in _findings(task, "threat_intel_lookup"):
+            indicator = str(finding.output.get("indicator", ""))
+            if indicator.lower() not in about:
+                continue  # a lookup of something the alert never named says nothing about it
             verdict = finding.output.get("verdict")
             verdicts.append(verdict)
-            indicator = str(finding.output.get("indicator", ""))
             if any(indicator == seen for seen, _ in s.malicious_indicators):
                 continue  # the same indicator looked up twice (e.g. also found in decoded PowerShell)
             if verdict == "malicious":
-                s.add(
-                    4 if not s.malicious_indicators else 1,
-                    f"threat intel: {indicator} malicious",
-                    finding.seq,
-                )
+                points = 4 if not s.malicious_indicators else 1
+                s.attack(points, f"threat intel: {indicator} malicious", finding.seq, decisive=True)
                 s.malicious_indicators.append((indicator, str(finding.output.get("type", ""))))
             elif verdict == "suspicious":
-                s.add(1, f"threat intel: {indicator} suspicious", finding.seq)
+                s.attack(1, f"threat intel: {indicator} suspicious", finding.seq, decisive=True)
             elif verdict == "benign":
                 s.evidence.add(finding.seq)
+                tags = {str(t) for hit in finding.output.get("hits", ()) for t in hit.get("tags", ())}
+                if indicator.lower() in hashes and tags & TEST_FILE_TAGS:
+                    why = f"threat intel: {indicator} is a known test file ({', '.join(sorted(tags))})"
+                    s.benign_facts.append((why, "benign_true_positive", 0.9, finding.seq))
         if verdicts and all(v == "benign" for v in verdicts):
             s.add(-2, "every indicator is known benign")
 
     @staticmethod
-    def _disposition(task: Task, s: Signals) -> tuple[Disposition, float]:
-        alert = task.alert
-        pattern = benign_pattern(alert)
+    def disposition_of(task: Task, s: Signals) -> tuple[Disposition, float]:
+        """Benign only from structured facts, and only when nothing decisive says attack; true positive
+        from the weight of the evidence; everything else goes to a human as inconclusive."""
         disposition: Disposition
-        if pattern and not s.malicious_indicators:
-            s.reasons.append(f"known-benign pattern: {pattern.name}")
-            disposition, confidence = pattern.disposition, pattern.confidence
-        elif VENDOR_BENIGN.search(alert.raw) and not s.malicious_indicators:
-            s.reasons.append("the vendor's own determination is benign / expected activity")
-            disposition, confidence = "benign_true_positive", 0.8
-        elif VENDOR_MALICIOUS.search(alert.raw):
-            s.reasons.append("the vendor or an analyst labelled it a true positive")
+        if s.benign_facts and not s.decisive:
+            why, disposition, confidence, _ = s.benign_facts[0]
+            s.reasons.append(f"benign: {why}")
+            return disposition, confidence
+        if s.benign_facts:
+            s.reasons.append(f"benign facts outranked by: {'; '.join(s.decisive)}")
+        if s.vendor_true_positive:
             disposition, confidence = "true_positive", 0.85
         elif s.score >= 5:
             disposition, confidence = "true_positive", min(0.97, 0.55 + 0.06 * s.score)
-        elif s.score >= 3 and alert.severity.id >= SeverityId.MEDIUM:
+        elif s.score >= 3 and task.alert.severity.id >= SeverityId.MEDIUM:
             disposition, confidence = "true_positive", 0.6
-        elif s.score <= -2:
-            disposition, confidence = "false_positive", 0.6
         else:
-            disposition, confidence = "inconclusive", 0.5
-        if task.injection and disposition in DISPOSITIONS_AUTO_CLOSE:
-            # Text that argues for its own dismissal is itself a reason to have a human look.
-            s.reasons.append(f"alert text tries to instruct the analyst ({', '.join(task.injection)})")
             disposition, confidence = "inconclusive", 0.5
         return disposition, round(confidence, 2)
 
@@ -479,7 +481,25 @@ class BuiltinAnalyst:
         return actions
 
 
+def independent_objection(task: Task) -> str | None:
+    """Why the evidence rules out closing this case as benign, or None. The floor under every auto-close:
+    whatever a model says, the builtin's own reading of the intel, lineage, techniques, injection findings and
+    the vendor's verdict must not point to an attack, unless its structured benign facts settle the case."""
+    analyst = BuiltinAnalyst()
+    s = analyst.signals(task)
+    disposition, _ = analyst.disposition_of(task, s)
+    if disposition in DISPOSITIONS_AUTO_CLOSE:
+        return None
+    if s.attack_evidence:
+        return "independent evidence of an attack: " + "; ".join(s.attack_evidence)
+    if disposition == "true_positive":
+        return f"the builtin analyst calls it a true positive (score {s.score}: {'; '.join(s.reasons)})"
+    return None
+
+
 def _indicators(alert: Alert) -> list[str]:
+    """The indicators worth a threat-intel lookup: not the alert's own host (the intel service keeps every
+    other internal address to local intel; it never sends one out)."""
     seen: dict[str, None] = {}
     for obs in alert.observables:
         if obs.type in ("ip", "domain", "url", "sha256", "sha1", "md5"):
@@ -493,7 +513,35 @@ def _indicators(alert: Alert) -> list[str]:
     ):
         if value:
             seen.setdefault(value, None)
-    return list(seen)
+    own = {alert.device.ip, alert.device.hostname} if alert.device else set()
+    return [v for v in seen if v not in own]
+
+
+def _alert_values(task: Task) -> frozenset[str]:
+    """Lower-cased values the alert names (structured fields, observables, URL hosts) plus indicators the
+    lineage tool decoded from its command line: what the builtin's lookups may be about."""
+    alert = task.alert
+    values = {str(v).lower() for _, v in alert_fields(alert)}
+    for obs in alert.observables:
+        values.add(obs.value.lower())
+        if obs.type == "url" and (host := url_host(obs.value)):
+            values.add(host.lower())
+    for finding in _findings(task, "process_lineage"):
+        values.update(i.lower() for i in URL_OR_IP.findall(finding.output.get("decoded_powershell") or ""))
+    return frozenset(values)
+
+
+def _alert_hashes(alert: Alert) -> list[str]:
+    procs = (alert.process, alert.process.parent if alert.process else None)
+    values = [p.sha256 for p in procs if p] + (
+        [alert.file.sha256, alert.file.sha1, alert.file.md5] if alert.file else []
+    )
+    return [v for v in values if v]
+
+
+def _alert_binaries(alert: Alert) -> frozenset[str]:
+    procs = (alert.process, alert.process.parent if alert.process else None)
+    return frozenset(binary_name(p.name or p.path or "") for p in procs if p and (p.name or p.path))
 
 
 def _offered(task: Task) -> set[str]:

@@ -31,9 +31,14 @@ class Deps:
     def record(self, case_id: str, actor: str, kind: LedgerKind, payload: dict[str, Any]) -> LedgerEntry:
         return self.store.append(case_id, actor, kind, payload)
 
-    def tool_context(self, state: TriageState, findings: Iterable[Finding]) -> ToolContext:
-        """The case as tools see it; enrichment results widen the entities an action may target."""
-        entities = [e for f in findings for e in f.entities]
+    def tool_context(self, state: TriageState, findings: Iterable[Finding] = ()) -> ToolContext:
+        """The case as tools see it. Enrichment results widen what an action may target, by provenance; a case
+        headed for escalation (the model fell back to builtin) needs a human for any containment."""
+        results = [
+            self.registry.facts(f.tool, f.args, found=f.entities, confirmed=f.confirmed, seq=f.seq)
+            for f in findings
+            if f.ok
+        ]
         return ToolContext.for_alert(
             state["case_id"],
             state["tenant"],
@@ -41,7 +46,8 @@ class Deps:
             self.settings,
             self.connectors,
             dry_run=self.settings.dry_run,
-            extra_entities=entities,
+            results=results,
+            approval_required=state.get("escalation"),
         )
 
     def executed_keys(self, case_id: str) -> set[str]:

@@ -12,14 +12,15 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 from soctriage.agents.analyst import Analyst, Step, Task
+from soctriage.agents.builtin import independent_objection
 from soctriage.agents.deps import Deps
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
-from soctriage.agents.state import CONTAINMENT, DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
+from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
 from soctriage.service.store import EvidenceError
-from soctriage.tools.registry import ToolOutcome
+from soctriage.tools.registry import Registry, ToolOutcome
 from soctriage.tools.retrieval import case_document, open_index
 
 Ctx = Runtime[Deps]
@@ -110,8 +111,8 @@ async def triage(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
             **step.reasoning,
         },
     )
-    target = "verdict" if assessment.known_benign else "enrich"
-    return Command(goto=target, update={"assessment": assessment, "enrich_steps": 0, **update})
+    # Always enrich: a benign call rests on what the tools found, never on the first look at the alert's text.
+    return Command(goto="enrich", update={"assessment": assessment, "enrich_steps": 0, **update})
 
 
 async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", "verdict"]]:
@@ -122,22 +123,33 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     tools = tuple(deps.registry.openai_tools(deps.registry.names("read")))
     task = _task(state, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
     step, update = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
-    calls = step.answer.calls[: deps.settings.max_tool_calls_per_step]
+    asked = list(step.answer.calls[: deps.settings.max_tool_calls_per_step])
+    calls = [(call, False) for call in asked]
+    done = step.answer.final or not asked
+    if update.get("model", state["model"]) != deps.builtin.name:
+        # The baseline: the builtin's lookups about the alert's own entities run whatever a model asks for,
+        # so the independent check under every auto-close has its evidence even from a model that looks
+        # nowhere, or elsewhere.
+        baseline = (await deps.builtin.plan_enrichment(task)).answer
+        wanted = {(c.tool, canonical_json(c.args)) for c in asked}
+        calls += [(c, True) for c in baseline.calls if (c.tool, canonical_json(c.args)) not in wanted]
+        done = done and baseline.final
     if not calls:
         return Command(goto="verdict", update=update)
     ctx = deps.tool_context(state, state.get("findings", ()))
     # Read-only lookups are independent of each other: run them together, then write each call and its
-    # result to the ledger in one transaction, in the order the analyst asked for them.
-    outcomes = await asyncio.gather(*(_run_read_tool(deps, ctx, call.tool, call.args) for call in calls))
+    # result to the ledger in one transaction, in the order they were asked for.
+    outcomes = await asyncio.gather(*(_run_read_tool(deps, ctx, c.tool, c.args) for c, _ in calls))
     records: list[tuple[str, str, dict[str, Any]]] = []
-    for call, outcome in zip(calls, outcomes, strict=True):
-        records.append(("enrichment_agent", "tool_call", {"tool": call.tool, "args": call.args}))
+    for (call, baseline_call), outcome in zip(calls, outcomes, strict=True):
+        request = {"tool": call.tool, "args": call.args} | ({"baseline": True} if baseline_call else {})
+        records.append(("enrichment_agent", "tool_call", request))
         records.append(("enrichment_agent", "tool_result", outcome))
     written = await deps.store.io(deps.store.append_many, state["case_id"], records)
     findings = list(state.get("findings", ()))
-    for call, result_entry in zip(calls, written[1::2], strict=True):
+    for (call, _), result_entry in zip(calls, written[1::2], strict=True):
         findings.append(_finding(call.tool, call.args, result_entry.seq, result_entry.payload))
-    target = "verdict" if step.answer.final else "enrich"
+    target = "verdict" if done else "enrich"
     return Command(goto=target, update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
 
 
@@ -159,6 +171,7 @@ def _finding(tool: str, args: dict[str, Any], seq: int, payload: dict[str, Any])
         summary=_summarize(payload),
         output=payload.get("output") or {},
         entities=tuple(payload.get("entities", ())),
+        confirmed=tuple(payload.get("confirmed", ())),
     )
 
 
@@ -201,7 +214,21 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
                 goto="verdict", update={"verdict_attempts": 1, "verdict_correction": problem, **update}
             )
         return Command(goto="close", update={"escalation": f"verdict rejected twice: {problem}", **update})
+    if answer.disposition in DISPOSITIONS_AUTO_CLOSE and not state.get("escalation"):
+        objection = _auto_close_objection(state)
+        if objection is not None:
+            note = {"event": "auto_close_floor", "disposition": answer.disposition, "reason": objection}
+            await deps.store.io(deps.record, state["case_id"], "system", "note", note)
+            update["escalation"] = f"not auto-closed: {objection}"
     return Command(goto="respond", update={"verdict": answer, **update})
+
+
+def _auto_close_objection(state: TriageState) -> str | None:
+    """Why a benign verdict may not close the case by itself, whoever gave it: no enrichment evidence, or the
+    builtin's independent evidence (intel, lineage, techniques, injection, the vendor) says true positive."""
+    if not any(f.ok for f in state.get("findings", ())):
+        return "no enrichment evidence was gathered, and a benign call needs it"
+    return independent_objection(_task(state))
 
 
 async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "close"]]:
@@ -209,7 +236,8 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
     answer = state["verdict"]
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE:
         return Command(goto="close", update={"actions": ()})
-    names = deps.registry.names("contain") + deps.registry.names("destructive")
+    # Undoing containment is never on offer to an agent (`human_only` tools); the guard refuses it too.
+    names = deps.registry.agent_tools("contain", "destructive")
     task = _task(state, tools=tuple(deps.registry.openai_tools(names)))
     step, update = await _ask(runtime, state, "response_agent", "respond", task)
     ctx = deps.tool_context(state, state.get("findings", ()))
@@ -230,8 +258,17 @@ async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "
         await execute(deps, state, ctx, a, executed) if a.status == "approved" else a
         for a in state.get("actions", ())
     ]
+    update: dict[str, Any] = {"actions": tuple(actions)}
+    held = [
+        a.id
+        for a in actions
+        if a.status == "awaiting_approval" and a.guard.rule_id.startswith("rate_limits:")
+    ]
+    if held and not state.get("escalation"):
+        # The flood that spent the budget may be the attack itself: a human looks at the whole case.
+        update["escalation"] = f"action budget spent: {', '.join(held)} wait for a human"
     waiting = any(a.status == "awaiting_approval" for a in actions)
-    return Command(goto="approval" if waiting else "close", update={"actions": tuple(actions)})
+    return Command(goto="approval" if waiting else "close", update=update)
 
 
 async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
@@ -239,12 +276,15 @@ async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
     deps = runtime.context
     actions = state.get("actions", ())
     pending = [a.model_dump(mode="json") for a in actions if a.status == "awaiting_approval"]
+    # A case headed for escalation (its model fell back to builtin) waits in an analyst's queue as
+    # `escalated`, with its actions still pending; otherwise it waits for an approver.
+    escalation = state.get("escalation")
+    status = "escalated" if escalation else "awaiting_approval"
+    reason = f"{escalation}; actions need approval" if escalation else "actions need approval"
     # A resumed run re-enters this node from the top, so the status is only moved once.
     case = deps.store.get_case(state["case_id"])
-    if case is not None and case.status != "awaiting_approval":
-        deps.store.set_status(
-            state["case_id"], "awaiting_approval", actor="guard", reason="actions need approval"
-        )
+    if case is not None and case.status != status:
+        deps.store.set_status(state["case_id"], status, actor="guard", reason=reason)
     decision = interrupt({"case_id": state["case_id"], "pending": pending})
     decided = tuple(apply_decision(deps, state, a, decision) for a in actions)
     return Command(goto="act", update={"actions": decided})
@@ -252,7 +292,7 @@ async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
 
 async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
     deps = runtime.context
-    status, reason = final_status(state, deps.settings.auto_close_min_confidence)
+    status, reason = final_status(state, deps.settings.auto_close_min_confidence, deps.registry)
     case = await deps.store.io(deps.store.set_status, state["case_id"], status, actor="system", reason=reason)
     try:
         # Finished cases feed `similar_cases`; the index is derived data, so a failure only costs recall.
@@ -268,14 +308,16 @@ async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
     return {}
 
 
-def final_status(state: TriageState, min_confidence: float) -> tuple[str, str]:
+def final_status(state: TriageState, min_confidence: float, registry: Registry) -> tuple[str, str]:
+    """The case's status when its graph ends. Only a benign or false-positive verdict closes a case; a true
+    positive is contained, or escalated to a human, never closed by the system."""
     answer = state.get("verdict")
     actions = state.get("actions", ())
     if state.get("escalation"):
         return "escalated", state["escalation"] or "escalated"
     if answer is None:
         return "escalated", "no verdict"
-    if any(a.status in ("executed", "simulated") and a.tool in CONTAINMENT for a in actions):
+    if any(a.status in ("executed", "simulated") and registry.get(a.tool).contains for a in actions):
         return "contained", "containment actions carried out"
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE:
         if state.get("injection"):
@@ -287,4 +329,4 @@ def final_status(state: TriageState, min_confidence: float) -> tuple[str, str]:
         return "escalated", "inconclusive: needs an analyst"
     if any(a.status in ("rejected", "expired", "denied", "failed") for a in actions):
         return "escalated", "true positive whose response was not carried out in full"
-    return "closed", "true positive; no containment needed"
+    return "escalated", "true positive with no containment carried out: an analyst decides what happens next"

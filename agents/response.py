@@ -12,7 +12,7 @@ from typing import Any
 from soctriage.agents.deps import Deps
 from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
 from soctriage.service.domain import utc_now
-from soctriage.tools import Approval, ToolCall, ToolContext, check_approval
+from soctriage.tools import Approval, GuardDecision, ToolCall, ToolContext, check_approval
 
 # The ledger actor of decisions nobody made: an approval request that ran out of time.
 SYSTEM = "system"
@@ -40,28 +40,39 @@ def plan_actions(
         }
         decision = deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id))
         records.append((actor, "tool_call", call))
-        records.append(
-            ("guard", "guard_decision", {"action_id": action_id, **decision.model_dump(mode="json")})
-        )
         action = PlannedAction(
             id=action_id, reason=proposal.reason, guard=decision, status=STATUS_BY_DECISION[decision.decision]
         )
-        if action.status == "awaiting_approval":
-            expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
-            action = action.model_copy(update={"expires_at": expires})
-            request = {
-                "action_id": action_id,
-                "tool": decision.tool,
-                "args": decision.args,
-                "args_hash": decision.args_hash,
-                "reason": decision.reason,
-                "expires_at": expires.isoformat(),
-            }
-            records.append(("guard", "approval_requested", request))
+        action, entries = _decided(deps, action, decision)
+        records += entries
         planned.append(action)
     if records:
         deps.store.append_many(state["case_id"], records)
     return planned
+
+
+def _decided(
+    deps: Deps, action: PlannedAction, decision: GuardDecision
+) -> tuple[PlannedAction, list[tuple[str, str, dict[str, Any]]]]:
+    """`action` under the guard's `decision`, and its ledger records: the decision, and the approval request
+    (with its deadline) when a human has to decide."""
+    records: list[tuple[str, str, dict[str, Any]]] = [
+        ("guard", "guard_decision", {"action_id": action.id, **decision.model_dump(mode="json")})
+    ]
+    action = action.model_copy(update={"guard": decision, "status": STATUS_BY_DECISION[decision.decision]})
+    if action.status == "awaiting_approval":
+        expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
+        action = action.model_copy(update={"expires_at": expires})
+        request = {
+            "action_id": action.id,
+            "tool": decision.tool,
+            "args": decision.args,
+            "args_hash": decision.args_hash,
+            "reason": decision.reason,
+            "expires_at": expires.isoformat(),
+        }
+        records.append(("guard", "approval_requested", request))
+    return action, records
 
 
 def decision_value(
@@ -131,8 +142,17 @@ def apply_decision(
 async def execute(
     deps: Deps, state: TriageState, ctx: ToolContext, action: PlannedAction, executed: set[str]
 ) -> PlannedAction:
-    """Run one cleared action unless the ledger (`executed` keys) says it already ran; record what happened."""
+    """Run one cleared action unless the ledger (`executed` keys) says it already ran; record what happened.
+
+    An action the policy allowed is charged to its tenant's budget first; when the budget is spent it waits
+    for a human instead (a new guard decision and an approval request), never silently dropped."""
     case_id = state["case_id"]
+    if action.approval is None and action.guard.idempotency_key not in executed:
+        held = deps.guard.charge(ctx, action.guard)
+        if held is not None:
+            action, records = _decided(deps, action, held)
+            deps.store.append_many(case_id, records)
+            return action
     if action.approval is not None:
         check = check_approval(action.approval, case_id, action.tool, action.guard.args, utc_now())
         if not check.ok:

@@ -24,7 +24,7 @@ from soctriage.agents.models import make_analyst
 from soctriage.agents.response import decision_value
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
-from soctriage.service.domain import Alert, Case
+from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget
@@ -196,7 +196,7 @@ class Triager:
         if case is None:
             raise DecisionRefused(f"case {case_id} does not exist")
         pending = {a.id: a for a in await self._actions(case_id) if a.status == "awaiting_approval"}
-        if case.status != "awaiting_approval" or action_id not in pending:
+        if case.status not in DECIDABLE_CASE_STATUSES or action_id not in pending:
             known = ", ".join(sorted(pending)) or "none"
             raise DecisionRefused(
                 f"case {case_id} ({case.status}) has no pending action {action_id}; pending: {known}"

@@ -41,7 +41,6 @@ class TriageAssessment(Frozen):
     initial_severity: int = Field(ge=0, le=6, description="OCSF severity_id")
     hypotheses: list[str]
     enrichments: list[str] = Field(description="names of the enrichment tools worth calling")
-    known_benign: bool = Field(description="a known-benign duplicate that can go straight to verdict")
     rationale: str
 
 
@@ -76,7 +75,8 @@ class Finding(Frozen):
     ok: bool
     summary: str
     output: dict[str, Any] = Field(default_factory=dict)
-    entities: tuple[str, ...] = Field(default=(), description="entities the result names (targetable)")
+    entities: tuple[str, ...] = Field(default=(), description="entities the tool found about its subjects")
+    confirmed: tuple[str, ...] = Field(default=(), description="entities the tool confirmed as threats")
 
 
 ActionStatus = Literal[
@@ -125,10 +125,6 @@ class TriageState(TypedDict, total=False):
 
 
 DISPOSITIONS_AUTO_CLOSE: frozenset[Disposition] = frozenset({"false_positive", "benign_true_positive"})
-# Actions whose execution means the threat was contained (the case then closes as `contained`).
-CONTAINMENT: frozenset[str] = frozenset(
-    {"isolate_host", "kill_process", "quarantine_file", "block_indicator", "disable_user"}
-)
 
 
 def initial_state(case_id: str, tenant: str, alert: Alert) -> TriageState:

@@ -54,7 +54,6 @@ def fake_model_app(latency_s: float) -> FastAPI:
                 "initial_severity": 2,
                 "hypotheses": ["benchmark"],
                 "enrichments": [],
-                "known_benign": False,
                 "rationale": "simulated",
             }
         elif schema == "VerdictDraft":

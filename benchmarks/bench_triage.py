@@ -118,7 +118,6 @@ async def bench_fake_model(settings: Settings, count: int) -> dict[str, float]:
         "initial_severity": 4,
         "hypotheses": ["h"],
         "enrichments": ["process_lineage"],
-        "known_benign": False,
         "rationale": "r",
     }
     verdict = {

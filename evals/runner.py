@@ -199,15 +199,18 @@ async def _triage_case(triager: Triager, case: SuiteCase, alert: Alert) -> CaseR
         return CaseRecord(**base, wall_ms=round(wall, 3), error=f"{type(exc).__name__}: {exc}")
     wall = (time.perf_counter() - started) * 1000
     facts = ledger_facts(triager.store.entries(result.case_id))
+    outside = facts.pop("outside_scope")
     return CaseRecord(
         **base,
-        **_decision(result, facts["guard_decisions"]),
+        **_decision(result, facts["guard_decisions"], outside),
         **facts,
         wall_ms=round(wall, 3),
     )
 
 
-def _decision(result: TriageResult, guard_decisions: list[dict[str, Any]]) -> dict[str, Any]:
+def _decision(
+    result: TriageResult, guard_decisions: list[dict[str, Any]], outside: dict[str, list[str]]
+) -> dict[str, Any]:
     by_action = {d.get("action_id"): d for d in guard_decisions}
     return {
         "case_id": result.case_id,
@@ -227,6 +230,7 @@ def _decision(result: TriageResult, guard_decisions: list[dict[str, Any]]) -> di
                 status=a.status,
                 rule_id=by_action.get(a.id, {}).get("rule_id"),
                 reason=a.reason,
+                outside_scope=outside.get(a.id, []),
             )
             for a in result.actions
         ],

@@ -110,7 +110,7 @@ class Gate(Strict):
 
     def passes(self, value: float | None) -> bool:
         if value is None:
-            return True  # nothing to measure (e.g. no true positives in the suite): nothing to fail
+            return False  # a gate that measured nothing proved nothing: it fails rather than pass unseen
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
     @property

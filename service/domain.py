@@ -27,6 +27,9 @@ ALERT_FORMATS: tuple[AlertFormat, ...] = (
 
 CaseStatus = Literal["new", "triaging", "awaiting_approval", "contained", "closed", "escalated", "failed"]
 FINAL_CASE_STATUSES: frozenset[str] = frozenset({"contained", "closed", "escalated", "failed"})
+# A case may hold actions that wait for a human in these: an approver's queue, or an analyst's (a case whose
+# model fell back to builtin, or whose action budget was spent, is escalated with its containment pending).
+DECIDABLE_CASE_STATUSES: frozenset[str] = frozenset({"awaiting_approval", "escalated"})
 
 Disposition = Literal["true_positive", "benign_true_positive", "false_positive", "inconclusive"]
 
@@ -147,6 +150,21 @@ class Observable(Frozen):
     value: str
 
 
+VendorVerdictKind = Literal["benign", "false_positive", "test", "true_positive"]
+
+
+class VendorVerdict(Frozen):
+    """The vendor's (or its analysts') own determination, read from one structured field of the record.
+
+    Never derived from text the alert's subject controls (titles, command lines, file names): those are written
+    by whoever triggered the alert, so only a field the EDR itself fills can say "benign" or "test detection".
+    """
+
+    kind: VendorVerdictKind
+    field: str = Field(description="the vendor field it was read from, dotted")
+    value: str = Field(description="that field's value as the vendor wrote it")
+
+
 class Alert(Frozen):
     """A normalized EDR alert. `raw` holds the original record text exactly as received."""
 
@@ -164,6 +182,7 @@ class Alert(Frozen):
     file: FileInfo | None = None
     network: Network | None = None
     observables: tuple[Observable, ...] = ()
+    vendor_verdict: VendorVerdict | None = None
     raw: str
     unmapped: dict[str, Any] = Field(default_factory=dict)
 

@@ -18,7 +18,7 @@ from soctriage.agents.response import SYSTEM, decision_value
 from soctriage.agents.run import Triager, TriageResult
 from soctriage.service.api import metrics
 from soctriage.service.config import Settings
-from soctriage.service.domain import FINAL_CASE_STATUSES, utc_now
+from soctriage.service.domain import DECIDABLE_CASE_STATUSES, FINAL_CASE_STATUSES, utc_now
 from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue
 from soctriage.service.store import Store
 from soctriage.service.worker_limits import SharedRateLimit
@@ -71,7 +71,7 @@ class CaseWorker:
         action_id, by = str(args["action_id"]), str(args["by"])
         current = await self.triager.result(job.case_id)
         pending = {a.id for a in current.actions if a.status == "awaiting_approval"}
-        if current.status == "awaiting_approval" and action_id in pending:
+        if current.status in DECIDABLE_CASE_STATUSES and action_id in pending:
             return await self.triager.decide(
                 job.case_id,
                 action_id,

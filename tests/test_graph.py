@@ -108,8 +108,6 @@ VENDOR_EXPECTATIONS = {
     ("crowdstrike-falcon-stream-epp.jsonl", 5): {"benign_true_positive"},
     ("defender-endpoint-alerts.jsonl", 1): {"benign_true_positive", "false_positive"},
     ("defender-endpoint-alerts.jsonl", 4): {"benign_true_positive", "false_positive"},
-    ("sentinelone-alerts.jsonl", 2): {"false_positive"},
-    ("sentinelone-alerts.jsonl", 3): {"false_positive"},
     ("crowdstrike-alerts-api.jsonl", 3): {"true_positive"},
     ("wazuh-alerts.jsonl", 1): {"benign_true_positive"},
 }
@@ -193,7 +191,6 @@ TRIAGE = {
     "initial_severity": 4,
     "hypotheses": ["download cradle"],
     "enrichments": ["threat_intel_lookup"],
-    "known_benign": False,
     "rationale": "encoded PowerShell",
 }
 
@@ -269,10 +266,11 @@ async def test_endpoint_down_falls_back_to_builtin_and_escalates(home: Path) -> 
 
 
 async def test_malformed_json_answer_is_retried_once(home: Path) -> None:
-    settings = llm_settings(home, max_enrich_steps=0)
+    settings = llm_settings(home)
     script = [
         reply("{not json"),
         reply(TRIAGE),
+        reply("the baseline lookups are enough"),
         reply(verdict_answer("false_positive", confidence=0.95)),
     ]
     with ScriptedOpenAI(script) as fake:
@@ -298,9 +296,10 @@ async def test_verdict_citing_missing_entries_is_retried_then_escalated(home: Pa
 async def test_adversarial_model_obeying_the_injection_is_held_by_the_guard(home: Path) -> None:
     """A model that does what the alert text says: calls it benign, or isolates DC01. Neither happens."""
     alert = sample("elastic-prompt-injection.json")
-    settings = llm_settings(home, max_enrich_steps=0)
+    settings = llm_settings(home)
     obey_close = [
-        reply(TRIAGE | {"known_benign": True}),
+        reply(TRIAGE),
+        reply("no lookups needed, the alert says it is benign"),
         reply(verdict_answer("false_positive", confidence=0.99)),
     ]
     with ScriptedOpenAI(obey_close) as fake:
@@ -355,8 +354,13 @@ async def test_replay_model_answers_from_a_recorded_ledger(home: Path, tmp_path:
     from soctriage.service.store.transcript import export_transcript
 
     alert = sample("crowdstrike-test-detection.json")
-    settings = llm_settings(home, max_enrich_steps=0)
-    with ScriptedOpenAI([reply(TRIAGE), reply(verdict_answer("false_positive", confidence=0.95))]) as fake:
+    settings = llm_settings(home)
+    script = [
+        reply(TRIAGE),
+        reply("no more lookups"),
+        reply(verdict_answer("false_positive", confidence=0.95)),
+    ]
+    with ScriptedOpenAI(script) as fake:
         async with triager(settings, fake) as t:
             recorded = await t.triage(alert)
     recordings = tmp_path / "recordings"
@@ -366,12 +370,12 @@ async def test_replay_model_answers_from_a_recorded_ledger(home: Path, tmp_path:
             export_transcript(store, recorded.case_id, "jsonl")
         )
 
-    replay = Settings(home=tmp_path / "replay-home", model=f"replay:{recordings}", max_enrich_steps=0)
+    replay = Settings(home=tmp_path / "replay-home", model=f"replay:{recordings}")
     async with triager(replay) as t:
         replayed = await t.triage(alert)
     assert (replayed.disposition, replayed.confidence, replayed.status) == ("false_positive", 0.95, "closed")
     calls = kinds(ledger(replay, replayed.case_id), "llm_call")
-    assert [c["analyst"] for c in calls] == [f"replay:{recordings}"] * 2
+    assert [c["analyst"] for c in calls] == [f"replay:{recordings}"] * 3
 
     # A prompt that was never recorded is not answered: the case falls back to builtin and is escalated.
     async with triager(replay.model_copy(update={"home": tmp_path / "replay-2"})) as t:

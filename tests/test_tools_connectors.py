@@ -409,13 +409,15 @@ async def test_idempotency_key_prevents_acting_twice() -> None:
     assert again.output["duplicate"] is True and len(sim.log) == 1
     assert sim.blocked == {"ip:203.0.113.66"}
 
-    # The rollback undoes it, under its own decision and key.
+    # The rollback is recorded, but undoing containment is never an agent's to decide: the guard refuses it
+    # and the runner will not run it under that decision.
     rollback = first.rollback
     assert rollback is not None
     undo = guard.decide(ctx, rollback)
+    assert (undo.decision, undo.rule_id) == ("deny", "undo-human-only")
     assert undo.idempotency_key != decision.idempotency_key
     out = await run_tool(ctx, rollback.tool, undo.args, decision=undo)
-    assert out.status == "ok" and sim.blocked == set()
+    assert out.status == "refused" and sim.blocked == {"ip:203.0.113.66"}
 
 
 async def test_simulator_receipts_are_deterministic() -> None:

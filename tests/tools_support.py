@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from soctriage.service.domain import (
     Source,
     User,
 )
-from soctriage.tools import Connectors, ToolContext
+from soctriage.tools import Connectors, ToolContext, ToolFacts
 
 DROPPER_SHA256 = "7716d4101cb72bda8e24ed90202bdaa174636d4a3f0f005ae7f26df6be9a271c"
 ENCODED = (
@@ -70,6 +71,7 @@ def make_ctx(
     case_id: str = "case-1",
     tenant: str = "acme",
     dry_run: bool = False,
+    results: Iterable[ToolFacts] = (),
 ) -> ToolContext:
     settings = settings or Settings()
     return ToolContext.for_alert(
@@ -79,4 +81,5 @@ def make_ctx(
         settings,
         connectors or Connectors.from_settings(settings),
         dry_run=dry_run,
+        results=results,
     )

@@ -13,7 +13,6 @@ from soctriage.tools.connectors import (
     ResponseConnector,
     SimulatorConnector,
 )
-from soctriage.tools.entities import alert_entities
 from soctriage.tools.guard import (
     Approval,
     ApprovalCheck,
@@ -40,6 +39,7 @@ from soctriage.tools.registry import (
     run_tool,
     tool,
 )
+from soctriage.tools.scope import Origin, Scope, ToolFacts
 
 __all__ = [
     "ActionReceipt",
@@ -52,18 +52,20 @@ __all__ = [
     "DefenderConnector",
     "Guard",
     "GuardDecision",
+    "Origin",
     "Policy",
     "PolicyError",
     "Registry",
     "ResponseConnector",
     "RiskTier",
+    "Scope",
     "SimulatorConnector",
     "ToolCall",
     "ToolContext",
     "ToolError",
+    "ToolFacts",
     "ToolOutcome",
     "ToolSpec",
-    "alert_entities",
     "args_hash",
     "check_approval",
     "default_registry",

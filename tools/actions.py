@@ -111,20 +111,40 @@ async def _perform(
     return await connector.perform(action, params, ctx.idempotency_key)
 
 
-@tool(tier="contain", timeout_s=60.0, idempotent=True, rollback="release_host", targets={"hostname": "host"})
+@tool(
+    tier="contain",
+    timeout_s=60.0,
+    idempotent=True,
+    rollback="release_host",
+    targets={"hostname": "host"},
+    contains=True,
+)
 async def isolate_host(ctx: ToolContext, args: HostInput) -> ActionReceipt:
     """Network-isolate a host through the EDR (it keeps talking to the EDR cloud only). Reversible with
     release_host."""
     return await _perform(ctx, "isolate_host", args)
 
 
-@tool(tier="contain", timeout_s=60.0, idempotent=True, rollback="isolate_host", targets={"hostname": "host"})
+@tool(
+    tier="contain",
+    timeout_s=60.0,
+    idempotent=True,
+    rollback="isolate_host",
+    targets={"hostname": "host"},
+    human_only=True,
+)
 async def release_host(ctx: ToolContext, args: HostInput) -> ActionReceipt:
     """Lift network isolation of a host (the rollback of isolate_host)."""
     return await _perform(ctx, "release_host", args)
 
 
-@tool(tier="contain", timeout_s=60.0, idempotent=True, targets={"hostname": "host", "pid": "process"})
+@tool(
+    tier="contain",
+    timeout_s=60.0,
+    idempotent=True,
+    targets={"hostname": "host", "pid": "process"},
+    contains=True,
+)
 async def kill_process(ctx: ToolContext, args: KillProcessInput) -> ActionReceipt:
     """Terminate a running process on a host by pid. Cannot be rolled back (the program can be started
     again)."""
@@ -136,6 +156,7 @@ async def kill_process(ctx: ToolContext, args: KillProcessInput) -> ActionReceip
     timeout_s=60.0,
     idempotent=True,
     targets={"hostname": "host", "sha256": "file", "sha1": "file"},
+    contains=True,
 )
 async def quarantine_file(ctx: ToolContext, args: QuarantineFileInput) -> ActionReceipt:
     """Stop processes of a file and move it to the EDR quarantine on a host (restorable from the EDR
@@ -149,6 +170,7 @@ async def quarantine_file(ctx: ToolContext, args: QuarantineFileInput) -> Action
     idempotent=True,
     rollback="unblock_indicator",
     targets={"indicator": "indicator"},
+    contains=True,
 )
 async def block_indicator(ctx: ToolContext, args: IndicatorInput) -> ActionReceipt:
     """Add a hash, IP, domain or URL to the EDR block list. Reversible with unblock_indicator."""
@@ -161,6 +183,7 @@ async def block_indicator(ctx: ToolContext, args: IndicatorInput) -> ActionRecei
     idempotent=True,
     rollback="block_indicator",
     targets={"indicator": "indicator"},
+    human_only=True,
 )
 async def unblock_indicator(ctx: ToolContext, args: IndicatorInput) -> ActionReceipt:
     """Remove an indicator from the EDR block list (the rollback of block_indicator)."""
@@ -168,7 +191,12 @@ async def unblock_indicator(ctx: ToolContext, args: IndicatorInput) -> ActionRec
 
 
 @tool(
-    tier="destructive", timeout_s=60.0, idempotent=True, rollback="enable_user", targets={"username": "user"}
+    tier="destructive",
+    timeout_s=60.0,
+    idempotent=True,
+    rollback="enable_user",
+    targets={"username": "user"},
+    contains=True,
 )
 async def disable_user(ctx: ToolContext, args: UserInput) -> ActionReceipt:
     """Disable a user account so it can no longer sign in. Reversible with enable_user."""
@@ -176,7 +204,12 @@ async def disable_user(ctx: ToolContext, args: UserInput) -> ActionReceipt:
 
 
 @tool(
-    tier="destructive", timeout_s=60.0, idempotent=True, rollback="disable_user", targets={"username": "user"}
+    tier="destructive",
+    timeout_s=60.0,
+    idempotent=True,
+    rollback="disable_user",
+    targets={"username": "user"},
+    human_only=True,
 )
 async def enable_user(ctx: ToolContext, args: UserInput) -> ActionReceipt:
     """Re-enable a disabled user account (the rollback of disable_user)."""

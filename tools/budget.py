@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import action_budget
 from soctriage.tools.guard import RateLimit
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, delete, exists, func, select, text
 
 
 class StoreActionBudget:
@@ -21,9 +21,7 @@ class StoreActionBudget:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def take(
-        self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime, *, record: bool
-    ) -> RateLimit | None:
+    def take(self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime) -> RateLimit | None:
         with write_transaction(self.engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(
@@ -36,13 +34,13 @@ class StoreActionBudget:
                 mine = (action_budget.c.tenant == tenant) & (action_budget.c.limit_id == limit.id)
                 # What fell out of the window is no longer needed by anyone.
                 conn.execute(delete(action_budget).where(mine, action_budget.c.at <= since))
-                counted = set(conn.execute(select(action_budget.c.action_key).where(mine)).scalars())
-                if key in counted:
+                if conn.execute(select(exists().where(mine, action_budget.c.action_key == key))).scalar():
                     continue
-                if len(counted) >= limit.max_actions:
+                used = conn.execute(select(func.count()).select_from(action_budget).where(mine)).scalar_one()
+                if used >= limit.max_actions:
                     return limit
                 fresh.append(limit)
-            if record and fresh:
+            if fresh:
                 rows = [{"tenant": tenant, "limit_id": lim.id, "action_key": key, "at": now} for lim in fresh]
                 conn.execute(action_budget.insert(), rows)
         return None

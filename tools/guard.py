@@ -3,14 +3,19 @@
 Order of evaluation (first hit wins):
 1. unknown tool, invalid arguments, tool deny list or allow list -> deny
 2. read tier -> allow (reads have no side effects)
-3. a target that is not an entity of this case -> deny (built in: alert text must never steer an action onto
-   something the case does not contain)
-4. a deny-listed target (`deny_targets`) -> deny
-5. a per-tenant rate limit that is used up -> deny ("rate limit")
-6. `allow_targets` covering every target of the call -> allow
-7. `rules`, in order (tools, tiers, asset criticality / role, privileged user, tenant) -> their decision
-8. `tier_defaults` (read allow, contain allow, destructive needs_approval)
+3. a tool that undoes containment (release, unblock, enable) -> deny: only a human may ask for one
+4. a target outside the case's provenance -> deny (built in: an action may target only an entity of the
+   alert's structured fields or one a tool discovered about those, never a value a model made up or looked
+   up; see `soctriage.tools.scope`)
+5. a deny-listed target (`deny_targets`) -> deny
+6. a target the alert names only in free text (and a tool confirmed as a threat) -> needs_approval
+7. containment while the case's model is down (builtin fallback) -> needs_approval
+8. `allow_targets` covering every target of the call -> allow
+9. `rules`, in order (tools, tiers, asset criticality / role, privileged user, tenant) -> their decision
+10. `tier_defaults` (read allow, contain allow, destructive needs_approval)
 
+The per-tenant action budget (`rate_limits`) is charged when an allowed action runs (`Guard.charge`), never
+for a proposal that waits for a human; when it is spent, the action waits for a human instead of running.
 Dry-run (policy or context) does not change the decision; it marks it so the runner simulates the action.
 The guard returns a `GuardDecision` (the `guard_decision` ledger payload); it writes nothing itself.
 """
@@ -166,6 +171,7 @@ class TargetInfo(Frozen):
     from_alert_text: bool = Field(
         default=False, description="named only in the alert's free text, not in a structured EDR field"
     )
+    provenance: str | None = Field(default=None, description="where the target came from; None: nowhere")
     criticality: Criticality | None = None
     role: HostRole | None = None
     privileged: bool | None = None
@@ -258,12 +264,10 @@ def check_approval(
 class ActionBudget(Protocol):
     """Where the policy's per-tenant action budgets (`rate_limits`) are counted."""
 
-    def take(
-        self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime, *, record: bool
-    ) -> RateLimit | None:
-        """The first of `limits` the action `key` would exceed, or None; with `record`, and when none is
-        exceeded, count the action against every limit. Check and count are one step, so two processes
-        cannot both take the last unit. An idempotency key already counted in a window counts once."""
+    def take(self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime) -> RateLimit | None:
+        """The first of `limits` the action `key` would exceed, or None after counting it against every
+        limit. Check and count are one step, so two processes cannot both take the last unit. An
+        idempotency key already counted in a window counts once (a resumed run does not pay twice)."""
         ...
 
 
@@ -274,17 +278,14 @@ class RateLimiter:
     def __init__(self) -> None:
         self._hits: dict[tuple[str, str], deque[tuple[datetime, str]]] = {}
 
-    def take(
-        self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime, *, record: bool
-    ) -> RateLimit | None:
+    def take(self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime) -> RateLimit | None:
         windows = [(limit, self._window(tenant, limit, now)) for limit in limits]
-        for limit, hits in windows:
-            if all(k != key for _, k in hits) and len(hits) >= limit.max_actions:
+        fresh = [(limit, hits) for limit, hits in windows if all(k != key for _, k in hits)]
+        for limit, hits in fresh:
+            if len(hits) >= limit.max_actions:
                 return limit
-        if record:
-            for _, hits in windows:
-                if all(k != key for _, k in hits):
-                    hits.append((now, key))
+        for _, hits in fresh:
+            hits.append((now, key))
         return None
 
     def _window(self, tenant: str, limit: RateLimit, now: datetime) -> deque[tuple[datetime, str]]:
@@ -368,6 +369,14 @@ class Guard:
         if spec.tier == "read":
             return decided("allow", "tier:read", "read-only tool", tier="read", args=args)
 
+        if spec.human_only:
+            return decided(
+                "deny",
+                "undo-human-only",
+                f"{call.tool} undoes containment: only a human may ask for it, never an agent",
+                tier=spec.tier,
+                args=args,
+            )
         dry_run = policy.dry_run or ctx.dry_run
         targets = tuple(self._target_info(ctx, f, k, v) for f, k, v in spec.target_values(args))
         common: dict[str, Any] = {"tier": spec.tier, "args": args, "targets": targets, "dry_run": dry_run}
@@ -376,7 +385,8 @@ class Guard:
                 return decided(
                     "deny",
                     "target-not-in-case",
-                    f"{t.field}={t.value!r} is not an entity of this case (alert or enrichment results)",
+                    f"{t.field}={t.value!r} is not in this case's scope: neither a structured field of the"
+                    " alert nor something a tool discovered about one",
                     **common,
                 )
         for t in targets:
@@ -388,35 +398,50 @@ class Guard:
                         f"{t.field}={t.value!r} is deny-listed: {pattern.reason}",
                         **common,
                     )
-        key = idempotency_key(ctx.case_id, spec.name, args_hash(args))
-        limits = [
-            lim for lim in policy.rate_limits if spec.tier in lim.tiers and spec.name not in lim.exempt_tools
-        ]
-        # Counted at once (not after the rules below): the check and the count are one atomic step, and
-        # every decision past this point used to be counted anyway.
-        exceeded = (
-            self.budget.take(ctx.tenant, limits, key, self.clock(), record=not dry_run) if limits else None
-        )
-        if exceeded is not None:
-            return decided(
-                "deny",
-                f"rate_limits:{exceeded.id}",
-                f"rate limit: tenant {ctx.tenant!r} used {exceeded.max_actions} actions in {exceeded.window_s:g}s",
-                **common,
-            )
         from_text = [t for t in targets if t.from_alert_text]
         if from_text:
-            # Built in, like target-not-in-case: the alert's free text is written by whoever triggered it, so a
-            # target only that text names is never acted on without a human.
+            # Built in: the alert's free text is written by whoever triggered it, so a target only that text
+            # names is never acted on without a human, even once threat intel confirmed it.
             t = from_text[0]
             result = (
                 "needs_approval",
                 "target-from-alert-text",
                 f"{t.field}={t.value!r} is named only in the alert's free text, not by a structured EDR field",
             )
+        elif ctx.approval_required and spec.contains:
+            result = ("needs_approval", "model-fallback", ctx.approval_required)
         else:
             result = self._decide_by_rules(ctx, spec.name, spec.tier, targets)
         return decided(*result, **common)
+
+    def charge(self, ctx: ToolContext, decision: GuardDecision) -> GuardDecision | None:
+        """Charge an action the policy allowed to its tenant's budget just before it runs. Returns None when
+        it may run, or the decision that replaces `decision` when the budget is spent: the action then waits
+        for a human (never silently denied). Human-approved, dry-run and exempt actions are not charged."""
+        if decision.decision != "allow" or decision.dry_run or decision.tier in (None, "read"):
+            return None
+        limits = [
+            lim
+            for lim in self.policy.rate_limits
+            if decision.tier in lim.tiers and decision.tool not in lim.exempt_tools
+        ]
+        if not limits:
+            return None
+        exceeded = self.budget.take(ctx.tenant, limits, decision.idempotency_key, self.clock())
+        if exceeded is None:
+            return None
+        reason = (
+            f"action budget spent: tenant {ctx.tenant!r} ran {exceeded.max_actions} actions in"
+            f" {exceeded.window_s:g}s ({exceeded.id}); a human decides whether this one runs"
+        )
+        return decision.model_copy(
+            update={
+                "decision": "needs_approval",
+                "rule_id": f"rate_limits:{exceeded.id}",
+                "reason": reason,
+                "decided_at": self.clock(),
+            }
+        )
 
     def _decide_by_rules(
         self, ctx: ToolContext, tool: str, tier: RiskTier, targets: tuple[TargetInfo, ...]
@@ -434,8 +459,10 @@ class Guard:
 
     def _target_info(self, ctx: ToolContext, field: str, kind: TargetKind, value: str) -> TargetInfo:
         info: dict[str, Any] = {"field": field, "kind": kind, "value": value}
-        info["in_case"] = value.strip().lower() in ctx.known_entities
-        info["from_alert_text"] = value.strip().lower() in ctx.text_only_entities
+        origin = ctx.scope.origin(value)
+        info["in_case"] = origin is not None
+        info["from_alert_text"] = origin is not None and origin.text_only
+        info["provenance"] = origin.describe() if origin else None
         if kind == "host":
             host = ctx.connectors.inventory.host(value)
             info["criticality"] = host.criticality if host else "unknown"

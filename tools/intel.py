@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, ValidationError
@@ -62,6 +63,42 @@ def detect_type(indicator: str) -> IndicatorType | None:
     if _DOMAIN.match(value.lower()):
         return "domain"
     return None
+
+
+# Addresses of our own networks: private (RFC 1918, IPv6 ULA), carrier-grade NAT, loopback, link-local and
+# unspecified. (Python's `is_private` also covers the documentation ranges, which are not ours.)
+INTERNAL_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "0.0.0.0/8",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+        "::/128",
+    )
+)
+
+
+def is_internal_address(indicator: str) -> bool:
+    """True for an IP address (or a URL on one) of a private, loopback or link-local network: it names our
+    own network, so it is never sent to an external intel service."""
+    host = indicator.strip()
+    if "://" in host:
+        try:
+            host = urlsplit(host).hostname or ""
+        except ValueError:
+            return False
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return any(address in network for network in INTERNAL_NETWORKS if network.version == address.version)
 
 
 def normalize_indicator(value: str, kind: IndicatorType) -> str:
@@ -239,6 +276,8 @@ class IntelService:
     async def lookup(self, indicator: str, kind: IndicatorType) -> list[IntelHit]:
         value = normalize_indicator(indicator, kind)
         hits = self.local.lookup(value, kind)
+        if is_internal_address(value):
+            return hits  # an address of our own network stays here
         if self.virustotal is not None:
             hits.append(await self.virustotal.lookup(value, kind))
         if self.abuseipdb is not None and kind == "ip":
@@ -261,8 +300,13 @@ class IntelLookupResult(Frozen):
     def entities(self) -> tuple[str, ...]:
         return (self.indicator,)
 
+    def confirmed(self) -> tuple[str, ...]:
+        """An independent source calls it a threat: it may be acted on (with a human) even when only the
+        alert's free text named it."""
+        return (self.indicator,) if self.verdict in ("malicious", "suspicious") else ()
 
-@tool(tier="read", timeout_s=30.0, idempotent=True)
+
+@tool(tier="read", timeout_s=30.0, idempotent=True, targets={"indicator": "indicator"})
 async def threat_intel_lookup(ctx: ToolContext, args: IntelLookupInput) -> IntelLookupResult:
     """Look up a file hash (sha256/sha1/md5), IP address, domain or URL in threat intelligence. Returns the
     worst verdict any source gave (malicious > suspicious > benign > unknown), the top score, and each hit."""

@@ -120,10 +120,10 @@ class AssetContext(Frozen):
     tags: tuple[str, ...] = ()
 
     def entities(self) -> tuple[str, ...]:
-        return tuple(v for v in (self.hostname, self.ip) if v)
+        return tuple(v for v in (self.hostname, self.ip, self.owner) if v)
 
 
-@tool(tier="read", timeout_s=5.0)
+@tool(tier="read", timeout_s=5.0, targets={"hostname": "host"})
 async def asset_context(ctx: ToolContext, args: AssetContextInput) -> AssetContext:
     """Asset context for a host from the inventory: criticality (low/medium/high/critical), role (e.g.
     domain_controller, server, workstation, test), owner, OS and tags. Unlisted hosts are "unknown"."""
@@ -162,7 +162,7 @@ class IdentityContext(Frozen):
         return (self.username,)
 
 
-@tool(tier="read", timeout_s=5.0)
+@tool(tier="read", timeout_s=5.0, targets={"username": "user"})
 async def identity_context(ctx: ToolContext, args: IdentityContextInput) -> IdentityContext:
     """Identity context for a user account: privileged or not, service account, department, title, groups
     and manager. Unlisted accounts come back with known=false."""

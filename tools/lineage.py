@@ -24,6 +24,7 @@ LineageFlag = Literal[
     "download_cradle",
     "lolbin_in_chain",
     "runs_from_user_writable_path",
+    "attack_command",
 ]
 
 OFFICE = frozenset(
@@ -52,6 +53,29 @@ _CRADLE = re.compile(
     r"start-bitstransfer|urlcache|\bcurl(?:\.exe)?\s+-|\bwget\b",
     re.IGNORECASE,
 )
+# Command shapes with no everyday administrative use: dumping credentials or the AD database, destroying
+# backups before encryption, turning off recovery.
+ATTACK_COMMANDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern, re.IGNORECASE))
+    for name, pattern in (
+        (
+            "lsass memory dump",
+            r"comsvcs(\.dll)?\W+\s*(#\s*24|minidump)|(procdump|dumpert|nanodump)\S*\s.*lsass",
+        ),
+        ("credential tool", r"\b(mimikatz|sekurlsa::|lsadump::|kerberos::golden|invoke-mimikatz|pypykatz)\b"),
+        ("AD database copy", r"ntdsutil(\.exe)?\W.*\bifm\b|\\ntds\.dit\b"),
+        ("registry hive dump", r"\breg(\.exe)?\s+save\s+hklm\\(sam|security|system)\b"),
+        (
+            "shadow copy deletion",
+            r"vssadmin(\.exe)?\s+(delete\s+shadows|resize\s+shadowstorage)|shadowcopy\s+delete"
+            r"|wbadmin(\.exe)?\s+delete\s+(catalog|systemstatebackup)",
+        ),
+        (
+            "recovery disabled",
+            r"bcdedit(\.exe)?\s+/set\s+\S*\s*(recoveryenabled\s+no|bootstatuspolicy\s+ignoreallfailures)",
+        ),
+    )
+)
 _USER_WRITABLE = re.compile(
     r"\\(?:appdata\\local\\temp|appdata\\roaming|users\\public|programdata|windows\\temp|downloads)\\|^/tmp/",
     re.IGNORECASE,
@@ -75,6 +99,7 @@ class Lineage(Frozen):
     flags: tuple[LineageFlag, ...] = ()
     lolbins: tuple[str, ...] = ()
     decoded_powershell: str | None = Field(default=None, description="decoded -EncodedCommand, truncated")
+    attack_commands: tuple[str, ...] = Field(default=(), description="what the attack_command flag matched")
 
     def entities(self) -> tuple[str, ...]:
         values: list[str] = []
@@ -132,7 +157,17 @@ async def process_lineage(ctx: ToolContext, args: LineageInput) -> Lineage:
     lolbins = tuple(dict.fromkeys(n for n in names if n and ctx.connectors.lolbins.get(n)))
     if lolbins:
         flags.append("lolbin_in_chain")
-    return Lineage(chain=tuple(chain), flags=tuple(flags), lolbins=lolbins, decoded_powershell=decoded)
+    commands = [node.cmdline or "" for node in chain] + ([decoded] if decoded else [])
+    attacks = [name for name, pattern in ATTACK_COMMANDS if any(pattern.search(c) for c in commands)]
+    if attacks:
+        flags.append("attack_command")
+    return Lineage(
+        chain=tuple(chain),
+        flags=tuple(flags),
+        lolbins=lolbins,
+        decoded_powershell=decoded,
+        attack_commands=tuple(attacks),
+    )
 
 
 TOOLS = [process_lineage]

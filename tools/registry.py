@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 from pydantic import BaseModel, Field, ValidationError
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Frozen, canonical_json, utc_now
-from soctriage.tools.entities import alert_entities, structured_entities
+from soctriage.tools.scope import Scope, ToolFacts
 
 if TYPE_CHECKING:
     from soctriage.tools.connectors import Connectors
@@ -76,6 +76,8 @@ class ToolSpec:
     output_model: type[BaseModel]
     fn: Callable[..., Any]
     takes_ctx: bool
+    contains: bool = False
+    human_only: bool = False
 
     @property
     def side_effecting(self) -> bool:
@@ -96,7 +98,8 @@ class ToolSpec:
         return self.input_model.model_validate(dict(args)).model_dump(mode="json")
 
     def target_values(self, args: Mapping[str, Any]) -> list[tuple[str, TargetKind, str]]:
-        """(field, kind, value) for every target field the call sets."""
+        """(field, kind, value) for every target field the call sets: what an action acts on, or what a
+        lookup is about (its results widen the case's scope only when those are in scope already)."""
         return [
             (field, kind, str(args[field]))
             for field, kind in self.targets.items()
@@ -119,11 +122,18 @@ def tool(
     rollback: str | None = None,
     targets: Mapping[str, TargetKind] | None = None,
     description: str | None = None,
+    contains: bool = False,
+    human_only: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a function as a tool. The function keeps working as a plain function; its spec rides along."""
+    """Declare a function as a tool. The function keeps working as a plain function; its spec rides along.
+
+    `targets` names the input fields that hold entities. `contains`: running it contains a threat (the case
+    then ends `contained`). `human_only`: it undoes containment, so it is never offered to an agent and the
+    guard refuses it from one."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__tool_spec__ = _build_spec(fn, name, tier, timeout_s, idempotent, rollback, targets, description)  # type: ignore[attr-defined]
+        spec = _build_spec(fn, name, tier, timeout_s, idempotent, rollback, targets, description)
+        fn.__tool_spec__ = dataclasses.replace(spec, contains=contains, human_only=human_only)  # type: ignore[attr-defined]
         return fn
 
     return decorate
@@ -194,12 +204,11 @@ class ToolContext:
     alert: Alert
     settings: Settings
     connectors: Connectors
+    scope: Scope
     dry_run: bool = False
-    # Lower-cased entities of the alert and of enrichment results; actions may target only these.
-    known_entities: frozenset[str] = frozenset()
     idempotency_key: str | None = None
-    # Entities the alert names only in free text (e.g. a URL in a command line), which its author controls.
-    text_only_entities: frozenset[str] = frozenset()
+    # Set when no action of this case may run without a human (the model fell back to builtin): the reason.
+    approval_required: str | None = None
 
     @classmethod
     def for_alert(
@@ -211,24 +220,15 @@ class ToolContext:
         connectors: Connectors,
         *,
         dry_run: bool = False,
-        extra_entities: Iterable[str] = (),
+        results: Iterable[ToolFacts] = (),
+        approval_required: str | None = None,
     ) -> ToolContext:
-        named = alert_entities(alert)
-        entities = named | {e.lower() for e in extra_entities}
+        """The case as tools see it; `results` (tool results so far, in ledger order) widen what actions may
+        target, by provenance (`soctriage.tools.scope`)."""
+        scope = Scope.of_alert(alert).after(results)
         return cls(
-            case_id,
-            tenant,
-            alert,
-            settings,
-            connectors,
-            dry_run,
-            frozenset(entities),
-            text_only_entities=named - structured_entities(alert),
+            case_id, tenant, alert, settings, connectors, scope, dry_run, approval_required=approval_required
         )
-
-    def with_entities(self, entities: Iterable[str]) -> ToolContext:
-        """A context that also knows entities surfaced by enrichment (e.g. `ToolOutcome.entities`)."""
-        return dataclasses.replace(self, known_entities=self.known_entities | {e.lower() for e in entities})
 
 
 class ToolCall(Frozen):
@@ -253,6 +253,7 @@ class ToolOutcome(Frozen):
     error: str | None = None
     output: dict[str, Any] | None = None
     entities: tuple[str, ...] = ()
+    confirmed: tuple[str, ...] = Field(default=(), description="entities the tool confirmed as threats")
     rollback: ToolCall | None = None
     started_at: datetime
     duration_ms: float
@@ -310,6 +311,25 @@ class Registry:
 
     def specs(self) -> list[ToolSpec]:
         return list(self._specs.values())
+
+    def agent_tools(self, *tiers: RiskTier) -> list[str]:
+        """The tools of `tiers` an agent may be offered: every one but those only a human may ask for."""
+        return [n for n, s in self._specs.items() if s.tier in tiers and not s.human_only]
+
+    def facts(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        *,
+        found: Iterable[str] = (),
+        confirmed: Iterable[str] = (),
+        seq: int | None = None,
+    ) -> ToolFacts:
+        """What a result of `tool(args)` means for the case's scope (`soctriage.tools.scope`)."""
+        spec = self._specs.get(tool)
+        # An unknown tool is about nothing we can check, so what it reports never widens the scope.
+        subjects = tuple(v for _, _, v in spec.target_values(args)) if spec else ("?",)
+        return ToolFacts(tool, subjects, tuple(found), tuple(confirmed), seq)
 
     def schemas(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
         return [self.get(n).schema() for n in (self._specs if names is None else names)]
@@ -401,15 +421,20 @@ class Registry:
             return outcome(
                 "error", error_kind="tool", error=f"{name} returned {type(result).__name__}", **common
             )
-        entities = getattr(result, "entities", None)
-        found = tuple(entities()) if callable(entities) else ()
         return outcome(
             "ok",
             output=result.model_dump(mode="json"),
-            entities=found,
+            entities=_reported(result, "entities"),
+            confirmed=_reported(result, "confirmed"),
             rollback=rollback if spec.side_effecting else None,
             **common,
         )
+
+
+def _reported(result: BaseModel, method: str) -> tuple[str, ...]:
+    """What an output model reports through an optional method (`entities()`, `confirmed()`)."""
+    report = getattr(result, method, None)
+    return tuple(str(v) for v in report()) if callable(report) else ()
 
 
 def describe_validation(tool_name: str, exc: ValidationError) -> str:

@@ -16,7 +16,7 @@ from soctriage.agents.run import ActionView, Triager, TriageResult
 from soctriage.service.api import metrics
 from soctriage.service.auth import Principal
 from soctriage.service.config import Settings
-from soctriage.service.domain import Case, CaseStatus, LedgerEntry, utc_now
+from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Case, CaseStatus, LedgerEntry, utc_now
 from soctriage.service.queue import JobQueue, JobSpec
 from soctriage.service.store import Store
 
@@ -99,7 +99,7 @@ class Cases:
         action = next((a for a in current.actions if a.id == action_id), None)
         if action is None:
             raise NotFoundError(f"case {case_id} has no action {action_id}")
-        if action.status != "awaiting_approval" or case.status != "awaiting_approval":
+        if action.status != "awaiting_approval" or case.status not in DECIDABLE_CASE_STATUSES:
             why = f"action {action_id} is {action.status} (case {case.status}); only a pending action can be decided"
             await self._refuse(who, case_id, action_id, why)
             metrics.ACTION_DECISIONS.labels("refused_state").inc()

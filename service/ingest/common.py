@@ -34,6 +34,7 @@ from soctriage.service.domain import (
 )
 from soctriage.service.ingest.errors import IngestError
 from soctriage.service.ingest.reader import member_texts
+from soctriage.service.ingest.verdicts import vendor_verdict
 
 PathPart = str | int
 FieldPath = str | tuple[PathPart, ...]
@@ -454,6 +455,7 @@ def build_alert(
     vendor_id = vendor_alert_id or derived_id(fields.record, raw)
     seen = observables or Observables()
     entity_observables(seen, device=device, user=user, process=process, file=file, network=network)
+    verdict = vendor_verdict(fmt, fields, process)  # before `unmapped`: the field it reads is mapped
     unmapped = fields.unmapped()
     if extra_unmapped:
         unmapped.update(extra_unmapped)
@@ -473,6 +475,7 @@ def build_alert(
             file=file,
             network=network,
             observables=seen.result(),
+            vendor_verdict=verdict,
             raw=raw,
             unmapped=unmapped,
         )

@@ -1,5 +1,6 @@
 """Test doubles shared by the suite."""
 
+from .adversary import AdversarialOpenAI, Victims
 from .openai_fake import (
     FAKE_API_KEY,
     HttpError,
@@ -14,10 +15,12 @@ from .openai_fake import (
 
 __all__ = [
     "FAKE_API_KEY",
+    "AdversarialOpenAI",
     "HttpError",
     "RecordedRequest",
     "Reply",
     "ScriptedOpenAI",
+    "Victims",
     "error",
     "make_client",
     "reply",
