@@ -122,6 +122,11 @@ class Gate(Strict):
 class Source(Strict):
     builder: str = Field(description="name of a builder in evals/builders.py")
     shared: str = Field(description="folder or file under the shared fixtures root")
+    strip_vendor_verdicts: bool = Field(
+        default=False,
+        description="remove the fields that carry the vendor's own verdict (classification, determination,"
+        " analyst verdict, analyst tags), to score the suite without the labels its records carry",
+    )
 
 
 class SuiteSpec(Strict):
@@ -205,7 +210,16 @@ def load_suite(name_or_path: str, fixtures: Path) -> Suite:
             " ../shared/fixtures; pass --fixtures DIR to point elsewhere)"
         )
     cases, skipped = builder(source, fixtures)
+    if spec.source.strip_vendor_verdicts:
+        cases = [_unlabelled(case) for case in cases]
     return Suite(spec=spec, cases=cases, skipped=skipped, origin=f"{folder} <- {source}")
+
+
+def _unlabelled(case: SuiteCase) -> SuiteCase:
+    from soctriage.service.ingest.verdicts import strip_verdict_fields
+
+    alert = json.dumps(strip_verdict_fields(json.loads(case.alert_bytes())), ensure_ascii=False)
+    return case.model_copy(update={"alert": alert})
 
 
 def read_cases(path: Path) -> list[SuiteCase]:

@@ -133,6 +133,49 @@ def run(
     raise typer.Exit(EXIT_OK if report["passed"] else EXIT_GATE)
 
 
+@eval_app.command("baseline")
+def baseline(
+    write: Annotated[
+        Path | None, typer.Option("--write", help="rewrite the eval-baselines table in this file (README.md)")
+    ] = None,
+    check: Annotated[
+        Path | None, typer.Option("--check", help="exit 1 when this file's table is not what HEAD measures")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs")] = Path(
+        "eval-runs/baseline"
+    ),
+    fixtures: Annotated[
+        Path | None, typer.Option("--fixtures", help="shared fixtures root (default ../shared/fixtures)")
+    ] = None,
+) -> None:
+    """Run every shipped suite with the builtin and print (or write, or check) the README's baseline table."""
+    from soctriage.evals.baseline import measure, render, replace_section
+    from soctriage.evals.suite import SuiteError, SuiteUnavailable
+    from soctriage.tools.datafiles import SHARED_FIXTURES
+
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        table = render(asyncio.run(measure(fixtures or SHARED_FIXTURES, out)))
+    except (SuiteError, SuiteUnavailable) as exc:
+        raise _fail(str(exc)) from exc
+    target = write or check
+    if target is None:
+        typer.echo(table)
+        return
+    try:
+        text = target.read_text(encoding="utf-8")
+        updated = replace_section(text, table, str(target))
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    if write is not None:
+        write.write_text(updated, encoding="utf-8")
+        typer.echo(f"eval baselines written to {write}", err=True)
+    elif updated != text:
+        typer.echo(f"{check}: the eval baselines are stale; the code at HEAD measures:\n{table}", err=True)
+        raise typer.Exit(EXIT_GATE)
+
+
 @eval_app.command("compare")
 def compare(
     a: Annotated[Path, typer.Argument(help="baseline run folder (or its report.json)")],

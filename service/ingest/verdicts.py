@@ -121,3 +121,21 @@ def vendor_verdict(fmt: AlertFormat, fields: RecordFields, process: Process | No
                 fields.mark(path)
                 return VendorVerdict(kind=kind, field=path, value=str(value))
     return None
+
+
+def strip_verdict_fields(record: Any) -> Any:
+    """`record` without the fields `VERDICT_FIELDS` reads, at any depth (an API page holds many alerts): the
+    same alert as its vendor sends it before anyone has labelled it, for measuring triage without labels."""
+    paths = {tuple(path.split(".")) for fields in VERDICT_FIELDS.values() for path, _ in fields}
+    if isinstance(record, list):
+        return [strip_verdict_fields(item) for item in record]
+    if not isinstance(record, dict):
+        return record
+    out = {key: strip_verdict_fields(value) for key, value in record.items()}
+    for path in paths:
+        node = out
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return out
