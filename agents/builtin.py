@@ -2,9 +2,10 @@
 
 It drives the same graph and tools as an LLM. It decides from the alert and the enrichment results: vendor
 severity, threat-intel verdicts, asset criticality and identity privilege, process-lineage red flags (LOLBins,
-encoded PowerShell, download cradles, Office spawning shells), high-impact ATT&CK techniques, the vendor's own
-determination, and known-benign patterns. Every answer carries the signals that produced it, so the ledger
-explains each decision.
+encoded PowerShell, download cradles, Office spawning shells, attack commands), high-impact ATT&CK techniques
+and the vendor's own verdict. It calls an alert benign only from structured facts the alert's author cannot
+write (`Signals.benign_facts`), never from text, and only when nothing decisive says attack. Every answer
+carries the signals that produced it, so the ledger explains each decision.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from soctriage.agents.state import (
     TriageAssessment,
 )
 from soctriage.service.domain import Alert, Disposition, Severity, SeverityId, Verdict
-from soctriage.tools.lineage import decode_powershell
+from soctriage.tools.commandline import decode_powershell, indicators_in
 from soctriage.tools.lolbins import binary_name
 from soctriage.tools.scope import alert_fields, url_host
 
@@ -63,7 +64,6 @@ CATEGORY_BY_TACTIC: dict[str, Category] = {
     "initial-access": "initial_access",
     "initial access": "initial_access",
 }
-URL_OR_IP = re.compile(r"https?://[^\s'\"<>)]+|\b(?:\d{1,3}\.){3}\d{1,3}\b")
 # Lineage flags that are themselves evidence of an attack. A LOLBin in the chain or a program in a
 # user-writable folder is common in legitimate software too, so those two only add to the score.
 MALICIOUS_FLAGS = frozenset(
@@ -204,7 +204,7 @@ class BuiltinAnalyst:
             # Second pass: indicators only visible after decoding (e.g. a URL inside -EncodedCommand).
             for finding in _findings(task, "process_lineage"):
                 decoded = finding.output.get("decoded_powershell") or ""
-                for indicator in URL_OR_IP.findall(decoded)[:MAX_INTEL_LOOKUPS]:
+                for indicator in indicators_in(decoded)[:MAX_INTEL_LOOKUPS]:
                     want("threat_intel_lookup", {"indicator": indicator})
         return Step(
             answer=EnrichmentPlan(calls=calls, final=final), reasoning={"model": NAME, "step": task.step}
@@ -527,7 +527,7 @@ def _alert_values(task: Task) -> frozenset[str]:
         if obs.type == "url" and (host := url_host(obs.value)):
             values.add(host.lower())
     for finding in _findings(task, "process_lineage"):
-        values.update(i.lower() for i in URL_OR_IP.findall(finding.output.get("decoded_powershell") or ""))
+        values.update(i.lower() for i in indicators_in(finding.output.get("decoded_powershell") or ""))
     return frozenset(values)
 
 

@@ -58,7 +58,8 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen([*SOCTRIAGE, *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
-def wait_healthy(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+def wait_healthy(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
+    # Generous: on a loaded 2-core machine importing the graph stack alone can take half a minute.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

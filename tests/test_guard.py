@@ -439,3 +439,18 @@ def test_a_target_named_only_in_alert_text_is_out_of_scope_unless_intel_confirms
         ctx, ToolCall(tool="block_indicator", args={"indicator": "198.51.100.7", "type": "ip"})
     )
     assert structured.decision == "allow"
+
+
+def test_an_address_hidden_in_an_encoded_command_is_free_text_too(connectors: Connectors) -> None:
+    """make_alert's PowerShell -EncodedCommand downloads from 198.51.100.23: text the attacker wrote, only
+    hidden. It becomes a target once intel confirms it, and then only with a human."""
+    hidden = "http://198.51.100.23/stage2.ps1"
+    call = ToolCall(tool="block_indicator", args={"indicator": hidden, "type": "url"})
+    plain = make_ctx(make_alert(network=None), connectors=connectors)
+    assert _guard().decide(plain, call).rule_id == "target-not-in-case"
+    confirmed = default_registry().facts(
+        "threat_intel_lookup", {"indicator": hidden}, found=[hidden], confirmed=[hidden], seq=12
+    )
+    ctx = make_ctx(make_alert(network=None), connectors=connectors, results=[confirmed])
+    decision = _guard().decide(ctx, call)
+    assert (decision.decision, decision.rule_id) == ("needs_approval", "target-from-alert-text")

@@ -6,13 +6,12 @@ never interpreted.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Literal
 
 from pydantic import Field
 from soctriage.service.domain import Frozen, ParentProcess
+from soctriage.tools.commandline import decode_powershell
 from soctriage.tools.lolbins import binary_name
 from soctriage.tools.registry import ToolContext, tool
 
@@ -46,8 +45,6 @@ SHELLS = frozenset(
         "sh",
     }
 )
-# -e, -ec, -enc, -encodedcommand (PowerShell accepts any unambiguous prefix), then a base64 blob.
-_ENCODED = re.compile(r"(?:^|\s)[-/]e(?:c|nc\w*)?\s+['\"]?([A-Za-z0-9+/=]{16,})", re.IGNORECASE)
 _CRADLE = re.compile(
     r"downloadstring|downloadfile|invoke-webrequest|\biwr\b|invoke-restmethod|\birm\b|net\.webclient|"
     r"start-bitstransfer|urlcache|\bcurl(?:\.exe)?\s+-|\bwget\b",
@@ -106,18 +103,6 @@ class Lineage(Frozen):
         for node in self.chain:
             values += [str(v) for v in (node.name, node.pid, node.path, node.sha256) if v is not None]
         return tuple(values)
-
-
-def decode_powershell(cmdline: str) -> str | None:
-    match = _ENCODED.search(cmdline)
-    if not match:
-        return None
-    blob = match.group(1)
-    try:
-        text = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True).decode("utf-16-le")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return text[:2000]
 
 
 def _node(proc: ParentProcess) -> ProcessNode:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from soctriage.service.domain import Alert
+from soctriage.tools.commandline import decode_powershell, indicators_in
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Scope:
             named.add(_norm(obs.value))
             if obs.type == "url" and (host := url_host(obs.value)):
                 named.add(_norm(host))
+        # What an encoded command line spells is free text too, only hidden.
+        for proc in (alert.process, alert.process and alert.process.parent):
+            decoded = decode_powershell(proc.cmdline) if proc and proc.cmdline else None
+            named.update(_norm(value) for value in indicators_in(decoded or ""))
         return cls(origins, frozenset(named - origins.keys()))
 
     def origin(self, value: str | int) -> Origin | None:
