@@ -10,10 +10,18 @@ was carried out.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from soctriage.agents.deps import Deps
-from soctriage.agents.response import apply_decision, decision_value, execute, plan_actions
+from soctriage.agents.response import (
+    STATUS_BY_DECISION,
+    apply_decision,
+    decision_value,
+    execute,
+    plan_actions,
+)
 from soctriage.agents.state import PlannedAction, ProposedAction, initial_state
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
 from soctriage.tools import GuardDecision, ToolContext
@@ -48,37 +56,73 @@ def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry
     )
 
 
-def proposals(entries: list[LedgerEntry]) -> list[PlannedAction]:
-    """Every assistant proposal of a case, rebuilt from its ledger entries, with its current status."""
+@dataclass(frozen=True)
+class ActionTrail:
+    """One action of a case as its ledger tells it: the action with its current status, the seqs of every
+    entry about it, and the decision a human (or the expiry sweep) made on it."""
+
+    action: PlannedAction
+    seqs: tuple[int, ...]
+    decided_by: str | None = None  # the ledger actor: human:<name> or system
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    decided_seq: int | None = None
+    executed_seq: int | None = None
+
+
+def action_trails(entries: list[LedgerEntry]) -> list[ActionTrail]:
+    """Every action of a case, the graph's (A1, A2, ...) and the assistant's (C1, ...), rebuilt from the ledger
+    in the order they were proposed."""
     reasons: dict[str, str] = {}
-    found: dict[str, PlannedAction] = {}
+    found: dict[str, ActionTrail] = {}
     for entry in entries:
         action_id = str(entry.payload.get("action_id", ""))
-        if entry.kind == "tool_call" and entry.actor == ACTOR and action_id.startswith(PREFIX):
+        if not action_id:
+            continue
+        if entry.kind == "tool_call" and action_id not in found:
             reasons[action_id] = str(entry.payload.get("reason", ""))
         elif entry.kind == "guard_decision" and action_id in reasons and action_id not in found:
             guard = GuardDecision.model_validate({k: v for k, v in entry.payload.items() if k != "action_id"})
-            status = "denied" if guard.decision == "deny" else "awaiting_approval"
-            found[action_id] = PlannedAction(
-                id=action_id, reason=reasons[action_id], guard=guard, status=status
+            action = PlannedAction(
+                id=action_id,
+                reason=reasons[action_id],
+                guard=guard,
+                status=STATUS_BY_DECISION[guard.decision],  # type: ignore[arg-type]
             )
+            found[action_id] = ActionTrail(action, (entry.seq - 1, entry.seq))
         elif action_id in found:
             found[action_id] = _advance(found[action_id], entry)
     return list(found.values())
 
 
-def _advance(action: PlannedAction, entry: LedgerEntry) -> PlannedAction:
-    payload = entry.payload
+def proposals(entries: list[LedgerEntry]) -> list[PlannedAction]:
+    """Every assistant proposal of a case, rebuilt from its ledger entries, with its current status."""
+    return [t.action for t in action_trails(entries) if t.action.id.startswith(PREFIX)]
+
+
+def _advance(trail: ActionTrail, entry: LedgerEntry) -> ActionTrail:
+    payload, action = entry.payload, trail.action
+    changes: dict[str, object] = {"seqs": (*trail.seqs, entry.seq)}
     if entry.kind == "approval_requested":
-        return action.model_copy(update={"expires_at": datetime.fromisoformat(payload["expires_at"])})
-    if entry.kind == "approval_decided":
-        return action.model_copy(update={"status": payload["outcome"]})
-    if entry.kind == "action_executed":
+        expires = datetime.fromisoformat(payload["expires_at"])
+        action = action.model_copy(update={"status": "awaiting_approval", "expires_at": expires})
+    elif entry.kind == "approval_decided":
+        action = action.model_copy(update={"status": payload["outcome"]})
+        changes |= {
+            "decided_by": entry.actor,
+            "decided_at": entry.ts,
+            "decision_reason": payload.get("reason"),
+            "decided_seq": entry.seq,
+        }
+    elif entry.kind == "action_executed":
         status = "simulated" if payload.get("status") == "simulated" else "executed"
-        return action.model_copy(update={"status": status, "receipt": payload.get("output")})
-    if entry.kind == "tool_result" and payload.get("status") not in ("ok", "simulated", "duplicate"):
-        return action.model_copy(update={"status": "failed"})
-    return action
+        action = action.model_copy(update={"status": status, "receipt": payload.get("output")})
+        changes["executed_seq"] = entry.seq
+    elif entry.kind == "tool_result" and payload.get("status") == "duplicate":
+        action = action.model_copy(update={"status": "executed"})
+    elif entry.kind == "tool_result" and payload.get("status") not in ("ok", "simulated"):
+        action = action.model_copy(update={"status": "failed"})
+    return dataclasses.replace(trail, action=action, **changes)  # type: ignore[arg-type]
 
 
 def propose(

@@ -53,13 +53,11 @@ async def test_builtin_answers_cite_the_ledger_and_every_turn_is_recorded(home: 
         entities = await assistant.ask(case.case_id, "What was the command line and the host?", by="alice")
         assert "comsvcs.dll" in entities.answer and "DC01" in entities.answer and 1 in entities.citations
         runbook = await assistant.ask(case.case_id, "How do I respond to credential dumping?", by="alice")
-        assert "krbtgt" in runbook.answer
-        lookup = triager.store.entries(case.case_id)[runbook.citations[0] - 1]
-        assert (lookup.kind, lookup.actor, lookup.payload["tool"]) == (
-            "tool_result",
-            "assistant",
-            "knowledge_search",
-        )
+        assert "krbtgt" in runbook.answer and "credential-dumping.md" in runbook.answer
+        fitting = await assistant.ask(case.case_id, "What runbook applies?", by="alice")
+        assert "credential-dumping.md" in fitting.answer and "T1003.001" in fitting.answer
+        assert "false-positive" not in fitting.answer and "prompt-injection" not in fitting.answer
+        assert {1, verdict_seq} <= set(fitting.citations)
         assert triager.store.verify([case.case_id]).ok
 
 

@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 from soctriage.service.config import Settings
@@ -275,6 +275,20 @@ def embedder_choice(settings: Settings) -> str:
     if settings.embeddings_url:
         return "openai"
     return "minilm" if minilm_available(settings.embeddings_tokenizer_path) else "e5"
+
+
+# Cosine similarity below which a past case is not shown to an analyst as related: to another alert (`case`)
+# or to a free-text question (`question`). Measured on the bundled samples: different alerts reach 0.59
+# (hashing), 0.65 (minilm) and 0.92 (e5) while the same alert on another host and user stays above 0.85, 0.85
+# and 0.95; a question names its case at 0.2-0.5 (hashing, minilm). An unknown endpoint gets minilm's.
+RELATED_FLOOR = {
+    "case": {"hashing": 0.7, "minilm": 0.7, "e5": 0.93, "openai": 0.7},
+    "question": {"hashing": 0.15, "minilm": 0.35, "e5": 0.8, "openai": 0.35},
+}
+
+
+def related_floor(settings: Settings, to: Literal["case", "question"]) -> float:
+    return RELATED_FLOOR[to][embedder_choice(settings)]
 
 
 def make_embedder(settings: Settings, *, http_client=None) -> Embedder:

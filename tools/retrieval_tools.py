@@ -25,27 +25,59 @@ from soctriage.tools.retrieval import (
 RUNBOOKS = bundled("runbooks")
 
 
-def runbook_docs(folder: Path = RUNBOOKS) -> list[KnowledgeDoc]:
-    """One document per `##` section of each runbook, titled `<runbook> — <section>`."""
-    docs = []
+class Runbook(Frozen):
+    """A runbook file: its title, the ATT&CK techniques its intro line names, and its `##` sections."""
+
+    name: str
+    title: str
+    source: str
+    intro: str
+    techniques: tuple[str, ...]
+    sections: tuple[tuple[str, str], ...]
+
+
+_TECHNIQUE = re.compile(r"\bT\d{4}(?:\.\d{3})?\b")
+
+
+@cache
+def runbooks(folder: Path = RUNBOOKS) -> tuple[Runbook, ...]:
+    found = []
     for path in sorted(folder.glob("*.md")):
         text = path.read_text(encoding="utf-8")
         title_match = re.search(r"^# (.+)$", text, re.M)
-        title = title_match.group(1).strip() if title_match else path.stem
-        sections = re.split(r"^## ", text, flags=re.M)
-        intro = re.sub(r"^# .+$", "", sections[0], flags=re.M).strip()
-        for number, section in enumerate(sections[1:], start=1):
+        parts = re.split(r"^## ", text, flags=re.M)
+        intro = re.sub(r"^# .+$", "", parts[0], flags=re.M).strip()
+        attack_line = next((line for line in intro.splitlines() if line.startswith("ATT&CK:")), "")
+        sections = []
+        for section in parts[1:]:
             heading, _, body = section.partition("\n")
-            docs.append(
-                KnowledgeDoc(
-                    id=f"runbook:{path.stem}#{number}",
-                    kind="runbook",
-                    title=f"{title} — {heading.strip()}",
-                    text=f"{intro}\n{body.strip()}".strip(),
-                    source=f"tools/data/runbooks/{path.name}",
-                )
+            sections.append((heading.strip(), body.strip()))
+        found.append(
+            Runbook(
+                name=path.stem,
+                title=title_match.group(1).strip() if title_match else path.stem,
+                source=f"tools/data/runbooks/{path.name}",
+                intro=intro,
+                techniques=tuple(_TECHNIQUE.findall(attack_line)),
+                sections=tuple(sections),
             )
-    return docs
+        )
+    return tuple(found)
+
+
+def runbook_docs(folder: Path = RUNBOOKS) -> list[KnowledgeDoc]:
+    """One document per `##` section of each runbook, titled `<runbook> — <section>`."""
+    return [
+        KnowledgeDoc(
+            id=f"runbook:{book.name}#{number}",
+            kind="runbook",
+            title=f"{book.title} — {heading}",
+            text=f"{book.intro}\n{body}".strip(),
+            source=book.source,
+        )
+        for book in runbooks(folder)
+        for number, (heading, body) in enumerate(book.sections, start=1)
+    ]
 
 
 def knowledge_docs(attack: AttackCatalog, lolbins: LolbinCatalog) -> list[KnowledgeDoc]:

@@ -1,0 +1,56 @@
+"""One question's working state for the case assistant: the case, its alert, its ledger as it grows while the
+assistant looks things up, and the tool context. Both responders (builtin and model) work through it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from soctriage.agents.assistant_actions import ACTOR, case_context, propose
+from soctriage.agents.deps import Deps
+from soctriage.agents.state import PlannedAction, ProposedAction
+from soctriage.service.domain import Alert, Case, LedgerEntry
+from soctriage.tools import ToolContext
+
+
+class ChatSession:
+    def __init__(self, deps: Deps, case: Case, alert: Alert) -> None:
+        self.deps, self.case, self.alert = deps, case, alert
+        self.entries = deps.store.entries(case.id)
+        self.ctx: ToolContext = case_context(deps, case, alert, self.entries)
+        self.proposed: list[PlannedAction] = []
+
+    def refresh(self) -> None:
+        self.entries = self.deps.store.entries(self.case.id)
+        self.case = self.deps.store.get_case(self.case.id) or self.case
+
+    async def lookup(self, tool: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Run a read-tier tool and write the call and its result; returns (result seq, payload)."""
+        if tool not in self.deps.registry.names("read"):
+            payload: dict[str, Any] = {"tool": tool, "status": "refused", "error": "the assistant only reads"}
+        else:
+            outcome = await self.deps.registry.run(self.ctx, tool, args)
+            payload = outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True)
+        _, result = self.deps.store.append_many(
+            self.case.id,
+            [(ACTOR, "tool_call", {"tool": tool, "args": args}), (ACTOR, "tool_result", payload)],
+        )
+        self.refresh()
+        return result.seq, payload
+
+    def propose(self, tool: str, args: dict[str, Any], reason: str) -> PlannedAction:
+        action = propose(
+            self.deps,
+            self.case,
+            self.alert,
+            self.entries,
+            ProposedAction(tool=tool, args=args, reason=reason),
+        )
+        self.proposed.append(action)
+        self.refresh()
+        return action
+
+    def last(self, kind: str) -> LedgerEntry | None:
+        return next((e for e in reversed(self.entries) if e.kind == kind), None)
+
+    def of_kind(self, *kinds: str) -> list[LedgerEntry]:
+        return [e for e in self.entries if e.kind in kinds]
