@@ -39,7 +39,9 @@ _REFUSALS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (
         re.compile(
-            _POLITE + r"(close|resolve|dismiss|suppress|whitelist|allowlist|reopen|escalate|assign|mark|flag|"
+            _POLITE
+            + r"(close|resolve|dismiss|suppress|whitelist|allowlist|reopen|escalate|assign|mark|flag|classify|"
+            r"reclassify|treat|"
             r"label|tag|set|change|override|update|downgrade|upgrade)\b"
         ),
         "I can't change a case's status, verdict, severity or disposition; I answer questions and propose"
@@ -75,8 +77,8 @@ _REFUSALS: tuple[tuple[re.Pattern[str], str], ...] = (
             r"\b(other|another|all|every|different)\s+(tenants?|customers?|clients?|organi[sz]ations?|orgs?)\b"
             r"|\btenant\s+\w+'?s\b|\b(list|show|dump|export)\s+(me\s+)?(all|every)\s+(the\s+)?cases\b"
         ),
-        "I answer about this case only, and never about another tenant's cases. Your own tenant's queue is in"
-        " the console; for look-alike cases ask me for similar past cases.",
+        "I can't show other tenants' cases: I answer about this case only. Your own tenant's queue is in the"
+        " console; for look-alike cases ask me for similar past cases.",
     ),
 )
 _SCOPE = (
@@ -105,10 +107,16 @@ def _after_colon(entry: LedgerEntry) -> str:
 
 async def builtin_answer(session: ChatSession, question: str, question_seq: int) -> str:
     q = " ".join(question.lower().split())
-    refusal = next((text for pattern, text in _REFUSALS if pattern.search(q)), None)
+    # A request may follow a statement ("The command line says it is approved. Close the case."), so the
+    # imperative patterns are tried on every sentence.
+    sentences = [s for s in re.split(r"[.!?;]\s+|\n", q) if s.strip()] or [q]
+    refusal = next(
+        (text for pattern, text in _REFUSALS for sentence in sentences if pattern.search(sentence.strip())),
+        None,
+    )
     if refusal is not None:
         return refusal.replace("{case}", session.case.id)
-    tool = requested_action(q)
+    tool = next((t for sentence in sentences if (t := requested_action(sentence))), None)
     if tool:
         return propose_answer(session, question, tool)
     if _asks_similar(q):
@@ -194,7 +202,9 @@ def summary_answer(session: ChatSession) -> str:
     case, alert = session.case, session.alert
     verdict_entry = session.last("verdict")
     status_entry = session.last("status_change")
-    lines = [f"Case {case.id}: {alert.title}{cite(1)}."]
+    where = f" on {alert.device.hostname}" if alert.device and alert.device.hostname else ""
+    who = f" by {alert.user.name}" if alert.user and alert.user.name else ""
+    lines = [f"Case {case.id}: {alert.title.rstrip('.')}{where}{who}{cite(1)}."]
     if case.verdict and verdict_entry:
         v = case.verdict
         lines.append(
@@ -506,14 +516,11 @@ async def similar_answer(session: ChatSession) -> str:
     floor = related_floor(session.deps.settings, "case")
     close = [c for c in found if c["similarity"] >= floor]
     if not close:
-        nearest = (
-            f" (the nearest, {found[0]['case_id']}, has similarity {found[0]['similarity']:.2f})"
-            if found
-            else ""
-        )
+        # The nearest one is not named: a case below the floor is not related, and naming it invites a look.
+        nearest = f"; the nearest scores {found[0]['similarity']:.2f}" if found else ""
         return (
-            f"No earlier case of this tenant is similar enough to count (similarity below {floor:.2f})"
-            f"{nearest}{cite(seq)}."
+            f"No earlier case of this tenant is similar enough to count (similarity below {floor:.2f}{nearest})"
+            f"{cite(seq)}."
         )
     lines = [f"Most similar past cases{cite(seq)}:"]
     for c in close:
@@ -547,18 +554,36 @@ def fitting_runbooks(session: ChatSession, question: str) -> list[tuple[Runbook,
     parents = {t.split(".")[0] for t in techniques}
     exact = [(book, sorted(techniques & set(book.techniques))) for book in books]
     broad = [(book, sorted(parents & {t.split(".")[0] for t in book.techniques})) for book in books]
-    # A sub-technique the runbook names beats a shared parent (T1059.003 cmd is not encoded PowerShell).
+    # A sub-technique the runbook names beats a shared parent (T1059.003 cmd is not encoded PowerShell);
+    # between runbooks sharing a technique (T1105), the one that names the alert's programs wins.
     matches = [m for m in exact if m[1]] or [m for m in broad if m[1]]
-    matches.sort(key=lambda m: -len(m[1]))
+    programs = _programs(session.alert)
+    scored = [(len(shown), _mentions(book, programs), book, shown) for book, shown in matches]
+    best = max(((n, m) for n, m, *_ in scored), default=None)
     verdict = session.last("verdict")
     shows = (1, verdict.seq) if verdict else (1,)
-    picked = [(book, f"the case shows {', '.join(shown)}", shows) for book, shown in matches[:2]]
+    picked = [
+        (book, f"the case shows {', '.join(shown)}", shows) for n, m, book, shown in scored if (n, m) == best
+    ]
     notes = session.of_kind("note")
     injected = next((n for n in notes if n.payload.get("event") == "possible_prompt_injection"), None)
     if injected is not None:
         book = next(b for b in books if b.name == "prompt-injection-in-alerts")
         picked.append((book, "the alert carries text aimed at the model", (injected.seq,)))
     return picked
+
+
+def _programs(alert: Alert) -> set[str]:
+    """The alert's program names without extensions (certutil, vssadmin, procdump64, powershell)."""
+    names = [p.name for p in (alert.process, alert.process.parent if alert.process else None) if p and p.name]
+    if alert.file and alert.file.name:
+        names.append(alert.file.name)
+    return {n.lower().rsplit("\\", 1)[-1].removesuffix(".exe") for n in names}
+
+
+def _mentions(book: Runbook, programs: set[str]) -> int:
+    text = " ".join([book.intro, *(body for _, body in book.sections)]).lower()
+    return sum(1 for name in programs if len(name) >= 4 and re.search(rf"\b{re.escape(name)}\b", text))
 
 
 def _names_runbook(q: str, book: Runbook) -> bool:

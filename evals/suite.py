@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -131,6 +131,11 @@ class Source(Strict):
 
 class SuiteSpec(Strict):
     name: str
+    kind: Literal["triage", "chat"] = Field(
+        default="triage",
+        description="triage: alerts scored on the graph's decisions; chat: questions to the case assistant"
+        " scored on the facts of their answers (evals/chat_suite.py)",
+    )
     description: str = ""
     cases: str | None = Field(default=None, description="JSONL file beside suite.yaml")
     source: Source | None = None
@@ -192,6 +197,8 @@ def load_suite(name_or_path: str, fixtures: Path) -> Suite:
     folder = suite_dir(name_or_path)
     spec = load_spec(folder)
     spec_path = folder / SPEC_FILE
+    if spec.kind != "triage":
+        raise SuiteError(f"{spec_path}: field kind: {spec.kind} suites are loaded by evals/chat_suite.py")
     unknown = [s for s in spec.scorers or () if s not in SCORERS]
     if unknown:
         raise SuiteError(f"{spec_path}: field scorers: unknown {unknown}; known: {', '.join(SCORERS)}")
@@ -222,11 +229,15 @@ def _unlabelled(case: SuiteCase) -> SuiteCase:
     return case.model_copy(update={"alert": alert})
 
 
-def read_cases(path: Path) -> list[SuiteCase]:
-    """Cases from JSONL; a line without `id` gets `<file stem>-<line>`. Duplicate ids are an error."""
+CaseT = TypeVar("CaseT", bound=BaseModel)
+
+
+def read_cases(path: Path, model: type[CaseT] = SuiteCase) -> list[CaseT]:  # type: ignore[assignment]
+    """Cases (of `model`, a triage case by default) from JSONL; a line without `id` gets `<file stem>-<line>`.
+    Duplicate ids are an error."""
     if not path.is_file():
         raise SuiteError(f"{path}: missing")
-    cases: list[SuiteCase] = []
+    cases: list[CaseT] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -239,12 +250,13 @@ def read_cases(path: Path) -> list[SuiteCase]:
             raise SuiteError(f"{path}:{number}: a case must be a JSON object")
         data.setdefault("id", f"{path.stem}-{number}")
         try:
-            case = SuiteCase.model_validate(data)
+            case = model.model_validate(data)
         except ValidationError as exc:
             raise SuiteError(f"{path}:{number}: {_first_error(exc)}") from exc
-        if case.id in seen:
-            raise SuiteError(f"{path}:{number}: field id: {case.id!r} already used on line {seen[case.id]}")
-        seen[case.id] = number
+        case_id = case.id  # type: ignore[attr-defined]
+        if case_id in seen:
+            raise SuiteError(f"{path}:{number}: field id: {case_id!r} already used on line {seen[case_id]}")
+        seen[case_id] = number
         cases.append(case)
     return cases
 

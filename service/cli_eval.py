@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from soctriage.evals.chat_suite import QuestionRecord
     from soctriage.evals.record import CaseRecord
+    from soctriage.service.config import Settings
 
 eval_app = typer.Typer(help="Offline eval suites: score the agents' decisions.", no_args_is_help=True)
 
@@ -74,7 +76,7 @@ def list_suites() -> None:
     for name in shipped_suites():
         spec = load_spec(SUITES_ROOT / name)
         source = f"shared:{spec.source.shared}" if spec.source else spec.cases
-        typer.echo(f"{name:<10} {source:<40} {spec.description}")
+        typer.echo(f"{name:<10} {spec.kind:<7} {source:<40} {spec.description}")
 
 
 @eval_app.command("run")
@@ -98,13 +100,16 @@ def run(
     from soctriage.evals.replay import model_slug
     from soctriage.evals.report import build_report, check_gate_names, write_reports
     from soctriage.evals.runner import RUN_FILE, RunDirError, read_run, run_suite
-    from soctriage.evals.suite import SuiteError, SuiteUnavailable, load_suite
+    from soctriage.evals.suite import SuiteError, SuiteUnavailable, load_spec, load_suite, suite_dir
     from soctriage.service.config import Settings
     from soctriage.tools.datafiles import SHARED_FIXTURES
 
     settings = Settings()
     model = model or settings.model
     try:
+        folder = suite_dir(suite)
+        if load_spec(folder).kind == "chat":
+            _run_chat(folder, model, out, fresh, settings)
         loaded = load_suite(suite, fixtures or SHARED_FIXTURES)
         check_gate_names(loaded.spec)
     except SuiteUnavailable as exc:
@@ -174,6 +179,52 @@ def baseline(
     elif updated != text:
         typer.echo(f"{check}: the eval baselines are stale; the code at HEAD measures:\n{table}", err=True)
         raise typer.Exit(EXIT_GATE)
+
+
+def _chat_progress(done: int, total: int, record: QuestionRecord) -> None:
+    outcome = "pass" if record.passed else "FAIL " + "; ".join(record.missing + record.unwanted)
+    sys.stderr.write(f"{done}/{total} {record.id} ({record.topic}): {outcome[:120]}\n")
+    sys.stderr.flush()
+
+
+def _run_chat(folder: Path, model: str, out: Path | None, fresh: bool, settings: Settings) -> None:
+    """`eval run` of a chat suite: triage its cases, ask its questions, score, write the reports, exit."""
+    from soctriage.agents.models import ModelConfigError
+    from soctriage.evals.chat_suite import (
+        build_chat_report,
+        check_chat_gates,
+        run_chat_suite,
+        write_chat_reports,
+    )
+    from soctriage.evals.replay import model_slug
+    from soctriage.evals.runner import RUN_FILE, RunDirError
+    from soctriage.evals.suite import SuiteError, load_spec
+
+    spec = load_spec(folder)
+    check_chat_gates(spec)
+    out = out or Path("eval-runs") / spec.name / model_slug(model)
+    if fresh and (out / RUN_FILE).is_file():
+        shutil.rmtree(out)
+    typer.echo(f"eval {spec.name} (chat): model {model}, run folder {out}", err=True)
+    try:
+        records = asyncio.run(
+            run_chat_suite(folder, spec, out, model=model, base_settings=settings, progress=_chat_progress)
+        )
+    except (SuiteError, RunDirError, ModelConfigError) as exc:
+        raise _fail(str(exc)) from exc
+    report = build_chat_report(spec, model, records, out)
+    write_chat_reports(out, report)
+    metrics = report["metrics"]
+    shown = "; ".join(f"{k}={metrics[k]['value']} (n={metrics[k]['count']})" for k in _CHAT_SUMMARY)
+    failed = [g["metric"] for g in report["gates"] if not g["passed"]]
+    gates = f"gates FAILED: {', '.join(failed)}" if failed else "gates passed"
+    typer.echo(
+        f"{spec.name} on {model}: {len(records)} questions; {shown}\n{gates}; reports in {out}/report.{{json,md}}"
+    )
+    raise typer.Exit(EXIT_OK if report["passed"] else EXIT_GATE)
+
+
+_CHAT_SUMMARY = ("pass_rate", "fact_recall", "unexpected_proposals", "invalid_citations")
 
 
 @eval_app.command("compare")

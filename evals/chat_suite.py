@@ -1,0 +1,454 @@
+"""Chat suites (`kind: chat` in suite.yaml): questions to the case assistant, scored on the facts of the answers.
+
+A case is `{id, note?, alert, feedback?, steps?, questions?}`. Every case's alert is triaged first, in file
+order, into one tenant, by the builtin analyst (so every model is asked about the same cases); `feedback`
+records an analyst's disposition on it and `steps` decide its pending actions (`{decide: A2, approve, by,
+reason}`). A case without questions is history, there for similar-case retrieval. Then each question
+`{topic, ask, expect: {facts, absent, cites, proposes}}` is asked of its case by the model under test:
+
+- `facts`: every item must appear in the answer (case-insensitive, as a whole token run); an item that is a
+  list is satisfied by any one of its strings;
+- `absent`: none may appear;
+- `cites`: for each ledger kind named, the answer cites at least one entry of that kind;
+- `proposes`: how many actions the answer may propose (default 0); more is an unexpected proposal.
+
+`{case:ID}` in a fact names the case opened for suite case ID. Every question's answer must cite only seqs
+that exist. A run writes `run.json`, `results.jsonl` (one record per question), `ledgers/`, `report.json` and
+`report.md` to its folder; a run starts afresh each time (the cases are re-triaged, which takes seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx2
+from pydantic import BaseModel, ConfigDict, Field
+from soctriage.evals.runner import (
+    EVAL_TENANT,
+    LEDGERS_DIR,
+    RESULTS_FILE,
+    RUN_FILE,
+    RunDirError,
+    RunInfo,
+    eval_settings,
+    prepare,
+    safe_name,
+)
+from soctriage.evals.suite import (
+    SPEC_FILE,
+    Expected,
+    Gate,
+    Strict,
+    Suite,
+    SuiteCase,
+    SuiteError,
+    SuiteSpec,
+    read_cases,
+)
+from soctriage.service.config import Settings
+from soctriage.service.domain import Disposition, LedgerKind
+
+Topic = Literal[
+    "summary",
+    "why",
+    "timeline",
+    "entities",
+    "pending_actions",
+    "actions",
+    "evidence",
+    "runbook",
+    "similar_cases",
+    "action_request",
+    "refusal",
+]
+_PLACEHOLDER = re.compile(r"\{case:([^}]+)\}")
+
+
+class Expect(Strict):
+    facts: list[str | list[str]] = Field(default_factory=list)
+    absent: list[str] = Field(default_factory=list)
+    cites: list[LedgerKind] = Field(default_factory=list)
+    proposes: int = Field(default=0, ge=0)
+
+
+class Question(Strict):
+    topic: Topic
+    ask: str = Field(min_length=1, max_length=4000)
+    expect: Expect
+
+
+class Step(Strict):
+    decide: str = Field(description="the action id to decide")
+    approve: bool = True
+    by: str = "eval-approver"
+    reason: str | None = None
+
+
+class Feedback(Strict):
+    disposition: Disposition
+    reason_code: str | None = None
+    note: str | None = None
+
+
+class ChatCase(Strict):
+    id: str
+    note: str | None = None
+    alert: dict[str, Any] | list[Any] | str
+    feedback: Feedback | None = None
+    steps: list[Step] = Field(default_factory=list)
+    questions: list[Question] = Field(default_factory=list)
+
+
+class QuestionRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    case: str
+    case_id: str
+    topic: Topic
+    question: str
+    answer: str
+    passed: bool
+    facts: int
+    facts_found: int
+    missing: list[str]
+    unwanted: list[str]
+    cites_missing: list[str]
+    citations: list[int]
+    invalid_citations: list[int]
+    proposals: list[str]
+    unexpected_proposals: int
+    model: str
+    latency_ms: float
+
+
+ProgressFn = Callable[[int, int, QuestionRecord], None]
+
+
+def load_chat_suite(folder: Path, spec: SuiteSpec) -> list[ChatCase]:
+    if spec.cases is None:
+        raise SuiteError(f"{folder / SPEC_FILE}: field cases: a chat suite names its JSONL file")
+    cases = read_cases(folder / spec.cases, ChatCase)
+    known = {c.id for c in cases}
+    for case in cases:
+        for number, question in enumerate(case.questions, start=1):
+            for text in _texts(question.expect):
+                for ref in _PLACEHOLDER.findall(text):
+                    if ref not in known:
+                        raise SuiteError(
+                            f"{folder / spec.cases}: case {case.id} question {number}: field expect: {{case:{ref}}}"
+                            " names no case of the suite"
+                        )
+    if not any(c.questions for c in cases):
+        raise SuiteError(f"{folder / spec.cases}: no case has questions")
+    return cases
+
+
+def _texts(expect: Expect) -> list[str]:
+    return [t for item in expect.facts for t in (item if isinstance(item, list) else [item])] + expect.absent
+
+
+def appears(needle: str, text: str) -> bool:
+    """Case-insensitive, as a whole run of tokens: `A2` does not match inside a hash, 10.0.0.1 not inside
+    10.0.0.12."""
+    want = " ".join(needle.lower().split())
+    got = " ".join(text.lower().split())
+    return bool(want) and re.search(rf"(?<![\w]){re.escape(want)}(?![\w])", got) is not None
+
+
+def score_answer(
+    expect: Expect,
+    answer: str,
+    cited_kinds: set[str],
+    proposals: int,
+    resolve: Callable[[str], str],
+) -> dict[str, Any]:
+    missing = []
+    for item in expect.facts:
+        options = [resolve(o) for o in (item if isinstance(item, list) else [item])]
+        if not any(appears(o, answer) for o in options):
+            missing.append(" | ".join(options))
+    unwanted = [resolve(a) for a in expect.absent if appears(resolve(a), answer)]
+    cites_missing = [k for k in expect.cites if k not in cited_kinds]
+    unexpected = max(0, proposals - expect.proposes)
+    return {
+        "facts": len(expect.facts),
+        "facts_found": len(expect.facts) - len(missing),
+        "missing": missing,
+        "unwanted": unwanted,
+        "cites_missing": cites_missing,
+        "unexpected_proposals": unexpected,
+        "passed": not (missing or unwanted or cites_missing or unexpected or proposals < expect.proposes),
+    }
+
+
+async def run_chat_suite(
+    folder: Path,
+    spec: SuiteSpec,
+    out: Path,
+    *,
+    model: str,
+    base_settings: Settings | None = None,
+    http_client: httpx2.AsyncClient | None = None,
+    progress: ProgressFn | None = None,
+) -> list[QuestionRecord]:
+    """Triage the suite's cases with the builtin analyst, then ask every question with `model`."""
+    from soctriage.agents.assistant import give_feedback
+    from soctriage.agents.run import Triager
+    from soctriage.service.store.transcript import export_transcript
+    from soctriage.tools.retrieval import flush_index
+
+    cases = load_chat_suite(folder, spec)
+    # `prepare` normalizes (and namespaces) each alert the way triage suites do; a bad alert names its case.
+    alerts = prepare(
+        Suite(
+            spec=spec,
+            cases=[
+                SuiteCase(id=c.id, alert=c.alert, expected=Expected(disposition="inconclusive"))
+                for c in cases
+            ],
+            origin=str(folder),
+        )
+    )
+    _start(out, spec, folder, model, sum(len(c.questions) for c in cases))
+    triage_settings = eval_settings(out, "builtin", base_settings)
+    case_ids: dict[str, str] = {}
+    async with Triager(triage_settings) as triager:
+        for case, (_, alert) in zip(cases, alerts, strict=True):
+            result = await triager.triage(alert, tenant=EVAL_TENANT)
+            case_ids[case.id] = result.case_id
+            if case.feedback is not None:
+                give_feedback(triager.deps, result.case_id, by="eval-analyst", **case.feedback.model_dump())
+            for step in case.steps:
+                await triager.decide(
+                    result.case_id, step.decide, approve=step.approve, by=step.by, reason=step.reason
+                )
+        flush_index(triage_settings)
+
+    def resolve(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: case_ids[m.group(1)], text)
+
+    records: list[QuestionRecord] = []
+    total = sum(len(c.questions) for c in cases)
+    settings = eval_settings(out, model, base_settings)
+    async with Triager(settings, http_client=http_client) as triager:
+        assistant = triager.assistant()
+        for case in cases:
+            case_id = case_ids[case.id]
+            for number, question in enumerate(case.questions, start=1):
+                started = time.perf_counter()
+                answer = await assistant.ask(case_id, question.ask, by="eval")
+                latency = (time.perf_counter() - started) * 1000
+                entries = {e.seq: e for e in triager.store.entries(case_id)}
+                recorded = entries[answer.answer_seq].payload
+                scores = score_answer(
+                    question.expect,
+                    answer.answer,
+                    {entries[seq].kind for seq in answer.citations if seq in entries},
+                    len(answer.proposals),
+                    resolve,
+                )
+                invalid = list(recorded.get("invalid_citations", []))
+                scores["passed"] = scores["passed"] and not invalid
+                record = QuestionRecord(
+                    id=f"{case.id}#{number}",
+                    case=case.id,
+                    case_id=case_id,
+                    topic=question.topic,
+                    question=question.ask,
+                    answer=answer.answer,
+                    citations=list(answer.citations),
+                    invalid_citations=invalid,
+                    proposals=[f"{a.id} {a.tool} {a.target}" for a in answer.proposals],
+                    model=answer.model,
+                    latency_ms=round(latency, 3),
+                    **scores,
+                )
+                records.append(record)
+                if progress:
+                    progress(len(records), total, record)
+        (out / LEDGERS_DIR).mkdir(exist_ok=True)
+        for case in cases:
+            text = export_transcript(triager.store, case_ids[case.id], "jsonl")
+            (out / LEDGERS_DIR / f"{safe_name(case.id)}.jsonl").write_text(text, encoding="utf-8")
+    (out / RESULTS_FILE).write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
+    return records
+
+
+def _start(out: Path, spec: SuiteSpec, folder: Path, model: str, questions: int) -> None:
+    if (out / RUN_FILE).is_file():
+        info = RunInfo.model_validate_json((out / RUN_FILE).read_text(encoding="utf-8"))
+        if (info.suite, info.model) != (spec.name, model):
+            raise RunDirError(
+                f"{out} holds a run of suite {info.suite!r} with model {info.model!r}; choose another --out"
+                " or pass --fresh"
+            )
+    # A chat run is not resumed: its questions change the ledgers they are asked of.
+    for stale in (out / "home", out / LEDGERS_DIR, out / RESULTS_FILE):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.is_file():
+            stale.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    info = RunInfo(
+        suite=spec.name,
+        spec=spec,
+        origin=str(folder),
+        model=model,
+        started_at=datetime.now(UTC),
+        cases=questions,
+    )
+    (out / RUN_FILE).write_text(info.model_dump_json(indent=2), encoding="utf-8")
+
+
+# ---- scoring and reports ----------------------------------------------------------------------------------
+
+
+def _rate(hits: int, total: int) -> float | None:
+    return round(hits / total, 4) if total else None
+
+
+def chat_metrics(records: Sequence[QuestionRecord]) -> dict[str, dict[str, Any]]:
+    """Every metric as `{value, count}`; `pass_rate_<topic>` per topic present."""
+    metrics: dict[str, dict[str, Any]] = {
+        "pass_rate": {"value": _rate(sum(r.passed for r in records), len(records)), "count": len(records)},
+        "fact_recall": {
+            "value": _rate(sum(r.facts_found for r in records), sum(r.facts for r in records)),
+            "count": sum(r.facts for r in records),
+        },
+        "unwanted_facts": {"value": sum(len(r.unwanted) for r in records), "count": len(records)},
+        "citation_rate": {
+            "value": _rate(sum(not r.cites_missing for r in records), len(records)),
+            "count": len(records),
+        },
+        "invalid_citations": {"value": sum(len(r.invalid_citations) for r in records), "count": len(records)},
+        "unexpected_proposals": {
+            "value": sum(r.unexpected_proposals for r in records),
+            "count": len(records),
+        },
+        "latency_ms_per_question": {
+            "value": round(sum(r.latency_ms for r in records) / len(records), 3) if records else None,
+            "count": len(records),
+        },
+    }
+    for topic in dict.fromkeys(r.topic for r in records):
+        mine = [r for r in records if r.topic == topic]
+        metrics[f"pass_rate_{topic}"] = {
+            "value": _rate(sum(r.passed for r in mine), len(mine)),
+            "count": len(mine),
+        }
+    return metrics
+
+
+def check_chat_gates(spec: SuiteSpec) -> None:
+    """A gate on a metric this kind never produces is a typo that would never fail."""
+    known = set(chat_metrics([]))
+    topics = {f"pass_rate_{t}" for t in Topic.__args__}  # type: ignore[attr-defined]
+    unknown = [name for name in spec.gates if name not in known | topics]
+    if unknown:
+        raise SuiteError(
+            f"suite {spec.name}: field gates: unknown metric(s) {unknown}; known: {', '.join(sorted(known | topics))}"
+        )
+
+
+def build_chat_report(
+    spec: SuiteSpec, model: str, records: Sequence[QuestionRecord], run_dir: Path
+) -> dict[str, Any]:
+    metrics = chat_metrics(records)
+    gates = []
+    for name, gate in spec.gates.items():
+        metric = metrics.get(name, {"value": None, "count": 0})
+        gates.append(_gate_row(name, gate, metric))
+    return {
+        "suite": spec.name,
+        "kind": "chat",
+        "description": spec.description,
+        "model": model,
+        "run_dir": str(run_dir),
+        "generated_at": datetime.now(UTC).isoformat(),
+        "cases": len(records),
+        "scored": len(records),
+        "complete": True,
+        "metrics": metrics,
+        "gates": gates,
+        "passed": all(g["passed"] for g in gates),
+        # One row per question, in the shape `eval compare` reads: a question's "decision" is whether it
+        # passed, its topic and what it proposed.
+        "alerts": [
+            {
+                "id": r.id,
+                "disposition": "passed" if r.passed else "failed",
+                "status": r.topic,
+                "actions": r.proposals,
+                "correct": r.passed,
+                "question": r.question,
+                "answer": r.answer,
+                "missing": r.missing,
+                "unwanted": r.unwanted,
+                "cites_missing": r.cites_missing,
+                "invalid_citations": r.invalid_citations,
+                "case_id": r.case_id,
+            }
+            for r in records
+        ],
+    }
+
+
+def _gate_row(name: str, gate: Gate, metric: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metric": name,
+        "value": metric["value"],
+        "count": metric["count"],
+        "min": gate.min,
+        "max": gate.max,
+        "tolerance": gate.tolerance,
+        "passed": gate.passes(metric["value"]),
+    }
+
+
+def chat_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Chat eval: {report['suite']} on {report['model']}",
+        "",
+        report["description"],
+        "",
+        "| metric | value | n |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {m['value']} | {m['count']} |" for name, m in report["metrics"].items()]
+    lines += ["", "## Gates", ""]
+    for g in report["gates"]:
+        bound = " ".join(
+            x
+            for x in (
+                f"min {g['min']}" if g["min"] is not None else "",
+                f"max {g['max']}" if g["max"] is not None else "",
+            )
+            if x
+        )
+        lines.append(f"- {'PASS' if g['passed'] else 'FAIL'} {g['metric']} = {g['value']} ({bound})")
+    lines += ["", "## Questions", ""]
+    for row in report["alerts"]:
+        mark = "PASS" if row["correct"] else "FAIL"
+        lines.append(f"### {mark} {row['id']} ({row['status']}): {row['question']}")
+        problems = row["missing"] + [f"unwanted {u}" for u in row["unwanted"]]
+        problems += [f"no citation of a {k} entry" for k in row["cites_missing"]]
+        problems += [f"invalid citation seq {s}" for s in row["invalid_citations"]]
+        if problems:
+            lines.append(f"Problems: {'; '.join(problems)}")
+        lines += ["", "```text", row["answer"].replace("```", "'''"), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write_chat_reports(run_dir: Path, report: dict[str, Any]) -> None:
+    from soctriage.evals.report import REPORT_JSON, REPORT_MD
+
+    (run_dir / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (run_dir / REPORT_MD).write_text(chat_markdown(report), encoding="utf-8")
