@@ -146,3 +146,15 @@ class Authenticator:
         if row is None or row.revoked_at is not None or not hmac.compare_digest(digest, row.key_sha256):
             return None
         return Principal(row.id, row.name, row.tenant, row.role)
+
+    def by_key_id(self, key_id: str) -> Principal | None:
+        """The principal of a key that signed in earlier (a console session), or None once it is revoked or
+        no longer configured."""
+        for principal, _ in self.configured:
+            if principal.key_id == key_id:
+                return principal
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return Principal(row.id, row.name, row.tenant, row.role)

@@ -194,6 +194,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="an HTTP request body larger than this gets 413"
     )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="key that signs the analyst console's session cookies; unset means a random one per"
+        " process (sessions end when it restarts); set the same value on every `serve` behind one address",
+    )
+    session_ttl_h: float = Field(
+        default=12.0, gt=0, description="an analyst console sign-in lasts this many hours"
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="log lines of `serve` and `worker`: JSON objects or plain text"
     )

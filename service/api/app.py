@@ -9,12 +9,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from soctriage.agents.run import DecisionRefused, Triager
 from soctriage.service.api import chat, metrics, reports
 from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator
 from soctriage.service.config import Settings
+from soctriage.service.console import routes as console
+from soctriage.service.console.session import SessionSigner
 from soctriage.service.queue import open_queue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,12 +44,24 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
         version="0.1.0",
         summary="Agentic triage of EDR alerts with a tamper-evident case ledger",
         lifespan=lifespan,
+        # /docs is served by the console from the package's own Swagger UI files (no CDN); ReDoc has none.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.auth_enabled = auth_enabled
+    secret = settings.session_secret
+    ttl_s = settings.session_ttl_h * 3600
+    app.state.session_signer = (
+        SessionSigner(secret.get_secret_value().encode(), ttl_s) if secret else SessionSigner.random(ttl_s)
+    )
     app.include_router(router)
     app.include_router(chat.router)
     app.include_router(reports.router)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=console.STATIC), name="static")
+    for error, handler in console.ERROR_HANDLERS.items():
+        app.add_exception_handler(error, handler)
     app.add_middleware(AccessLog)
 
     @app.exception_handler(NotFoundError)

@@ -19,6 +19,7 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Case, CaseStatus, LedgerEntry, utc_now
 from soctriage.service.queue import JobQueue, JobSpec
 from soctriage.service.store import Store
+from soctriage.service.store.case_query import CaseFilter, CasePage, page_cases
 
 
 class NotFoundError(LookupError):
@@ -66,7 +67,7 @@ class Cases:
     def store(self) -> Store:
         return self.triager.store
 
-    async def _visible(self, who: Principal, case_id: str) -> Case:
+    async def visible(self, who: Principal, case_id: str) -> Case:
         case = await asyncio.to_thread(self.store.get_case, case_id)
         if case is None or case.tenant != who.tenant:
             # Another tenant's case is reported exactly like a missing one.
@@ -76,19 +77,22 @@ class Cases:
     async def list(self, who: Principal, status: CaseStatus | None, limit: int) -> list[Case]:
         return await asyncio.to_thread(self.store.list_cases, status, who.tenant, limit)
 
+    async def page(self, who: Principal, wanted: CaseFilter, limit: int, cursor: str | None) -> CasePage:
+        return await asyncio.to_thread(page_cases, self.store, who.tenant, wanted, limit=limit, cursor=cursor)
+
     async def get(self, who: Principal, case_id: str) -> CaseView:
-        case = await self._visible(who, case_id)
+        case = await self.visible(who, case_id)
         result = await self.triager.result(case_id)
         return CaseView(case=case, actions=result.actions, ledger_entries=result.ledger_entries)
 
     async def ledger(self, who: Principal, case_id: str, from_seq: int) -> list[LedgerEntry]:
-        await self._visible(who, case_id)
+        await self.visible(who, case_id)
         return await asyncio.to_thread(self.store.entries, case_id, from_seq)
 
     async def decide(
         self, who: Principal, case_id: str, action_id: str, request: DecisionRequest
     ) -> DecisionResult:
-        case = await self._visible(who, case_id)
+        case = await self.visible(who, case_id)
         if not who.can("approver"):
             await self._refuse(
                 who, case_id, action_id, f"key {who.name!r} has role {who.role}; deciding needs approver"

@@ -96,7 +96,7 @@ def _assistant(request: Request) -> CaseAssistant:
     return _cases(request).triager.assistant()
 
 
-def _produce(assistant: CaseAssistant, case_id: str, question: str, by: str) -> asyncio.Queue[Any]:
+def produce(assistant: CaseAssistant, case_id: str, question: str, by: str) -> asyncio.Queue[Any]:
     """Run the assistant in its own task, handing events over a queue (so a hang-up cannot cancel it)."""
     events: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -115,12 +115,12 @@ def _produce(assistant: CaseAssistant, case_id: str, question: str, by: str) -> 
     return events
 
 
-async def _events(queue: asyncio.Queue[Any]) -> AsyncIterator[ChatEvent | Exception]:
+async def events(queue: asyncio.Queue[Any]) -> AsyncIterator[ChatEvent | Exception]:
     while (event := await queue.get()) is not _DONE:
         yield event
 
 
-def _sse(data: Any, event: str | None = None) -> bytes:
+def sse(data: Any, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
@@ -136,16 +136,16 @@ async def chat(request: Request, who: Analyst, case_id: CaseIdPath, body: ChatRe
     produced, then one `answer` event with the recorded answer (ledger seqs of question and answer, cited
     seqs, proposed actions), or an `error` event."""
     await _case(request, who, case_id)
-    queue = _produce(_assistant(request), case_id, body.question, who.name)
+    queue = produce(_assistant(request), case_id, body.question, who.name)
 
     async def stream() -> AsyncIterator[bytes]:
-        async for event in _events(queue):
+        async for event in events(queue):
             if isinstance(event, str):
-                yield _sse({"text": event}, "token")
+                yield sse({"text": event}, "token")
             elif isinstance(event, ChatAnswer):
-                yield _sse(event.model_dump(mode="json"), "answer")
+                yield sse(event.model_dump(mode="json"), "answer")
             else:
-                yield _sse({"detail": str(event)}, "error")
+                yield sse({"detail": str(event)}, "error")
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
@@ -204,13 +204,13 @@ async def chat_completions(request: Request, who: Analyst, body: CompletionReque
         await _case(request, who, case_id)
     except NotFoundError as exc:
         return _openai_error(404, str(exc), "model", "model_not_found")
-    queue = _produce(_assistant(request), case_id, question, who.name)
+    queue = produce(_assistant(request), case_id, question, who.name)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
         parts: list[str] = []
         answer: ChatAnswer | None = None
-        async for event in _events(queue):
+        async for event in events(queue):
             if isinstance(event, Exception):
                 return _openai_error(400 if isinstance(event, AssistantError) else 500, str(event))
             if isinstance(event, ChatAnswer):
@@ -244,17 +244,17 @@ async def chat_completions(request: Request, who: Analyst, body: CompletionReque
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
             **extra,
         }
-        return _sse(data)
+        return sse(data)
 
     async def stream() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
-        async for event in _events(queue):
+        async for event in events(queue):
             if isinstance(event, str):
                 yield chunk({"content": event})
             elif isinstance(event, ChatAnswer):
                 yield chunk({}, "stop", soctriage=_extension(event))
             else:
-                yield _sse(
+                yield sse(
                     {"error": {"message": str(event), "type": "server_error", "param": None, "code": None}}
                 )
         yield b"data: [DONE]\n\n"

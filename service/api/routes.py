@@ -12,7 +12,8 @@ from soctriage.service.api import metrics
 from soctriage.service.api.cases import Cases, CaseView, DecisionRequest, DecisionResult
 from soctriage.service.api.intake import IntakeFormat, IntakeReport, accept_alerts
 from soctriage.service.api.security import Admin, Analyst, Viewer
-from soctriage.service.domain import Case, CaseStatus, LedgerEntry
+from soctriage.service.domain import Case, CaseStatus, Disposition, LedgerEntry
+from soctriage.service.store.case_query import MAX_SEARCH_CHARS, CaseFilter, CursorError
 from sqlalchemy import text
 
 router = APIRouter()
@@ -69,15 +70,49 @@ async def post_alerts(
     return report
 
 
-@router.get("/v1/cases", response_model=list[Case], tags=["cases"])
+@router.get(
+    "/v1/cases",
+    response_model=list[Case],
+    tags=["cases"],
+    responses={
+        200: {
+            "headers": {
+                "Link": {"description": 'the next page, `<...>; rel="next"`, when there is one'},
+                "X-Next-Cursor": {"description": "the cursor of the next page, when there is one"},
+            }
+        }
+    },
+)
 async def list_cases(
     request: Request,
+    response: Response,
     who: Viewer,
     status: Annotated[CaseStatus | None, Query(description="only cases in this status")] = None,
+    disposition: Annotated[Disposition | None, Query(description="only cases with this verdict")] = None,
+    severity: Annotated[
+        str | None, Query(max_length=20, description="severity label (the verdict's, else the vendor's)")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=MAX_SEARCH_CHARS, description="words in the title, host or user; a case id"),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=400, description="X-Next-Cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Case]:
-    """Your tenant's cases, newest first."""
-    return await _cases(request).list(who, status, limit)
+    """Your tenant's cases, newest first, a page at a time: a next page's cursor comes in the `X-Next-Cursor`
+    and `Link` headers."""
+    wanted = CaseFilter(status=status, disposition=disposition, severity=severity, text=q)
+    try:
+        page = await _cases(request).page(who, wanted, limit, cursor)
+    except CursorError as exc:
+        raise HTTPException(422, {"field": "cursor", "error": str(exc)}) from exc
+    if page.next_cursor:
+        following = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["X-Next-Cursor"] = page.next_cursor
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return [row.case for row in page.rows]
 
 
 @router.get("/v1/cases/{case_id}", response_model=CaseView, tags=["cases"])
