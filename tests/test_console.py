@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,13 @@ from service_support import alert_variants
 from soctriage.service.api.app import create_app
 from soctriage.service.auth import revoke_key
 from soctriage.service.cli_service import BackgroundWorker
-from soctriage.service.domain import Alert
+from soctriage.service.config import Settings
+from soctriage.service.domain import Alert, Severity, Verdict, format_ts
 from soctriage.service.ingest import normalize_bytes
 from soctriage.service.store import Store
+from soctriage.service.store.case_query import CaseFilter, page_cases
+from soctriage.service.store.engine import create_store_engine, upgrade
+from sqlalchemy import text
 
 
 @pytest.fixture
@@ -302,3 +307,61 @@ def test_pages_load_nothing_from_outside_and_docs_are_served_locally(console) ->
     assert htmx.status_code == 200 and 'version:"2.0.11"' in htmx.text.replace(" ", "")
     assert "Zero-Clause BSD" in client.get("/static/vendor/htmx/LICENSE").text
     assert client.get("/redoc").status_code in (303, 404)  # ReDoc would load from a CDN: not served
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_existing_cases_get_their_queue_columns_when_the_store_is_upgraded(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    settings = Settings(home=tmp_path / "home", database_url=url)
+    engine = create_store_engine(settings.sqlalchemy_url)
+    upgrade(engine, "0003")  # a store from before the console
+    alert = {
+        "title": "Old alert",
+        "device": {"hostname": "OLD-HOST"},
+        "user": {"name": "old.user"},
+        "severity": {"id": 4, "label": "High"},
+    }
+    verdict = Verdict(
+        disposition="false_positive", severity=Severity.of(2), confidence=0.9, summary="s", rationale="r"
+    ).model_dump(mode="json")
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        for n, shown in enumerate((None, verdict)):
+            conn.execute(
+                text(
+                    "INSERT INTO cases (id, tenant, status, verdict, status_times, created_at, updated_at, head_seq)"
+                    " VALUES (:id, :tenant, 'new', :verdict, '{}', :at, :at, 1)"
+                ),
+                {
+                    "id": f"case-old{n}",
+                    "tenant": TENANT,
+                    "verdict": json.dumps(shown) if shown else None,
+                    "at": format_ts(at) if backend == "sqlite" else at,
+                },
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO alerts (id, case_id, tenant, received_at, vendor, product, format, raw, raw_sha256,"
+                    " normalized) VALUES (:id, :case, :tenant, :at, 'v', 'p', 'ocsf', '{}', 'x', :normalized)"
+                ),
+                {
+                    "id": f"old-{n}",
+                    "case": f"case-old{n}",
+                    "tenant": TENANT,
+                    "normalized": json.dumps(alert),
+                    "at": format_ts(at) if backend == "sqlite" else at,
+                },
+            )
+    engine.dispose()
+    with Store.open(settings) as store:
+        page = page_cases(store, TENANT, CaseFilter(text="old-host"))
+        shown = {row.case.id: (row.title, row.hostname, row.user, row.severity) for row in page.rows}
+        assert shown == {
+            "case-old0": ("Old alert", "OLD-HOST", "old.user", "High"),
+            "case-old1": ("Old alert", "OLD-HOST", "old.user", "Low"),
+        }
+        assert [
+            r.case.id for r in page_cases(store, TENANT, CaseFilter(disposition="false_positive")).rows
+        ] == ["case-old1"]

@@ -55,7 +55,7 @@ def queue_view(store: Store, tenant: str, wanted: CaseFilter, cursor: str | None
         counts=counts,
         total=total,
         matching=count_cases(store, tenant, wanted) if filtered else total,
-        stamp=queue_stamp(store, tenant),
+        stamp=queue_stamp(store, tenant, counts),
         cursor=cursor,
     )
 
@@ -155,8 +155,8 @@ def decision_outcome(view: CaseView, action_id: str) -> str:
     decided = row.trail.action.status if row.trail else action.status
     verb = {"executed": "approved", "simulated": "approved", "failed": "approved"}.get(decided, decided)
     return (
-        f"{action.id} {action.tool} {action.target}: {verb}{who}; the action is now {action.status} and the case"
-        f" is {view.case.status}."
+        f"{action.id} {action.tool} {action.target}: {verb}{who}; the action is now"
+        f" {action.status.replace('_', ' ')} and the case is {view.case.status.replace('_', ' ')}."
     )
 
 

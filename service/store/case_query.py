@@ -1,9 +1,9 @@
 """The case queue as queries: one tenant's cases newest first, filtered and searched, in cursor pages, with
-counts per status and a stamp that changes whenever any of its cases does.
+counts per status and a stamp that changes when what the queue shows does.
 
 A cursor names the last case of a page by (created_at, id), the queue's sort key, so a page never repeats or
-skips a case while new ones arrive at the top. Title, host and user live in the alert's normalized JSON; a
-case has exactly one alert (intake stores each alert with its own case), so the join keeps one row per case.
+skips a case while new ones arrive at the top. Title, host, user, severity and disposition are columns of
+the case (filled from its alert and verdict), so no query here parses JSON.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from soctriage.service.domain import Case, CaseStatus, Disposition, format_ts
-from soctriage.service.store.schema import alerts, cases
+from soctriage.service.store.schema import cases
 from soctriage.service.store.store import Store
 from sqlalchemy import Select, and_, func, or_, select
 
@@ -55,16 +55,6 @@ class CasePage:
     next_cursor: str | None
 
 
-_title = alerts.c.normalized["title"].as_string()
-_host = alerts.c.normalized[("device", "hostname")].as_string()
-_user = alerts.c.normalized[("user", "name")].as_string()
-_alert_severity = alerts.c.normalized[("severity", "label")].as_string()
-_verdict_severity = cases.c.verdict[("severity", "label")].as_string()
-_disposition = cases.c.verdict["disposition"].as_string()
-# The verdict's severity once there is one; the vendor's until then.
-_severity = func.coalesce(_verdict_severity, _alert_severity)
-
-
 def encode_cursor(case: Case) -> str:
     raw = json.dumps([format_ts(case.created_at), case.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -84,15 +74,18 @@ def _filtered(query: Select[Any], tenant: str, wanted: CaseFilter) -> Select[Any
     if wanted.status is not None:
         query = query.where(cases.c.status == wanted.status)
     if wanted.disposition is not None:
-        query = query.where(_disposition == wanted.disposition)
+        query = query.where(cases.c.disposition == wanted.disposition)
     if wanted.severity:
-        query = query.where(func.lower(_severity) == wanted.severity.lower())
+        query = query.where(func.lower(cases.c.severity) == wanted.severity.lower())
     text = (wanted.text or "").strip()[:MAX_SEARCH_CHARS]
     if text:
         query = query.where(
             or_(
                 cases.c.id == text,
-                *(column.icontains(text, autoescape=True) for column in (_title, _host, _user)),
+                *(
+                    column.icontains(text, autoescape=True)
+                    for column in (cases.c.title, cases.c.hostname, cases.c.user_name)
+                ),
             )
         )
     return query
@@ -104,19 +97,7 @@ def page_cases(
     """One page of the tenant's cases, newest first, after `cursor` (a `next_cursor` of an earlier page)."""
     limit = max(1, min(limit, MAX_PAGE))
     query = _filtered(
-        select(
-            cases,
-            alerts.c.id.label("alert_id"),
-            _title.label("title"),
-            _host.label("hostname"),
-            _user.label("user_name"),
-            _severity.label("severity"),
-        )
-        .select_from(cases.join(alerts, alerts.c.case_id == cases.c.id))
-        .order_by(cases.c.created_at.desc(), cases.c.id)
-        .limit(limit + 1),
-        tenant,
-        wanted,
+        select(cases).order_by(cases.c.created_at.desc(), cases.c.id).limit(limit + 1), tenant, wanted
     )
     if cursor:
         created, case_id = decode_cursor(cursor)
@@ -124,10 +105,11 @@ def page_cases(
             or_(cases.c.created_at < created, and_(cases.c.created_at == created, cases.c.id > case_id))
         )
     with store.engine.connect() as conn:
-        found = conn.execute(query).all()
+        found = conn.execute(query).all()[: limit + 1]
+        alert_ids = Store._alert_ids(conn, [row.id for row in found[:limit]])
     rows = [
         CaseRow(
-            case=Store._to_case(row, [row.alert_id]),
+            case=Store._to_case(row, alert_ids[row.id]),
             title=row.title or "",
             hostname=row.hostname,
             user=row.user_name,
@@ -140,9 +122,7 @@ def page_cases(
 
 
 def count_cases(store: Store, tenant: str, wanted: CaseFilter) -> int:
-    query = _filtered(
-        select(func.count()).select_from(cases.join(alerts, alerts.c.case_id == cases.c.id)), tenant, wanted
-    )
+    query = _filtered(select(func.count()).select_from(cases), tenant, wanted)
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
 
@@ -154,9 +134,11 @@ def status_counts(store: Store, tenant: str) -> dict[str, int]:
         return {status: int(n) for status, n in conn.execute(query)}
 
 
-def queue_stamp(store: Store, tenant: str) -> str:
-    """Changes whenever a case of the tenant is opened or changes (every ledger write moves updated_at)."""
-    query = select(func.count(), func.max(cases.c.updated_at)).where(cases.c.tenant == tenant)
+def queue_stamp(store: Store, tenant: str, counts: dict[str, int] | None = None) -> str:
+    """Changes when a case of the tenant is opened or changes status (a verdict always comes with one): what
+    the queue shows. Both parts are read from indexes, so polling it stays cheap with many cases."""
+    newest = select(func.max(cases.c.created_at)).where(cases.c.tenant == tenant)
     with store.engine.connect() as conn:
-        count, latest = conn.execute(query).one()
-    return f"{count}:{latest}"
+        latest = conn.execute(newest).scalar()
+    counts = status_counts(store, tenant) if counts is None else counts
+    return f"{latest}|" + ",".join(f"{status}={n}" for status, n in sorted(counts.items()))

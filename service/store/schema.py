@@ -7,6 +7,8 @@ declared here on the same `metadata`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from soctriage.service.domain import GENESIS_HASH
 from soctriage.service.store.columns import UTCDateTime
 from sqlalchemy import (
@@ -37,6 +39,8 @@ metadata = MetaData(
     }
 )
 
+QUEUE_TEXT = 512  # queue columns keep this many characters of a title, host or user name
+
 # Plain JSON, never JSONB: JSONB rewrites numbers and rejects \u0000, so a payload read back could hash
 # differently from the one that was written.
 json_doc = JSON(none_as_null=True)
@@ -54,8 +58,16 @@ cases = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("head_seq", Integer, nullable=False, server_default="0"),
     Column("head_hash", String(64), nullable=False, server_default=GENESIS_HASH),
+    # What the case queue shows, filters and searches, copied from the alert when the case opens and from the
+    # verdict when it is set: the queue never parses alert JSON (10,000 cases must page in milliseconds).
+    Column("title", String(QUEUE_TEXT), nullable=True),
+    Column("hostname", String(QUEUE_TEXT), nullable=True),
+    Column("user_name", String(QUEUE_TEXT), nullable=True),
+    Column("severity", String(32), nullable=True, comment="the verdict's severity label, else the vendor's"),
+    Column("disposition", String(32), nullable=True, comment="the verdict's disposition"),
     Index(None, "tenant", "status"),
     Index(None, "created_at"),
+    Index(None, "tenant", "created_at"),
 )
 
 alerts = Table(
@@ -157,3 +169,19 @@ rate_limits = Table(
     Column("tokens", Float, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+
+def queue_columns(alert: dict[str, Any], verdict: dict[str, Any] | None) -> dict[str, str | None]:
+    """The case queue's columns of a case, from its alert and verdict as stored (JSON)."""
+
+    def cut(value: Any) -> str | None:
+        return str(value)[:QUEUE_TEXT] if value not in (None, "") else None
+
+    shown = verdict or {}
+    return {
+        "title": cut(alert.get("title")),
+        "hostname": cut((alert.get("device") or {}).get("hostname")),
+        "user_name": cut((alert.get("user") or {}).get("name")),
+        "severity": cut(((shown or alert).get("severity") or {}).get("label")),
+        "disposition": cut(shown.get("disposition")),
+    }

@@ -33,7 +33,7 @@ from soctriage.service.store.chain import (
 )
 from soctriage.service.store.engine import create_store_engine, upgrade, write_transaction
 from soctriage.service.store.ledger_sql import EntryRow, LedgerStatements
-from soctriage.service.store.schema import alerts, cases, json_doc, ledger, quarantine
+from soctriage.service.store.schema import alerts, cases, json_doc, ledger, quarantine, queue_columns
 from sqlalchemy import (
     Connection,
     Engine,
@@ -233,6 +233,7 @@ class Store:
                     "updated_at": now,
                     "head_seq": 1,
                     "head_hash": entry_hash,
+                    **queue_columns(payload, None),
                 }
             )
             alert_rows.append(
@@ -348,10 +349,13 @@ class Store:
             if missing:
                 raise EvidenceError(case_id, missing, head.head_seq)
             stored = verdict.model_dump(mode="json")
+            shown = {"severity": verdict.severity.label, "disposition": verdict.disposition}
             if items:
-                self._append_locked(conn, case_id, head.head_seq, head.head_hash, items, verdict=stored)
+                self._append_locked(
+                    conn, case_id, head.head_seq, head.head_hash, items, verdict=stored, **shown
+                )
             else:
-                conn.execute(_SET_VERDICT, {"case_id": case_id, "verdict": stored, "at": utc_now()})
+                conn.execute(_SET_VERDICT, {"case_id": case_id, "verdict": stored, "at": utc_now(), **shown})
             return self._to_case(head, self._case_alert_ids(conn, case_id), verdict=verdict)
 
     def _lock_case(self, conn: Connection, case_id: str) -> Row[Any]:
@@ -584,7 +588,12 @@ _INSERT_ALERT = alerts.insert()
 _SET_VERDICT = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))
-    .values(verdict=bindparam("verdict", type_=json_doc), updated_at=bindparam("at"))
+    .values(
+        verdict=bindparam("verdict", type_=json_doc),
+        updated_at=bindparam("at"),
+        severity=bindparam("severity"),
+        disposition=bindparam("disposition"),
+    )
 )
 _MOVE_HEAD_WITH: dict[tuple[str, ...], Any] = {}
 
