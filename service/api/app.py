@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from soctriage.agents.run import DecisionRefused, Triager
 from soctriage.service.api import chat, metrics, reports
 from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
@@ -59,7 +58,7 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(reports.router)
     app.include_router(console.router)
-    app.mount("/static", StaticFiles(directory=console.STATIC), name="static")
+    app.mount("/static", console.StaticAssets(directory=console.STATIC), name="static")
     for error, handler in console.ERROR_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.add_middleware(AccessLog)

@@ -7,6 +7,7 @@ script streams the assistant's answer. Every POST carries the session's CSRF tok
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import escape
 from soctriage.agents.assistant import MAX_QUESTION_CHARS, ChatAnswer, give_feedback
@@ -52,15 +54,46 @@ from soctriage.service.reports import (
 from soctriage.service.reports.render import MEDIA_TYPES
 from soctriage.service.store.case_query import CursorError
 from soctriage.service.store.transcript import export_transcript
+from starlette.types import Scope
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
+
+
+def _asset_version() -> str:
+    """A digest of every static file: part of each asset URL, so browsers may cache assets for good."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(STATIC).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+ASSET_VERSION = _asset_version()
+
+
+class StaticAssets(StaticFiles):
+    """The package's static files; a URL with the asset version (`?v=`) never changes, so it is cached for a
+    year, and a plain URL (Swagger UI's) is revalidated."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        versioned = b"v=" + ASSET_VERSION.encode() in scope.get("query_string", b"")
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable" if versioned else "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def static_url(name: str) -> str:
+    return f"/static/{name}?v={ASSET_VERSION}"
+
+
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters.update(
     when=views.when, cited=views.cited, summary=views.entry_summary, payload=views.payload_json
 )
 templates.env.globals.update(
-    STATUSES=views.STATUSES, DISPOSITIONS=views.DISPOSITIONS, SEVERITIES=views.SEVERITIES
+    STATUSES=views.STATUSES, DISPOSITIONS=views.DISPOSITIONS, SEVERITIES=views.SEVERITIES, static=static_url
 )
 CaseId = Annotated[str, PathParam(max_length=64)]
 CSP = (
@@ -224,6 +257,13 @@ async def case_timeline(request: Request, who: UserDep, case_id: CaseId) -> Resp
     case = await _visible(request, who, case_id)
     view = await views.case_view(_cases(request).triager, case)
     return render(request, who.visitor, "_timeline.html", {"v": view})
+
+
+@router.get("/cases/{case_id}/integrity")
+async def case_integrity(request: Request, who: UserDep, case_id: CaseId) -> Response:
+    case = await _visible(request, who, case_id)
+    view = await views.case_view(_cases(request).triager, case)
+    return render(request, who.visitor, "_integrity.html", {"v": view})
 
 
 async def _actions_fragment(

@@ -101,7 +101,7 @@
           } else if (name === "answer") {
             // The answer's citations may name entries written while answering (its lookups): bring the
             // timeline and the actions (a proposal is a pending action) up to date before showing it.
-            await Promise.all([refresh("timeline"), refresh("actions")]);
+            await Promise.all([refresh("timeline"), refresh("actions"), refresh("integrity")]);
             text.innerHTML = payload.html; // server-escaped; only its [seq N] links are markup
             answer.classList.remove("streaming");
             answer.dataset.seq = payload.answer_seq;
