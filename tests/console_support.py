@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def console_store(home: Path, **extra: object) -> ConsoleStore:
                 for name in (BENIGN, SUDO, LSASS)
             }
 
-    cases = asyncio.run(triage())
+    # On a thread of its own: a sync Playwright browser keeps an event loop running on the test's thread.
+    with ThreadPoolExecutor(1) as pool:
+        cases = pool.submit(asyncio.run, triage()).result()
     keys = {}
     with Store.open(settings) as store:
         for role in ROLES:
