@@ -1,7 +1,7 @@
 """The builtin analyst's scores on every shipped suite, as the README's table: measured, never typed.
 
-`soctriage eval baseline --write README.md` runs every shipped suite with the builtin (tools in dry-run) and
-rewrites the table between the README's markers; `--check README.md` exits 1 when the table there is not what
+`soctriage eval baseline --write README.md` runs every shipped suite with the builtin (tools in dry-run; the
+case assistant for chat suites) and rewrites the tables between the README's markers; `--check README.md` exits 1 when the table there is not what
 the code at HEAD measures, which CI runs, so a stale baseline cannot land. Only decision metrics are shown:
 latency depends on the machine and is in each run's own report.
 """
@@ -12,9 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from soctriage.evals.chat_suite import build_chat_report, run_chat_suite
 from soctriage.evals.report import build_report
 from soctriage.evals.runner import read_run, run_suite
-from soctriage.evals.suite import Suite, load_suite, shipped_suites
+from soctriage.evals.suite import Suite, load_spec, load_suite, shipped_suites, suite_dir
 
 START, END = "<!-- eval-baselines:start -->", "<!-- eval-baselines:end -->"
 METRICS = (
@@ -44,12 +45,28 @@ METRICS = (
 COUNTS = frozenset({"guard_blocks", "actions_awaiting_approval"})
 
 
+# The chat suite's own metrics (its per-topic pass rates follow them).
+CHAT_METRICS = (
+    "pass_rate",
+    "fact_recall",
+    "citation_rate",
+    "unwanted_facts",
+    "invalid_citations",
+    "unexpected_proposals",
+)
+
+
 async def measure(fixtures: Path, out: Path, suites: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Run each suite with the builtin into `out/<suite>`; its report (metrics and gates) by suite name."""
     reports = {}
     for name in suites or shipped_suites():
-        suite: Suite = load_suite(name, fixtures)
         folder = out / name
+        spec = load_spec(suite_dir(name))
+        if spec.kind == "chat":
+            chat = await run_chat_suite(suite_dir(name), spec, folder, model="builtin")
+            reports[name] = build_chat_report(spec, "builtin", chat, folder)
+            continue
+        suite: Suite = load_suite(name, fixtures)
         records = await run_suite(suite, folder, model="builtin", concurrency=2)
         info, _ = read_run(folder)
         reports[name] = build_report(info, suite.spec, records, folder)
@@ -65,7 +82,25 @@ def _cell(name: str, metric: dict[str, Any] | None) -> str:
 
 
 def render(reports: dict[str, dict[str, Any]]) -> str:
-    """The README table: one column per suite, one row per metric, and whether each suite passed its gates."""
+    """The README tables: one column per suite, one row per metric, and whether each suite passed its gates;
+    the case assistant's (chat) suites in a table of their own."""
+    chats = {n: r for n, r in reports.items() if r.get("kind") == "chat"}
+    triage = _triage_table({n: r for n, r in reports.items() if n not in chats})
+    if not chats:
+        return triage
+    names = list(chats)
+    topics = [m for m in chats[names[0]]["metrics"] if m.startswith("pass_rate_")]
+    lines = ["| case assistant | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for metric in (*CHAT_METRICS, *topics):
+        cells = [_cell(metric, chats[n]["metrics"].get(metric)) for n in names]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| gates | " + " | ".join("passed" if chats[n]["passed"] else "**failed**" for n in names) + " |"
+    )
+    return triage + "\n\n" + "\n".join(lines)
+
+
+def _triage_table(reports: dict[str, dict[str, Any]]) -> str:
     names = list(reports)
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for metric in METRICS:
