@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from soctriage.agents.run import Triager
 from soctriage.service.auth import create_key
+from soctriage.service.cli_service import BackgroundWorker
 from soctriage.service.config import Settings
 from soctriage.service.store import Store
 from test_graph import sample
@@ -48,6 +51,17 @@ def console_store(home: Path, **extra: object) -> ConsoleStore:
             keys[role] = create_key(store, TENANT, role, f"{role}-user")[1]
         keys["globex"] = create_key(store, "globex", "admin", "globex-admin")[1]
     return ConsoleStore(settings, keys, cases)
+
+
+@contextmanager
+def workers(settings: Settings, concurrency: int = 2) -> Iterator[None]:
+    """The in-process queue workers `serve` runs, for decisions made through the console."""
+    worker = BackgroundWorker(settings, concurrency)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.stop()
 
 
 def csrf_of(html: str) -> str:

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from console_support import LSASS, SUDO, TENANT, ConsoleStore, console_store, csrf_of
+from console_support import LSASS, SUDO, TENANT, ConsoleStore, console_store, csrf_of, workers
 from fastapi.testclient import TestClient
 from service_support import alert_variants
 from soctriage.service.api.app import create_app
 from soctriage.service.auth import revoke_key
-from soctriage.service.cli_service import BackgroundWorker
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Severity, Verdict, format_ts
 from soctriage.service.ingest import normalize_bytes
@@ -29,13 +29,11 @@ from sqlalchemy import text
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[TestClient, ConsoleStore]]:
     data = console_store(tmp_path / "home")
-    worker = BackgroundWorker(data.settings, 2)
-    worker.start()
-    try:
-        with TestClient(create_app(data.settings, auth_enabled=True), follow_redirects=False) as client:
-            yield client, data
-    finally:
-        worker.stop()
+    with (
+        workers(data.settings),
+        TestClient(create_app(data.settings, auth_enabled=True), follow_redirects=False) as client,
+    ):
+        yield client, data
 
 
 def sign_in(client: TestClient, key: str) -> str:
@@ -365,3 +363,25 @@ def test_existing_cases_get_their_queue_columns_when_the_store_is_upgraded(
         assert [
             r.case.id for r in page_cases(store, TENANT, CaseFilter(disposition="false_positive")).rows
         ] == ["case-old1"]
+
+
+def test_an_expired_approval_request_says_so(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    default = (Path(__file__).resolve().parents[1] / "tools" / "data" / "policy.yaml").read_text()
+    policy.write_text(re.sub(r"(?m)^approval_ttl_s: .*$", "approval_ttl_s: 1", default))
+    data = console_store(tmp_path / "home", policy_path=policy)
+    time.sleep(1.2)
+    with (
+        workers(data.settings, 1),
+        TestClient(create_app(data.settings, auth_enabled=True), follow_redirects=False) as client,
+    ):
+        token = sign_in(client, data.keys["approver"])
+        case = data.cases[LSASS]
+        late = client.post(
+            f"/cases/{case}/actions/A2/decision",
+            data={"decision": "approve"},
+            headers={"X-CSRF-Token": token, "HX-Request": "true"},
+        )
+        assert late.status_code == 409 and "expired" in late.text
+        row = re.search(r'data-action-id="A2".*?</tr>', late.text, re.S).group(0)
+        assert 'data-testid="approve-button"' not in row

@@ -14,24 +14,12 @@ from typing import Any
 
 import httpx2
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from conftest import IN_CI
-from console_support import LSASS, TENANT, ConsoleStore, console_store
+from console_support import LSASS, TENANT, ConsoleStore, console_store, workers
 from service_support import alert_variants, serving
 from soctriage.service.api.app import create_app
-from soctriage.service.cli_service import BackgroundWorker
 from soctriage.service.store import Store
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +41,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[tuple[str, ConsoleStore]]:
     data = console_store(tmp_path / "home")
-    worker = BackgroundWorker(data.settings, 2)
-    worker.start()
-    try:
-        with serving(create_app(data.settings, auth_enabled=True)) as base_url:
-            yield base_url, data
-    finally:
-        worker.stop()
+    with workers(data.settings), serving(create_app(data.settings, auth_enabled=True)) as base_url:
+        yield base_url, data
 
 
 @pytest.fixture
