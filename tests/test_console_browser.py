@@ -93,6 +93,8 @@ def test_analyst_signs_in_approves_asks_follows_a_citation_gives_feedback_and_re
     page.screenshot(path=str(shots / "03-case.png"), full_page=True)
 
     # Approve isolating DC01 and see who decided and what the resumed case did.
+    entries = page.locator("[data-testid=timeline-entry]")
+    before_decision = entries.count()
     row = page.locator("[data-testid=action-row][data-action-id=A2]")
     row.locator("[data-testid=decision-reason]").fill("IR confirmed the dump")
     row.locator("[data-testid=approve-button]").click()
@@ -106,6 +108,8 @@ def test_analyst_signs_in_approves_asks_follows_a_citation_gives_feedback_and_re
         ).inner_text()
     )
     assert "approver-user" in page.locator("[data-testid=action-row][data-action-id=A2]").inner_text()
+    entries.nth(before_decision).wait_for()  # the timeline now holds the decision and the action
+    assert "approval decided" in page.locator("#timeline").inner_text()
     page.screenshot(path=str(shots / "04-approved.png"), full_page=True)
 
     # Ask the assistant, then follow a citation of its answer to the timeline entry.

@@ -314,7 +314,7 @@ async def decide(
         )
     reason = fields.get("reason", "").strip()[:4000] or None
     try:
-        result = await _cases(request).decide(
+        await _cases(request).decide(
             who.principal, case_id, action_id, DecisionRequest(approve=choice == "approve", reason=reason)
         )
     except (ForbiddenError, ConflictError, DecisionRefused) as exc:
@@ -326,9 +326,8 @@ async def decide(
         return secure(
             request, RedirectResponse(f"/cases/{quote(case_id)}#actions", status_code=303), who.visitor
         )
-    # Applied or queued, the fragment reports the outcome once the action is no longer pending (and polls
-    # until then).
-    assert result.action_id == action_id
+    # Applied (or queued for a worker), the fragment reports the outcome once the action is no longer pending,
+    # and polls until then.
     return await _actions_fragment(request, who, case_id, waiting=action_id)
 
 
@@ -380,7 +379,7 @@ async def chat(request: Request, who: UserDep, fields: FormDep, case_id: CaseId)
             if isinstance(event, str):
                 yield chat_api.sse({"text": event}, "token")
             elif isinstance(event, ChatAnswer):
-                html = str(views.cited(event.answer))
+                html = str(views.cited(event.answer, event.answer_seq))
                 yield chat_api.sse(
                     {
                         "html": html,

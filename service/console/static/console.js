@@ -54,7 +54,7 @@
   function refresh(id) {
     const el = document.getElementById(id);
     if (!el || !window.htmx) return Promise.resolve();
-    return htmx.ajax("GET", el.getAttribute("hx-get"), { target: "#" + id, swap: "outerHTML" });
+    return htmx.ajax("GET", el.dataset.src, { target: "#" + id, swap: "outerHTML" });
   }
 
   async function ask(form) {
