@@ -196,8 +196,10 @@ class Settings(BaseSettings):
     )
     session_secret: SecretStr | None = Field(
         default=None,
+        min_length=16,
         description="key that signs the analyst console's session cookies; unset means a random one per"
-        " process (sessions end when it restarts); set the same value on every `serve` behind one address",
+        " process (sessions end when it restarts); set the same value (16 characters or more) on every `serve`"
+        " behind one address",
     )
     session_ttl_h: float = Field(
         default=12.0, gt=0, description="an analyst console sign-in lasts this many hours"

@@ -39,8 +39,6 @@ def _unb64(text: str) -> bytes:
 
 class SessionSigner:
     def __init__(self, secret: bytes, ttl_s: float) -> None:
-        if len(secret) < 16:
-            raise ValueError("SOCTRIAGE_SESSION_SECRET: use at least 16 characters")
         self._secret = secret
         self.ttl_s = int(ttl_s)
 
