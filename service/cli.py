@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from soctriage.service import event_loop
 from soctriage.service.cli_chat import register as register_chat
+from soctriage.service.cli_checkpoint import PubkeyOption, verify_against_checkpoints
+from soctriage.service.cli_checkpoint import register as register_checkpoint
 from soctriage.service.cli_eval import eval_app
 from soctriage.service.cli_report import export_case_pdf
 from soctriage.service.cli_report import register as register_report
@@ -40,6 +42,7 @@ app.add_typer(eval_app, name="eval")
 register_service(app)
 register_chat(app)
 register_report(app)
+register_checkpoint(ledger_app)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
@@ -282,17 +285,30 @@ def cases_show(
 def ledger_verify(
     case_ids: Annotated[list[str] | None, typer.Argument(help="case ids to verify")] = None,
     all_cases: Annotated[bool, typer.Option("--all", help="verify every case")] = False,
+    checkpoints: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="a signed checkpoint (ledger checkpoint --out); the cases it covers must still extend the "
+            "heads it committed, and later checkpoints must extend it. Repeatable",
+        ),
+    ] = None,
+    pubkey: PubkeyOption = None,
 ) -> None:
-    """Exit 0 when every chain is intact; 1 naming the case and first bad seq otherwise."""
+    """Exit 0 when every chain is intact (and extends the given checkpoints); 1 naming each case that fails."""
     if not case_ids and not all_cases:
         raise fail("ledger verify: name one or more CASE ids, or pass --all")
     if case_ids and all_cases:
         raise fail("ledger verify: give CASE ids or --all, not both")
-    with Store.open(Settings()) as store:
+    settings = Settings()
+    with Store.open(settings) as store:
         try:
             report = store.verify(None if all_cases else case_ids)
         except CaseNotFoundError as exc:
             raise fail(str(exc), EXIT_CHECK_FAILED) from exc
+        extends = not checkpoints or verify_against_checkpoints(
+            settings, store, checkpoints, pubkey, None if all_cases else case_ids
+        )
     for check in report.cases:
         if check.ok:
             typer.echo(f"{check.case_id}: ok ({check.entries} entries, head {check.head_hash})")
@@ -301,7 +317,7 @@ def ledger_verify(
     typer.echo(
         f"{len(report.cases)} case(s) verified, {len(report.failures)} failed, {report.entries_checked} entries"
     )
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_CHECK_FAILED)
+    raise typer.Exit(EXIT_OK if report.ok and extends else EXIT_CHECK_FAILED)
 
 
 @ledger_app.command("export")

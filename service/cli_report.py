@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
+from soctriage.service.provenance import in_force
 from soctriage.service.reports import (
     REPORT_FORMATS,
     EvidenceParams,
@@ -18,6 +19,7 @@ from soctriage.service.reports import (
     render_report,
 )
 from soctriage.service.store import Store
+from soctriage.service.store.signing import local_public_key
 
 EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 1, 2
 report_app = typer.Typer(help="Evidence reports for insurers and auditors.", no_args_is_help=True)
@@ -96,7 +98,14 @@ def evidence(
     previous = None if verify_from is None else _previous(verify_from)
     mode = "previous" if previous is not None else ("none" if no_verify else "full")
     with Store.open(settings) as store:
-        report = evidence_from_store(store, params, verify=mode, previous=previous)  # type: ignore[arg-type]
+        report = evidence_from_store(
+            store,
+            params,
+            verify=mode,  # type: ignore[arg-type]
+            previous=previous,
+            public_key=local_public_key(settings),
+        )
+    report = report.model_copy(update={"provenance": in_force(settings)})
     data = render_report(report, fmt)  # type: ignore[arg-type]
     if out is None:
         typer.echo(data.decode(), nl=False)
@@ -105,6 +114,11 @@ def evidence(
         typer.echo(f"wrote {out}", err=True)
     if report.integrity.failed:
         typer.echo(f"{report.integrity.failed} case ledger(s) failed verification", err=True)
+    if report.checkpoint is not None and report.checkpoint.problems:
+        typer.echo(f"the cases no longer extend checkpoint #{report.checkpoint.number}:", err=True)
+        for problem in report.checkpoint.problems:
+            typer.echo(f"  {problem}", err=True)
+    if report.integrity.failed or (report.checkpoint is not None and report.checkpoint.problems):
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 

@@ -207,6 +207,17 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="log lines of `serve` and `worker`: JSON objects or plain text"
     )
+    # --- signed ledger checkpoints (service/store/checkpoint) ---
+    signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs ledger checkpoints (PEM, created with mode 0600 on first use);"
+        " unset means <home>/ledger-signing.key. Keep it out of reach of whoever can write the database",
+    )
+    checkpoint_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="workers sign a ledger checkpoint this often while cases change; 0 turns it off",
+    )
     # --- reports (service/reports) ---
     notification_window_h: float = Field(
         default=72.0,

@@ -21,6 +21,13 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, FINAL_CASE_STATUSES, utc_now
 from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue
 from soctriage.service.store import Store
+from soctriage.service.store.checkpoint import (
+    CheckpointRefused,
+    checkpoint_log_path,
+    checkpoint_scopes,
+    write_checkpoint,
+)
+from soctriage.service.store.signing import SigningKeyError, load_signing_key
 from soctriage.service.worker_limits import SharedRateLimit
 from soctriage.tools.retrieval import open_index
 
@@ -155,6 +162,49 @@ async def _sweep_expired_approvals(store: Store, queue: JobQueue, stop: asyncio.
             log.info("approval requests expired", extra={"count": expired})
 
 
+async def sign_checkpoints(settings: Settings, store: Store, stop: asyncio.Event) -> None:
+    """Every `checkpoint_interval_s`, sign a ledger checkpoint of each scope whose case heads moved.
+
+    A refusal (a committed case was cut back, rewritten or deleted) is logged as an error at every interval
+    until someone looks: it is the alarm this loop exists for. Workers on one database race harmlessly: one
+    stores the checkpoint, the others find nothing new or lose the insert."""
+    if settings.checkpoint_interval_s <= 0:
+        return
+    try:
+        key, created = await asyncio.to_thread(load_signing_key, settings, create=True)
+    except SigningKeyError as exc:
+        log.error("ledger checkpoints are off: %s", exc)
+        return
+    if created:
+        log.warning("created the ledger signing key", extra={"path": str(key.path)})
+    log_file = checkpoint_log_path(settings)
+    while not stop.is_set():
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.checkpoint_interval_s)
+        if stop.is_set():
+            return
+        for scope in await asyncio.to_thread(checkpoint_scopes, store):
+            try:
+                written = await asyncio.to_thread(
+                    write_checkpoint, store, key, tenant=scope, log_file=log_file, only_if_changed=True
+                )
+            except CheckpointRefused as exc:
+                log.error("ledger checkpoint refused: %s", exc)
+                continue
+            except Exception:
+                log.exception("ledger checkpoint failed")
+                continue
+            if written is not None:
+                log.info(
+                    "ledger checkpoint signed",
+                    extra={
+                        "origin": written.origin,
+                        "number": written.number,
+                        "tree_size": written.tree_size,
+                    },
+                )
+
+
 def model_http_client(concurrency: int, limit: SharedRateLimit | None) -> httpx2.AsyncClient:
     """The HTTP client the model layer uses in a worker: the `openai` SDK's aiohttp transport, pooled for the
     worker's concurrency (every connection kept alive), rate limited.
@@ -188,8 +238,10 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
         worker = CaseWorker(triager)
         log.info("worker started", extra={"concurrency": concurrency, "queue": type(queue).__name__})
         sweep = asyncio.create_task(_sweep_expired_approvals(triager.store, queue, stop))
+        checkpoints = asyncio.create_task(sign_checkpoints(settings, triager.store, stop))
         await queue.work(worker.handle, worker.give_up, concurrency, stop)
         await sweep
+        await checkpoints
         log.info("worker stopped")
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from soctriage.service.api.security import Analyst
 from soctriage.service.domain import utc_now
+from soctriage.service.provenance import in_force
 from soctriage.service.reports import (
     EvidenceParams,
     ReportFormat,
@@ -17,6 +18,7 @@ from soctriage.service.reports import (
     render_report,
 )
 from soctriage.service.reports.render import MEDIA_TYPES
+from soctriage.service.store.signing import local_public_key
 
 router = APIRouter(tags=["reports"])
 
@@ -64,6 +66,7 @@ async def evidence_report(
     store = request.app.state.cases.store
 
     def build() -> bytes:
-        return render_report(evidence_from_store(store, params), fmt)
+        report = evidence_from_store(store, params, public_key=local_public_key(settings))
+        return render_report(report.model_copy(update={"provenance": in_force(settings)}), fmt)
 
     return Response(await asyncio.to_thread(build), media_type=MEDIA_TYPES[fmt])

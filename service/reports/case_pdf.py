@@ -9,37 +9,13 @@ from soctriage.service.domain import Case, LedgerEntry, format_ts
 from soctriage.service.reports.layout import Layout, Section, Table
 from soctriage.service.store.chain import CaseVerification
 from soctriage.service.store.store import CaseNotFoundError, Store
-from soctriage.service.store.transcript import summarize
+from soctriage.service.store.transcript import ACTION_HEAD, action_rows, summarize
 
 HASH_PREFIX = 12
 
 
 def _when(entry: LedgerEntry) -> str:
     return format_ts(entry.ts)[:23].replace("T", " ")
-
-
-def _actions(entries: Sequence[LedgerEntry]) -> Table:
-    rows: dict[str, dict[str, str]] = {}
-    for entry in entries:
-        action_id = entry.payload.get("action_id")
-        if action_id is None:
-            continue
-        row = rows.setdefault(str(action_id), {"tool": str(entry.payload.get("tool", "?"))})
-        if entry.kind == "guard_decision":
-            row["guard"] = f"{entry.payload.get('decision')} ({entry.payload.get('rule_id')})"
-        elif entry.kind == "approval_decided":
-            row["approval"] = f"{entry.payload.get('outcome')} by {entry.actor.removeprefix('human:')}"
-        elif entry.kind == "approval_requested":
-            row.setdefault("approval", "requested, not decided")
-        elif entry.kind == "action_executed":
-            row["done"] = f"seq {entry.seq} ({entry.payload.get('status')})"
-    return Table(
-        ("Action", "Tool", "Guard decision (rule)", "Approval", "Carried out"),
-        [
-            (aid, r["tool"], r.get("guard", "-"), r.get("approval", "not needed"), r.get("done", "no"))
-            for aid, r in rows.items()
-        ],
-    )
 
 
 def case_layout(case: Case, entries: Sequence[LedgerEntry], check: CaseVerification) -> Layout:
@@ -93,7 +69,7 @@ def case_layout(case: Case, entries: Sequence[LedgerEntry], check: CaseVerificat
             Section(
                 "Actions and approvals",
                 ["Each proposed action, the policy guard's decision, the human decision, and the result."],
-                [_actions(entries)],
+                [Table(ACTION_HEAD, action_rows(entries))],
             ),
             Section(
                 "Timeline",
@@ -114,7 +90,8 @@ def case_layout(case: Case, entries: Sequence[LedgerEntry], check: CaseVerificat
                 [
                     f"Result: {verified}" + ("" if check.ok else f": {check.problem}"),
                     f"Head: seq {check.head_seq}, hash {check.head_hash}",
-                    "Re-check offline: soctriage ledger export CASE --format jsonl, then verify the chain.",
+                    "Re-check offline: soctriage ledger export CASE --format jsonl --out CASE.jsonl, then "
+                    "soctriage ledger verify-file CASE.jsonl --pubkey KEY (or the standalone proof.py).",
                 ],
             ),
         ],

@@ -24,6 +24,7 @@ from soctriage.service.reports.model import (
     ApprovalRow,
     CaseIntegrity,
     CaseRef,
+    CheckpointCitation,
     DenialRow,
     EvidenceReport,
     Integrity,
@@ -338,8 +339,7 @@ class EvidenceBuilder:
     def _alert(self, alert: Entry) -> None:
         t, payload = self.t, alert.payload
         t.alerts += 1
-        source = payload.get("source") or {}
-        t.by_source[f"{source.get('vendor', '?')} {source.get('product', '')}".strip()] += 1
+        t.by_source[_source_name(payload.get("source") or {})] += 1
         t.by_severity[str((payload.get("severity") or {}).get("label", "Unknown"))] += 1
         t.per_day[alert.ts.astimezone(UTC).date().isoformat()] += 1
         found = list(_mfa_fields(payload.get("unmapped") or {}))
@@ -416,7 +416,16 @@ class EvidenceBuilder:
                 t.checks[index] = _integrity_row(row.case_id, check)
                 t.entries += check.entries
 
-    def report(self, method: str = "verified", carried_from: datetime | None = None) -> EvidenceReport:
+    def case_ids(self) -> list[str]:
+        """The cases folded in so far."""
+        return [row.case_id for row in self.t.checks]
+
+    def report(
+        self,
+        method: str = "verified",
+        carried_from: datetime | None = None,
+        checkpoint: CheckpointCitation | None = None,
+    ) -> EvidenceReport:
         t, p = self.t, self.params
         as_of = p.until or t.newest
         window_s = p.notification_window_h * 3600
@@ -510,8 +519,9 @@ class EvidenceBuilder:
             model=usage,
             integrity=integrity,
             mfa=mfa,
-            requirements=requirements(volume, result, timings, actions, integrity, mfa),
+            requirements=requirements(volume, result, timings, actions, integrity, mfa, checkpoint),
             list_limit=self.limit,
+            checkpoint=checkpoint,
         )
 
     @staticmethod
@@ -531,6 +541,14 @@ class EvidenceBuilder:
             decided_at=a.decided_at,
             latency_s=latency,
         )
+
+
+def _source_name(source: dict[str, Any]) -> str:
+    """Vendor and product, without saying the vendor twice ("Elastic" + "Elastic Security")."""
+    vendor, product = str(source.get("vendor") or "?"), str(source.get("product") or "")
+    if product.lower().startswith(vendor.lower()):
+        return product
+    return f"{vendor} {product}".strip()
 
 
 def _sorted(counter: Mapping[str, int]) -> dict[str, int]:
@@ -576,7 +594,13 @@ def _integrity(
 
 
 def requirements(
-    volume: Volume, outcomes: Outcomes, timings: Timings, actions: Actions, integrity: Integrity, mfa: Mfa
+    volume: Volume,
+    outcomes: Outcomes,
+    timings: Timings,
+    actions: Actions,
+    integrity: Integrity,
+    mfa: Mfa,
+    checkpoint: CheckpointCitation | None = None,
 ) -> list[Requirement]:
     """The insurer questionnaire rows, each pointing at the report sections that answer it."""
     none = volume.alerts == 0
@@ -600,11 +624,18 @@ def requirements(
         Requirement(
             requirement="Audit-ready incident logs",
             evidence=f"{integrity.ok} of {integrity.cases} case ledger(s) intact ({integrity.method}), "
-            f"{integrity.failed} failed, {integrity.unverified} not verified; {integrity.entries} entries",
-            sections=["Ledger integrity"],
+            f"{integrity.failed} failed, {integrity.unverified} not verified; {integrity.entries} entries; "
+            + _checkpoint_evidence(checkpoint),
+            sections=["Ledger integrity", "Signed checkpoint"],
             status="no data"
             if integrity.cases == 0
-            else ("met" if integrity.failed == 0 and integrity.unverified == 0 else "gap"),
+            else (
+                "met"
+                if integrity.failed == 0
+                and integrity.unverified == 0
+                and not (checkpoint and checkpoint.problems)
+                else "gap"
+            ),
         ),
         Requirement(
             requirement="Vendor / privileged access actions approved",
@@ -627,6 +658,16 @@ def requirements(
         ),
     ]
     return rows
+
+
+def _checkpoint_evidence(checkpoint: CheckpointCitation | None) -> str:
+    if checkpoint is None:
+        return "no signed checkpoint yet"
+    text = f"signed checkpoint #{checkpoint.number} ({checkpoint.signed_at:%Y-%m-%d %H:%M} UTC), signature "
+    text += checkpoint.signature_check.split(":", 1)[0]
+    if checkpoint.covered is not None:
+        text += f", covers {checkpoint.covered} of these cases, {len(checkpoint.problems)} problem(s)"
+    return text
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -678,17 +719,19 @@ def build_evidence(
     params: EvidenceParams,
     *,
     verifications: Mapping[str, CaseVerification] | None = None,
+    checkpoint: CheckpointCitation | None = None,
 ) -> EvidenceReport:
     """The report over `entries` (grouped by case, seq order), e.g. concatenated `ledger export` files.
 
     Without `verifications`, each chain is verified here from its own entries (links and hashes; the end
     of a chain can only be checked against a head recorded elsewhere, so pass that in `verifications`).
+    `checkpoint` is cited as given: rebuilding a store's report from its exports, pass the store's citation.
     """
     builder = EvidenceBuilder(params)
     for case in group_by_case(entries):
         check = verify_chain(case) if verifications is None else verifications.get(case[0].case_id)
         builder.add_case(case, check)
-    return builder.report()
+    return builder.report(checkpoint=checkpoint)
 
 
 def parse_day(text: str, *, end: bool = False) -> datetime:

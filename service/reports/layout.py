@@ -10,7 +10,7 @@ from datetime import datetime
 
 from soctriage.service.domain import format_ts
 from soctriage.service.reports.evidence import fmt_duration
-from soctriage.service.reports.model import EvidenceReport, Percentiles
+from soctriage.service.reports.model import CheckpointCitation, EvidenceReport, Percentiles, Provenance
 
 # Heads listed in the human formats; the JSON report always has every one.
 HEADS_SHOWN = 50
@@ -81,9 +81,87 @@ def volume_chart(per_day: dict[str, int]) -> BarChart:
     return BarChart(f"Alert volume per {unit}", labels, values, f"{unit} (UTC)", "alerts")
 
 
+def _period(since: datetime | None, until: datetime | None) -> str:
+    if since and until:
+        return f"alerts received from {_when(since)} to {_when(until)}"
+    if since:
+        return f"alerts received from {_when(since)} on"
+    if until:
+        return f"alerts received before {_when(until)}"
+    return "all alerts received"
+
+
+def _checkpoint_section(c: CheckpointCitation | None) -> Section:
+    if c is None:
+        return Section(
+            "Signed checkpoint",
+            [
+                "No signed checkpoint covers these cases yet. Run `soctriage ledger checkpoint`; workers sign "
+                "one every SOCTRIAGE_CHECKPOINT_INTERVAL_S while cases change."
+            ],
+        )
+    covered = (
+        "The report's cases were not checked against it."
+        if c.covered is None
+        else f"It covers {c.covered} of this report's cases; {len(c.problems)} problem(s) found: every case it "
+        "covers must still exist with a chain that passes through the head it committed."
+    )
+    previous = next(
+        (line.split(" ", 1)[1] for line in c.note.splitlines() if line.startswith("previous ")), "-"
+    )
+    return Section(
+        "Signed checkpoint",
+        [
+            f"Checkpoint #{c.number} of {c.origin}, signed {_when(c.signed_at)}, commits to the chain heads of "
+            f"{c.cases} case(s) in a Merkle tree of {c.tree_size} leaves (RFC 6962; C2SP signed note, Ed25519). "
+            f"Signature: {c.signature_check}. {covered}",
+            "Check it independently with the public key you recorded: save the note (the JSON report holds it "
+            "byte for byte) and run soctriage ledger verify --all --checkpoint NOTE --pubkey KEY.",
+        ],
+        [
+            Table(
+                ("Checkpoint", "Value"),
+                [
+                    ("Origin (log and scope)", c.origin),
+                    ("Number", str(c.number)),
+                    ("Signed at", _when(c.signed_at)),
+                    ("Tree size", str(c.tree_size)),
+                    ("Cases committed", str(c.cases)),
+                    ("Root hash (base64)", c.root_hash),
+                    ("Previous checkpoint (sha256)", previous),
+                    ("Signature line", c.signature),
+                    ("Public key fingerprint (sha256)", c.key_fingerprint),
+                    ("Verifier key", c.verifier_key or "-"),
+                ],
+            ),
+            Table(("Problem against the checkpoint",), [(problem,) for problem in c.problems]),
+        ],
+    )
+
+
+def _provenance_section(p: Provenance | None) -> Section:
+    if p is None:
+        return Section("Software and policy in force", ["Not recorded for this report."])
+    return Section(
+        "Software and policy in force",
+        [
+            f"soctriage {p.soctriage_version}. Guard policy: {p.policy}. Prompt files by sha256, as every "
+            "llm_call ledger entry records the ones it used."
+        ],
+        [
+            Table(
+                ("In force when the report was made", "sha256"),
+                [
+                    ("guard policy", p.policy_sha256 or "unreadable"),
+                    *((f"prompt {name}", digest) for name, digest in p.prompts.items()),
+                ],
+            )
+        ],
+    )
+
+
 def build_layout(report: EvidenceReport) -> Layout:
     r = report
-    period = f"{_when(r.period.since, 'the beginning')} to {_when(r.period.until, 'now')}"
     scope = f"tenant {r.tenant}" if r.tenant else "all tenants"
     integ = r.integrity
     headline = [
@@ -99,6 +177,12 @@ def build_layout(report: EvidenceReport) -> Layout:
         (
             "Ledgers intact",
             f"{integ.ok} of {integ.cases} ({integ.method.replace('_', ' ')})",
+        ),
+        (
+            "Signed checkpoint",
+            "none yet"
+            if r.checkpoint is None
+            else f"#{r.checkpoint.number}, signature {r.checkpoint.signature_check.split(':', 1)[0]}",
         ),
     ]
     sections = [
@@ -292,6 +376,8 @@ def build_layout(report: EvidenceReport) -> Layout:
                 ),
             ],
         ),
+        _checkpoint_section(r.checkpoint),
+        _provenance_section(r.provenance),
         Section(
             "MFA evidence",
             [
@@ -303,7 +389,7 @@ def build_layout(report: EvidenceReport) -> Layout:
     ]
     return Layout(
         title=r.title,
-        subtitle=f"{scope}, alerts received {period}; generated {_when(r.generated_at)}",
+        subtitle=f"{scope}, {_period(r.period.since, r.period.until)}; generated {_when(r.generated_at)}",
         headline=headline,
         sections=sections,
     )

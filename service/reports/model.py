@@ -161,6 +161,37 @@ class Integrity(ReportModel):
     carried_from: datetime | None = Field(default=None, description="when the reused results were made")
 
 
+class CheckpointCitation(ReportModel):
+    """The signed ledger checkpoint the report rests on: the newest of its scope when it was made."""
+
+    origin: str = Field(description="the log: signing key name and tenant scope")
+    number: int
+    tree_size: int
+    cases: int = Field(description="cases of the whole scope the checkpoint commits to")
+    signed_at: datetime
+    root_hash: str = Field(description="base64 RFC 6962 root hash, as in the note")
+    note: str = Field(description="the checkpoint, byte for byte: a C2SP signed note")
+    signature: str = Field(description="the note's signature line")
+    key_fingerprint: str = Field(description="sha256 of the Ed25519 public key, hex")
+    verifier_key: str | None = Field(description="the C2SP verifier key the signature was checked with")
+    signature_check: str = Field(description="verified, or why it was not checked or failed")
+    covered: int | None = Field(
+        description="of this report's cases, how many the checkpoint covers (None: not checked)"
+    )
+    problems: list[str] = Field(
+        default=[], description="cases that no longer extend the heads it committed, and log problems"
+    )
+
+
+class Provenance(ReportModel):
+    """What was in force when the report was generated."""
+
+    soctriage_version: str
+    policy: str = Field(description="the guard policy file in force")
+    policy_sha256: str | None = Field(description="sha256 of that file; None when it cannot be read")
+    prompts: dict[str, str] = Field(description="prompt name -> sha256, as llm_call entries record them")
+
+
 class MfaRow(ReportModel):
     case_id: str
     field: str
@@ -193,3 +224,7 @@ class EvidenceReport(ReportModel):
     mfa: Mfa
     requirements: list[Requirement]
     list_limit: int = Field(description="longest list kept in each capped section")
+    checkpoint: CheckpointCitation | None = Field(
+        default=None, description="the signed checkpoint covering the period; None when there is none yet"
+    )
+    provenance: Provenance | None = None

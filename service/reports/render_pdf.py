@@ -12,6 +12,7 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (
     Flowable,
     KeepTogether,
@@ -39,6 +40,10 @@ _GRID = colors.HexColor("#d0d5dd")
 _HEAD_BG = colors.HexColor("#f2f4f7")
 # Cells are cut here: a PDF table row cannot break across pages, so one huge cell would not fit.
 MAX_CELL_CHARS = 600
+# Left plus right cell padding (reportlab's TableStyle default of 6 pt each side).
+_CELL_PADDING = 12
+# A single unbreakable word (a hash, a URL) may claim at most this share of the table's width.
+_MAX_WORD_SHARE = 0.36
 
 
 def _p(text: str, style: ParagraphStyle = _BODY) -> Paragraph:
@@ -60,14 +65,7 @@ def pdf_table(table: Table, width: float) -> Flowable:
         [_cell(cell, i in table.numeric, table.headers[i]) for i, cell in enumerate(row)]
         for row in table.rows
     ]
-    # Columns share the width by their longest content (header included), within bounds, so short codes
-    # stay on one line and free text gets the room.
-    weights = [
-        max(1.6, min(12.0, max(len(h) * 1.3, *(len(str(r[i])) for r in table.rows)) / 6))
-        for i, h in enumerate(table.headers)
-    ]
-    widths = [width * w / sum(weights) for w in weights]
-    result = PdfTable(data, colWidths=widths, repeatRows=1)
+    result = PdfTable(data, colWidths=column_widths(table, width), repeatRows=1)
     result.setStyle(
         TableStyle(
             [
@@ -80,6 +78,36 @@ def pdf_table(table: Table, width: float) -> Flowable:
         )
     )
     return result
+
+
+def _widest(texts: list[str], font: str, size: float, *, words: bool) -> float:
+    pieces = [word for text in texts for word in text.split()] if words else texts
+    return max((stringWidth(piece, font, size) for piece in pieces), default=0.0)
+
+
+def column_widths(table: Table, width: float) -> list[float]:
+    """Column widths the way a browser lays out a table: each column at least as wide as its longest word
+    (header words in bold, ids such as case ids), so no word is broken across lines, and the room left
+    shared by how much more each column needs to show its longest cell on one line. Only a word longer than
+    about a third of the page (a 64-digit hash) may still wrap."""
+    floors, naturals = [], []
+    for i, header in enumerate(table.headers):
+        cells = [str(row[i])[:MAX_CELL_CHARS] for row in table.rows]
+        word = min(_widest(cells, _CELL.fontName, _CELL.fontSize, words=True), width * _MAX_WORD_SHARE)
+        floor = max(_widest([header], _HEAD.fontName, _HEAD.fontSize, words=True), word) + _CELL_PADDING
+        line = max(
+            _widest([header], _HEAD.fontName, _HEAD.fontSize, words=False),
+            _widest(cells, _CELL.fontName, _CELL.fontSize, words=False),
+        )
+        floors.append(floor)
+        naturals.append(max(floor, line + _CELL_PADDING))
+    if sum(naturals) <= width:
+        return [natural * width / sum(naturals) for natural in naturals]
+    if sum(floors) >= width:
+        return [floor * width / sum(floors) for floor in floors]
+    wants = [natural - floor for natural, floor in zip(naturals, floors, strict=True)]
+    spare = width - sum(floors)
+    return [floor + spare * want / sum(wants) for floor, want in zip(floors, wants, strict=True)]
 
 
 def pdf_chart(chart: BarChart, width: float, height: float = 62 * mm) -> Drawing:

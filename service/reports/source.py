@@ -15,11 +15,13 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from soctriage.service.reports.evidence import EvidenceBuilder, EvidenceParams
-from soctriage.service.reports.model import EvidenceReport
+from soctriage.service.reports.model import CheckpointCitation, EvidenceReport
 from soctriage.service.store import Store
 from soctriage.service.store.chain import CaseVerification, ChainChecker, LedgerProblem
+from soctriage.service.store.checkpoint import cite_checkpoint
 from soctriage.service.store.engine import create_store_engine
 from soctriage.service.store.schema import cases, ledger
+from soctriage.service.store.signing import PublicKey
 from soctriage.service.store.store import STORED_ENTRY_COLUMNS, verify_rows
 from sqlalchemy import and_, or_, select, true
 
@@ -219,6 +221,7 @@ def evidence_from_store(
     *,
     verify: VerifyMode = "full",
     previous: EvidenceReport | None = None,
+    public_key: PublicKey | None = None,
 ) -> EvidenceReport:
     """The report for `params` from `store`, streaming the ledger once.
 
@@ -226,6 +229,9 @@ def evidence_from_store(
     scope, else in worker processes (one per core) that stream the chains while this pass reads the rest.
     verify="previous" reuses the results of an earlier report (`previous`) for chains whose end is the
     head that report found intact, and marks the rest not verified; verify="none" checks nothing.
+
+    The report cites the newest signed checkpoint of its scope, its signature checked with `public_key`, and
+    (unless verify="none") checks that the report's cases still extend the heads it committed.
     """
     if verify == "previous" and previous is None:
         raise ValueError("verify='previous' needs the earlier report to take results from")
@@ -269,4 +275,30 @@ def evidence_from_store(
     if parallel is not None:
         builder.verified(_matching(store, parallel.results(), heads))
     method = {"full": "verified", "previous": "carried_forward", "none": "not_verified"}[verify]
-    return builder.report(method, previous.generated_at if previous is not None else None)
+    checkpoint = _citation(store, params, builder.case_ids(), public_key, check=verify != "none")
+    return builder.report(method, previous.generated_at if previous is not None else None, checkpoint)
+
+
+def _citation(
+    store: Store, params: EvidenceParams, case_ids: list[str], public_key: PublicKey | None, *, check: bool
+) -> CheckpointCitation | None:
+    cited = cite_checkpoint(store, params.tenant, case_ids, public_key, check=check)
+    if cited is None:
+        return None
+    row = cited.stored
+    verifier = None if public_key is None else public_key.verifier(row.origin)
+    return CheckpointCitation(
+        origin=row.origin,
+        number=row.number,
+        tree_size=row.tree_size,
+        cases=row.cases,
+        signed_at=row.created_at,
+        root_hash=cited.root_hash,
+        note=row.note,
+        signature=cited.signature,
+        key_fingerprint=row.key_fingerprint,
+        verifier_key=None if verifier is None or cited.checkpoint is None else verifier.encode(),
+        signature_check=cited.signature_check,
+        covered=cited.covered if check and cited.checkpoint is not None else None,
+        problems=cited.problems,
+    )

@@ -170,6 +170,34 @@ rate_limits = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    # Signed checkpoints (service/store/checkpoint.py); each is also appended to a file beside the store.
+    Column("origin", String(255), nullable=False, comment="the log: signing key name and tenant scope"),
+    Column("number", Integer, nullable=False, comment="1, 2, ... within the origin"),
+    Column("tenant", String(128), nullable=True, comment="the scope's tenant; NULL means every tenant"),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("cases", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("key_fingerprint", String(64), nullable=False, comment="sha256 of the Ed25519 public key"),
+    Column("note", Text, nullable=False, comment="the C2SP signed note, byte for byte"),
+    PrimaryKeyConstraint("origin", "number"),
+    Index(None, "tenant", "created_at"),
+)
+
+ledger_head_log = Table(
+    "ledger_head_log",
+    metadata,
+    # The leaves of each origin's Merkle tree, append-only: one row each time a checkpoint saw a case head
+    # that was new or had moved. No foreign key: the log must outlive a deleted case to testify about it.
+    Column("origin", String(255), nullable=False),
+    Column("idx", BigInteger, nullable=False, comment="leaf index, from 0"),
+    Column("case_id", String(64), nullable=False),
+    Column("head_seq", Integer, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    PrimaryKeyConstraint("origin", "idx"),
+)
 
 def queue_columns(alert: dict[str, Any], verdict: dict[str, Any] | None) -> dict[str, str | None]:
     """The case queue's columns of a case, from its alert and verdict as stored (JSON)."""

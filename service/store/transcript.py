@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 from pydantic import ValidationError
 from soctriage.service.domain import Case, LedgerEntry, canonical_json, format_ts
 from soctriage.service.store.chain import CaseVerification
+from soctriage.service.store.checkpoint import case_commitment
+from soctriage.service.store.proof import parse_checkpoint_text, split_note
 from soctriage.service.store.store import CaseNotFoundError, Store
 
 TranscriptFormat = Literal["jsonl", "md", "html"]
@@ -23,13 +25,18 @@ def export_transcript(store: Store, case_id: str, fmt: TranscriptFormat) -> str:
     if case is None:
         raise CaseNotFoundError(case_id)
     entries = store.entries(case_id)
+    commitment = case_commitment(store, case_id, case.tenant)
     if fmt == "jsonl":
-        return "".join(entry_line(entry) + "\n" for entry in entries)
+        lines = [entry_line(entry) for entry in entries]
+        if commitment is not None:
+            # Last, after the entries: a reader of entries skips it (read_entries), a verifier needs it.
+            lines.append(canonical_json({"checkpoint": commitment}))
+        return "".join(line + "\n" for line in lines)
     [check] = store.verify([case_id]).cases
     if fmt == "md":
-        return _markdown(case, entries, check)
+        return _markdown(case, entries, check, _commitment_line(commitment))
     if fmt == "html":
-        return _html(case, entries, check)
+        return _html(case, entries, check, _commitment_line(commitment))
     raise ValueError(f"unknown transcript format {fmt!r}; expected jsonl, md or html")
 
 
@@ -39,18 +46,32 @@ def entry_line(entry: LedgerEntry) -> str:
 
 
 def read_entries(lines: Iterable[str], source: str = "<transcript>") -> Iterator[LedgerEntry]:
-    """Parse an exported JSONL transcript; a bad line raises ValueError naming `source`, line and field."""
+    """Parse the entries of an exported JSONL transcript (its `checkpoint` record is skipped); a bad line
+    raises ValueError naming `source`, line and field."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            yield LedgerEntry.model_validate(json.loads(line))
+            item = json.loads(line)
+            if isinstance(item, dict) and item.keys() == {"checkpoint"}:
+                continue
+            yield LedgerEntry.model_validate(item)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{source}:{number}: not JSON: {exc.msg}") from exc
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"]) or "<entry>"
             raise ValueError(f"{source}:{number}: field {field}: {error['msg']}") from exc
+
+
+def read_checkpoint_record(lines: Sequence[str]) -> Any:
+    """The `checkpoint` record an export carries on its last line, or None."""
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    try:
+        item = json.loads(last)
+    except json.JSONDecodeError:
+        return None
+    return item["checkpoint"] if isinstance(item, dict) and item.keys() == {"checkpoint"} else None
 
 
 def summarize(entry: LedgerEntry) -> str:
@@ -75,6 +96,43 @@ def _verification_line(check: CaseVerification) -> str:
     if check.ok:
         return f"intact: {check.entries} entries verified"
     return f"FAILED at seq {check.bad_seq}: {check.problem}"
+
+
+def _commitment_line(commitment: dict[str, Any] | None) -> str:
+    if commitment is None:
+        return "Checkpoint: no signed checkpoint covers this case yet (soctriage ledger checkpoint)"
+    origin, size, _, extensions = parse_checkpoint_text(split_note(commitment["note"])[0])
+    made = next((line.removeprefix("time ") for line in extensions if line.startswith("time ")), "?")
+    return (
+        f"Checkpoint: seq 1-{commitment['head_seq']} committed by the signed checkpoint of {origin} at tree "
+        f"size {size} ({made}); the JSONL export carries it with the inclusion proof "
+        "(soctriage ledger verify-file)"
+    )
+
+
+ACTION_HEAD = ("Action", "Tool", "Guard decision (rule)", "Approval", "Carried out")
+
+
+def action_rows(entries: Sequence[LedgerEntry]) -> list[tuple[str, ...]]:
+    """One row per proposed action: the guard's decision, the human decision, and what was carried out."""
+    rows: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        action_id = entry.payload.get("action_id")
+        if action_id is None:
+            continue
+        row = rows.setdefault(str(action_id), {"tool": str(entry.payload.get("tool", "?"))})
+        if entry.kind == "guard_decision":
+            row["guard"] = f"{entry.payload.get('decision')} ({entry.payload.get('rule_id')})"
+        elif entry.kind == "approval_decided":
+            row["approval"] = f"{entry.payload.get('outcome')} by {entry.actor.removeprefix('human:')}"
+        elif entry.kind == "approval_requested":
+            row.setdefault("approval", "requested, not decided")
+        elif entry.kind == "action_executed":
+            row["done"] = f"seq {entry.seq} ({entry.payload.get('status')})"
+    return [
+        (aid, r["tool"], r.get("guard", "-"), r.get("approval", "not needed"), r.get("done", "no"))
+        for aid, r in rows.items()
+    ]
 
 
 def _header_rows(case: Case) -> list[tuple[str, str]]:
@@ -123,17 +181,28 @@ def _md_cell(text: str) -> str:
     return " ".join(escaped.split())
 
 
-def _markdown(case: Case, entries: list[LedgerEntry], check: CaseVerification) -> str:
+def _md_row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(_md_cell(cell) for cell in cells) + " |"
+
+
+def _markdown(case: Case, entries: list[LedgerEntry], check: CaseVerification, commitment: str) -> str:
     lines = [f"# Case transcript {_md_cell(case.id)}", "", "| Field | Value |", "|---|---|"]
-    lines += [f"| {_md_cell(name)} | {_md_cell(value)} |" for name, value in _header_rows(case)]
-    lines += ["", "## Timeline", "", "| " + " | ".join(_TIMELINE_HEAD) + " |", "|---:|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(_md_cell(cell) for cell in _timeline_cells(e)) + " |" for e in entries]
+    lines += [_md_row(row) for row in _header_rows(case)]
+    actions = action_rows(entries)
+    lines += ["", "## Actions and approvals", ""]
+    if actions:
+        lines += [_md_row(ACTION_HEAD), "|---|---|---|---|---|", *(_md_row(row) for row in actions)]
+    else:
+        lines.append("No action was proposed.")
+    lines += ["", "## Timeline", "", _md_row(_TIMELINE_HEAD), "|---:|---|---|---|---|---|"]
+    lines += [_md_row(_timeline_cells(e)) for e in entries]
     lines += [
         "",
         "## Verification",
         "",
         f"- Result: {_md_cell(_verification_line(check))}",
         f"- Head: seq {check.head_seq}, hash `{check.head_hash}`",
+        f"- {_md_cell(commitment)}",
         "",
     ]
     return "\n".join(lines)
@@ -148,24 +217,36 @@ vertical-align:top}th{background:#f2f4f7}td.n{text-align:right}code{font-family:
 """
 
 
-def _html(case: Case, entries: list[LedgerEntry], check: CaseVerification) -> str:
+def _html(case: Case, entries: list[LedgerEntry], check: CaseVerification, commitment: str) -> str:
     def e(text: object) -> str:
         return html.escape(str(text), quote=True)
 
+    def table(head: Sequence[str], rows: Iterable[str]) -> str:
+        titles = "".join(f"<th>{e(title)}</th>" for title in head)
+        return f"<table><thead><tr>{titles}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
     header = "".join(f"<tr><th>{e(name)}</th><td>{e(value)}</td></tr>" for name, value in _header_rows(case))
-    head_row = "".join(f"<th>{e(title)}</th>" for title in _TIMELINE_HEAD)
-    body = "".join(
-        "<tr><td class='n'>{}</td><td>{}</td><td>{}</td><td>{}</td><td class='summary'>{}</td>"
-        "<td><code>{}</code></td></tr>".format(*(e(cell) for cell in _timeline_cells(entry)))
-        for entry in entries
+    actions = action_rows(entries)
+    action_table = (
+        table(ACTION_HEAD, ("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in actions))
+        if actions
+        else "<p>No action was proposed.</p>"
     )
-    status_class = "ok" if check.ok else "bad"
+    timeline = table(
+        _TIMELINE_HEAD,
+        (
+            "<tr><td class='n'>{}</td><td>{}</td><td>{}</td><td>{}</td><td class='summary'>{}</td>"
+            "<td><code>{}</code></td></tr>".format(*(e(cell) for cell in _timeline_cells(entry)))
+            for entry in entries
+        ),
+    )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>Case transcript {e(case.id)}</title><style>{_CSS}</style></head><body>"
         f"<h1>Case transcript {e(case.id)}</h1><table>{header}</table>"
-        f"<h2>Timeline</h2><table><thead><tr>{head_row}</tr></thead><tbody>{body}</tbody></table>"
-        f"<h2>Verification</h2><p class='{status_class}'>{e(_verification_line(check))}</p>"
-        f"<p>Head: seq {e(check.head_seq)}, hash <code>{e(check.head_hash)}</code></p>"
+        f"<h2>Actions and approvals</h2>{action_table}"
+        f"<h2>Timeline</h2>{timeline}"
+        f"<h2>Verification</h2><p class='{'ok' if check.ok else 'bad'}'>{e(_verification_line(check))}</p>"
+        f"<p>Head: seq {e(check.head_seq)}, hash <code>{e(check.head_hash)}</code></p><p>{e(commitment)}</p>"
         "</body></html>\n"
     )
