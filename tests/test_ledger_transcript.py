@@ -97,6 +97,8 @@ def test_html_is_self_contained_and_escapes_everything(store: Store) -> None:
     assert "<script" not in page and "src=" not in page and "<link" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "intact: 3 entries verified" in page and "class='ok'" in page
+    # The PDF's actions section, in HTML too.
+    assert "<h2>Actions and approvals</h2>" in page
 
 
 def test_transcript_shows_a_failed_verification(store: Store) -> None:
@@ -123,3 +125,35 @@ def test_summaries_are_short_and_readable(store: Store) -> None:
     assert summarize(tool).startswith("tool=intel.hash, verdict=<script>")
     long = tool.model_copy(update={"payload": {"blob": "x" * 1000}})
     assert len(summarize(long)) == 160
+
+
+def test_html_and_markdown_show_actions_and_approvals_like_the_pdf(store: Store) -> None:
+    case_id = _case_with_story(store)
+    action = {"action_id": "A2", "tool": "isolate_host"}
+    store.append_many(
+        case_id,
+        [
+            (
+                "guard",
+                "guard_decision",
+                {**action, "decision": "needs_approval", "rule_id": "dc_needs_approval"},
+            ),
+            ("guard", "approval_requested", action),
+            ("human:alice", "approval_decided", {**action, "outcome": "approved"}),
+            ("response_agent", "action_executed", {**action, "status": "done"}),
+        ],
+    )
+    page = export_transcript(store, case_id, "html")
+    section = page.split("<h2>Actions and approvals</h2>", 1)[1].split("<h2>", 1)[0]
+    for cell in (
+        "A2",
+        "isolate_host",
+        "needs_approval (dc_needs_approval)",
+        "approved by alice",
+        "seq 7 (done)",
+    ):
+        assert f"<td>{cell}</td>" in section
+    md = export_transcript(store, case_id, "md")
+    assert (
+        "| A2 | isolate_host | needs_approval (dc_needs_approval) | approved by alice | seq 7 (done) |" in md
+    )

@@ -28,6 +28,7 @@ from soctriage.service.reports import (
     render_report,
     source,
 )
+from soctriage.service.reports.layout import build_layout
 from soctriage.service.store import Store
 from soctriage.service.store.schema import ledger
 from soctriage.service.store.transcript import read_entries
@@ -262,6 +263,8 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
             waiting = store.list_cases(status="awaiting_approval")[0]
         result = CliRunner().invoke(app, ["approve", waiting.id, "A2", "--by", "alice"])
         assert result.exit_code in (0, 1), result.output
+        result = CliRunner().invoke(app, ["ledger", "checkpoint"])
+        assert result.exit_code == 0, result.output
     finally:
         patch.undo()
     return home
@@ -285,6 +288,11 @@ def test_report_rebuilt_from_exported_ledgers_is_identical(home: Path) -> None:
     assert result.exit_code == 0, result.output
     from_store = EvidenceReport.model_validate_json(result.stdout)
     assert from_store.volume.alerts == 8 and from_store.integrity.ok == 8
+    cited = from_store.checkpoint
+    assert cited is not None and cited.signature_check == "verified" and cited.covered == 8
+    assert cited.note.startswith(cited.origin + "\n8\n") and cited.signature in cited.note
+    provenance = from_store.provenance
+    assert provenance is not None and provenance.policy_sha256 and "verdict" in provenance.prompts
 
     with Store.open(Settings(home=home)) as store:
         case_ids = sorted(c.id for c in store.list_cases(limit=1000))
@@ -294,8 +302,9 @@ def test_report_rebuilt_from_exported_ledgers_is_identical(home: Path) -> None:
         assert out.exit_code == 0
         exported += out.stdout
     params = EvidenceParams(generated_at=from_store.generated_at, tenant="default")
-    rebuilt = build_evidence(read_entries(exported.splitlines()), params)
-    assert rebuilt == from_store
+    rebuilt = build_evidence(read_entries(exported.splitlines()), params, checkpoint=cited)
+    assert rebuilt == from_store.model_copy(update={"provenance": None})
+    rebuilt = rebuilt.model_copy(update={"provenance": provenance})
     assert render_report(rebuilt, "md") == render_report(from_store, "md")
 
 
@@ -313,6 +322,28 @@ def test_human_formats_and_pdf_image(home: Path, tmp_path: Path) -> None:
     assert cli("report", "evidence", "--format", "pdf", "--out", str(pdf)).exit_code == 0
     assert pdf.read_bytes().startswith(b"%PDF")
     assert_renders(pdf, tmp_path / "report")
+    assert "all tenants, all alerts received; generated" in md.stdout
+    assert "Elastic Security" in md.stdout and "Elastic Elastic" not in md.stdout
+    assert "## Signed checkpoint" in md.stdout and "## Software and policy in force" in md.stdout
+
+    # No word of a table is broken across lines: every header word and every case id (a cell of its own)
+    # comes out of the PDF whole.
+    report = EvidenceReport.model_validate_json(cli("report", "evidence", "--format", "json").stdout)
+    words = set(pdf_text(pdf).split())
+    tables = [table for section in build_layout(report).sections for table in section.tables if table.rows]
+    headers = {word for table in tables for header in table.headers for word in header.split()}
+    assert headers and headers <= words, headers - words
+    case_ids = {c.case_id for c in report.integrity.heads}
+    assert case_ids <= words, case_ids - words
+
+
+def pdf_text(pdf: Path) -> str:
+    pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 (test extra) reads PDFs")
+    document = pdfium.PdfDocument(str(pdf))
+    try:
+        return "\n".join(document[n].get_textpage().get_text_range() for n in range(len(document)))
+    finally:
+        document.close()
 
 
 def assert_renders(pdf: Path, stem: Path) -> None:
