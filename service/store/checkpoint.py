@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
@@ -49,7 +49,7 @@ from soctriage.service.store.proof import (
 from soctriage.service.store.schema import cases, ledger, ledger_checkpoints, ledger_head_log
 from soctriage.service.store.signing import PublicKey, SigningKey, scope_label
 from soctriage.service.store.store import Store, StoreError
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, Integer, String, and_, column, insert, select, values
 from sqlalchemy.exc import IntegrityError
 
 LOG_FILE_NAME = "ledger-checkpoints.jsonl"
@@ -62,8 +62,7 @@ def checkpoint_log_path(settings: Settings) -> Path:
     return settings.home / LOG_FILE_NAME
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(NamedTuple):
     """One leaf: a case's chain head as a checkpoint saw it."""
 
     case_id: str
@@ -301,8 +300,7 @@ def _current_heads(conn: Connection, tenant: str | None) -> dict[str, Head]:
     return {row[0]: Head(*row) for row in conn.execution_options(yield_per=10_000).execute(query)}
 
 
-@dataclass(frozen=True)
-class _Point:
+class _Point(NamedTuple):
     """A committed head, and the first checkpoint that committed it (for messages)."""
 
     head: Head
@@ -384,8 +382,12 @@ def _entry_hashes(conn: Connection, points: Sequence[Head]) -> dict[tuple[str, i
     found: dict[tuple[str, int], str] = {}
     pairs = sorted({(p.case_id, p.seq) for p in points})
     for start in range(0, len(pairs), _LOOKUP_BATCH):
-        query = select(ledger.c.case_id, ledger.c.seq, ledger.c.hash).where(
-            tuple_(ledger.c.case_id, ledger.c.seq).in_(pairs[start : start + _LOOKUP_BATCH])
+        # A join with a VALUES list looks each pair up by the primary key; SQLite scans the whole ledger for
+        # a row-value IN list instead.
+        batch = pairs[start : start + _LOOKUP_BATCH]
+        wanted = values(column("case_id", String), column("seq", Integer), name="wanted").data(batch).cte()
+        query = select(ledger.c.case_id, ledger.c.seq, ledger.c.hash).join(
+            wanted, and_(ledger.c.case_id == wanted.c.case_id, ledger.c.seq == wanted.c.seq)
         )
         found.update({(row[0], row[1]): row[2] for row in conn.execute(query)})
     return found
@@ -399,8 +401,11 @@ class _FileLog:
     """What the file beside the store holds for one origin: its checkpoints' notes and their leaves."""
 
     notes: dict[int, str] = field(default_factory=dict)
-    leaves: list[Head] = field(default_factory=list)
+    leaves: list[list[Any]] = field(default_factory=list)  # as read: [case_id, seq, hash]
     complete: bool = True
+
+    def heads(self) -> list[Head]:
+        return [Head(str(c), int(s), str(h)) for c, s, h in self.leaves]
 
 
 def _read_file(path: Path | None, origin: str) -> _FileLog:
@@ -418,7 +423,7 @@ def _read_file(path: Path | None, origin: str) -> _FileLog:
                     # PostgreSQL): this file alone cannot rebuild the tree.
                     log.complete = False
                 log.notes[int(record["number"])] = str(record["note"])
-                log.leaves += [Head(str(c), int(s), str(h)) for c, s, h in record["leaves"]]
+                log.leaves += record["leaves"]
             except (ValueError, KeyError, TypeError, AttributeError):
                 log.complete = False
     return log
@@ -481,11 +486,11 @@ def verify_checkpoints(
         heads = _current_heads(conn, None)
         for origin, given in opened.items():
             stored = _stored_checkpoints(conn, origin)
-            sources = {"the database": _read_log(conn, origin)}
             file_log = _read_file(log_file, origin)
-            if file_log.complete and file_log.leaves:
-                sources[str(log_file)] = file_log.leaves
             chain = _chain(report, given, stored, file_log, trusted)
+            sources = _Sources(
+                _read_log(conn, origin), str(log_file), file_log, [n.checkpoint.size for n in chain]
+            )
             points = _check_chain(report, chain, sources)
             if wanted is not None:
                 points = [p for p in points if p.head.case_id in wanted]
@@ -525,25 +530,52 @@ def _chain(
     return sorted(nodes.values(), key=lambda n: (n.checkpoint.size, n.number or 0))
 
 
-def _check_chain(
-    report: CheckpointReport, chain: list[_Node], sources: dict[str, list[Head]]
-) -> list[_Point]:
-    """Match each checkpoint to a leaf source that reproduces its root, check each extends the one before, and
-    return every commitment the reproduced checkpoints make."""
-    sizes = [node.checkpoint.size for node in chain]
-    roots = {name: roots_at((h.leaf() for h in leaves), sizes) for name, leaves in sources.items()}
-    # roots[source] holds the root of that source's leaves at every checkpoint size of the chain, so each
-    # "does the later extend the earlier" check below is a lookup, not another pass over the log.
+class _Sources:
+    """The copies of an origin's head log: the database's, then the file's, which is read into leaves and
+    hashed only when the database's does not reproduce a checkpoint. `roots(name)` holds the root of a copy
+    at every checkpoint size of the chain, so each "does the later extend the earlier" check is a lookup."""
+
+    DATABASE = "the database"
+
+    def __init__(self, database: list[Head], file_name: str, file_log: _FileLog, sizes: list[int]) -> None:
+        self._file_name, self._file_log, self._sizes = file_name, file_log, sizes
+        self._leaves: dict[str, list[Head]] = {self.DATABASE: database}
+        self._roots: dict[str, dict[int, bytes]] = {}
+
+    @property
+    def names(self) -> list[str]:
+        usable = self._file_log.complete and self._file_log.leaves
+        return [self.DATABASE, *([self._file_name] if usable else [])]
+
+    def leaves(self, name: str) -> list[Head]:
+        if name not in self._leaves:
+            self._leaves[name] = self._file_log.heads()
+        return self._leaves[name]
+
+    def roots(self, name: str) -> dict[int, bytes]:
+        if name not in self._roots:
+            self._roots[name] = roots_at((h.leaf() for h in self.leaves(name)), self._sizes)
+        return self._roots[name]
+
+
+def _check_chain(report: CheckpointReport, chain: list[_Node], sources: _Sources) -> list[_Point]:
+    """Match each checkpoint to a copy of the log that reproduces its root, check each extends the one before,
+    and return every commitment the reproduced checkpoints make."""
     for node in chain:
         node.source = next(
-            (name for name in roots if roots[name].get(node.checkpoint.size) == node.checkpoint.root), None
+            (
+                name
+                for name in sources.names
+                if sources.roots(name).get(node.checkpoint.size) == node.checkpoint.root
+            ),
+            None,
         )
         if node.source is None:
             report.problems.append(
-                f"{node.label}: no copy of the head log reproduces its root (checked {', '.join(sources)}): "
-                "the log was altered, so the cases it covers cannot be checked against it"
+                f"{node.label}: no copy of the head log reproduces its root (checked "
+                f"{', '.join(sources.names)}): the log was altered, so its cases cannot be checked against it"
             )
-        elif node.source != "the database":
+        elif node.source != _Sources.DATABASE:
             report.problems.append(
                 f"{node.label}: the database's head log no longer reproduces its root (it was altered); "
                 f"checked against the copy in {node.source}"
@@ -551,12 +583,13 @@ def _check_chain(
         else:
             report.checked.append(node.label)
     for before, after in pairwise(chain):
-        _check_extends(report, before, after, sources, roots)
+        _check_extends(report, before, after, sources)
     points: dict[Head, _Point] = {}
-    for name, leaves in sources.items():
+    for name in sources.names:
         reproduced = [n for n in chain if n.source == name]
         if not reproduced:
             continue
+        leaves = sources.leaves(name)
         sizes_here = [n.checkpoint.size for n in reproduced]
         for idx, head in enumerate(leaves[: sizes_here[-1]]):
             position = bisect.bisect_right(sizes_here, idx)
@@ -565,13 +598,7 @@ def _check_chain(
     return list(points.values())
 
 
-def _check_extends(
-    report: CheckpointReport,
-    before: _Node,
-    after: _Node,
-    sources: dict[str, list[Head]],
-    roots: dict[str, dict[int, bytes]],
-) -> None:
+def _check_extends(report: CheckpointReport, before: _Node, after: _Node, sources: _Sources) -> None:
     earlier, later = before.checkpoint, after.checkpoint
     if (
         before.number is not None
@@ -585,11 +612,11 @@ def _check_extends(
         return
     # The leaves that reproduce the later root must, cut at the earlier size, reproduce the earlier root: the
     # earlier tree is a prefix of the later (RFC 6962 consistency, by recomputation rather than by a proof).
-    if roots[after.source].get(earlier.size) == earlier.root:
+    if sources.roots(after.source).get(earlier.size) == earlier.root:
         return
     changed = ""
     if before.source is not None:
-        old, new = sources[before.source], sources[after.source]
+        old, new = sources.leaves(before.source), sources.leaves(after.source)
         differ = sorted({old[i].case_id for i in range(earlier.size) if i >= len(new) or new[i] != old[i]})
         changed = f": its log changes what it committed for {', '.join(differ)}" if differ else ""
     report.problems.append(f"{after.label} does not extend {before.label}{changed}")

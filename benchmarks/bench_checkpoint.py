@@ -1,0 +1,107 @@
+"""Signed ledger checkpoints over a large store: 100,000 cases / 3,000,000 entries by default.
+
+    python benchmarks/bench_checkpoint.py [--database-url URL] [--cases N] [--skip-sqlite]
+
+Builds the same chained ledgers as bench_report.py, then times the commands an operator and an auditor run,
+end to end as processes (`soctriage …`, imports included):
+- `ledger checkpoint` over every case (the first one commits a leaf per case), then again after 1% of the
+  cases moved (a worker's periodic checkpoint);
+- `ledger verify --all`, then the same with `--checkpoint` (the cost of checking every committed head).
+The database named by --database-url gets the store's tables and benchmark rows: use a scratch database.
+
+Targets: `ledger checkpoint` over 100,000 cases in under 10 s; verifying against a checkpoint adds less than
+20% to `ledger verify --all`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_report import build
+from soctriage.service.config import Settings
+from soctriage.service.store import Store
+from sqlalchemy import text
+
+SOCTRIAGE = str(Path(sys.executable).with_name("soctriage"))
+
+
+def timed(label: str, env: dict[str, str], *args: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([SOCTRIAGE, *args], env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"soctriage {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    print(f"  {label:<52} {elapsed:6.1f} s")
+    return elapsed
+
+
+def run(label: str, settings: Settings, home: Path, n_cases: int) -> None:
+    print(label)
+    env = {**os.environ, "SOCTRIAGE_HOME": str(home)}
+    if settings.database_url:
+        env["SOCTRIAGE_DATABASE_URL"] = settings.database_url
+    with Store.open(settings) as store:
+        if store.list_cases(limit=1):
+            raise SystemExit(
+                f"{label}: the database already holds cases; point --database-url at an empty one"
+            )
+        start = time.perf_counter()
+        entries = build(store, n_cases)
+        if store.engine.dialect.name == "postgresql":
+            with store.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        print(
+            f"  built {n_cases:,} cases / {entries:,} chained entries in {time.perf_counter() - start:.0f} s"
+        )
+        first = home / "first.note"
+        timed(
+            f"ledger checkpoint, first ({n_cases:,} new leaves)",
+            env,
+            "ledger",
+            "checkpoint",
+            "-o",
+            str(first),
+        )
+        moved = [case.id for case in store.list_cases(limit=max(1, n_cases // 100))]
+        for case_id in moved:
+            store.append(case_id, "human:bench", "note", {"text": "later work"})
+        timed(f"ledger checkpoint, {len(moved):,} cases moved", env, "ledger", "checkpoint")
+        plain = timed("ledger verify --all", env, "ledger", "verify", "--all")
+        checked = timed(
+            "ledger verify --all --checkpoint (first)",
+            env,
+            "ledger",
+            "verify",
+            "--all",
+            "--checkpoint",
+            str(first),
+        )
+        print(f"  verifying against the checkpoint adds {100 * (checked - plain) / plain:.0f}%")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", help="also benchmark this (PostgreSQL) database")
+    parser.add_argument("--cases", type=int, default=100_000, help="cases to build (30 entries each)")
+    parser.add_argument("--skip-sqlite", action="store_true", help="only the --database-url database")
+    args = parser.parse_args()
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(home=Path(tmp), sqlite_synchronous="NORMAL")
+            run("SQLite (synchronous=NORMAL)", settings, Path(tmp), args.cases)
+    if args.database_url:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(home=Path(tmp), database_url=args.database_url)
+            run(f"PostgreSQL {args.database_url}", settings, Path(tmp), args.cases)
+
+
+if __name__ == "__main__":
+    main()
