@@ -6,7 +6,8 @@ Builds the same chained ledgers as bench_report.py, then times the commands an o
 end to end as processes (`soctriage …`, imports included):
 - `ledger checkpoint` over every case (the first one commits a leaf per case), then again after 1% of the
   cases moved (a worker's periodic checkpoint);
-- `ledger verify --all`, then the same with `--checkpoint` (the cost of checking every committed head).
+- `ledger verify --all`, then the same with `--checkpoint` (the cost of checking every committed head);
+- `report evidence`, which cites the newest checkpoint and checks the report's cases against it.
 The database named by --database-url gets the store's tables and benchmark rows: use a scratch database.
 
 Targets: `ledger checkpoint` over 100,000 cases in under 10 s; verifying against a checkpoint adds less than
@@ -15,7 +16,6 @@ Targets: `ledger checkpoint` over 100,000 cases in under 10 s; verifying against
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -23,10 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_report import build
+from bench_report import arguments, fill
 from soctriage.service.config import Settings
 from soctriage.service.store import Store
-from sqlalchemy import text
 
 SOCTRIAGE = str(Path(sys.executable).with_name("soctriage"))
 
@@ -47,18 +46,7 @@ def run(label: str, settings: Settings, home: Path, n_cases: int) -> None:
     if settings.database_url:
         env["SOCTRIAGE_DATABASE_URL"] = settings.database_url
     with Store.open(settings) as store:
-        if store.list_cases(limit=1):
-            raise SystemExit(
-                f"{label}: the database already holds cases; point --database-url at an empty one"
-            )
-        start = time.perf_counter()
-        entries = build(store, n_cases)
-        if store.engine.dialect.name == "postgresql":
-            with store.engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-        print(
-            f"  built {n_cases:,} cases / {entries:,} chained entries in {time.perf_counter() - start:.0f} s"
-        )
+        fill(label, store, n_cases)
         first = home / "first.note"
         timed(
             f"ledger checkpoint, first ({n_cases:,} new leaves)",
@@ -83,16 +71,18 @@ def run(label: str, settings: Settings, home: Path, n_cases: int) -> None:
             str(first),
         )
         print(f"  verifying against the checkpoint adds {100 * (checked - plain) / plain:.0f}%")
+        timed(
+            "report evidence --format json (cites the newest checkpoint)",
+            env,
+            "report",
+            "evidence",
+            "-f",
+            "json",
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database-url", help="also benchmark this (PostgreSQL) database")
-    parser.add_argument("--cases", type=int, default=100_000, help="cases to build (30 entries each)")
-    parser.add_argument("--skip-sqlite", action="store_true", help="only the --database-url database")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(home=Path(tmp), sqlite_synchronous="NORMAL")

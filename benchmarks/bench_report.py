@@ -231,36 +231,41 @@ def timed(label: str, store: Store, entries: int, **kwargs: Any) -> EvidenceRepo
     return report
 
 
+def fill(label: str, store: Store, n_cases: int) -> int:
+    """Build `n_cases` chained cases in an empty store, ready to be read; returns the entries written."""
+    if store.list_cases(limit=1):
+        raise SystemExit(f"{label}: the database already holds cases; point --database-url at an empty one")
+    start = time.perf_counter()
+    entries = build(store, n_cases)
+    if store.engine.dialect.name == "postgresql":
+        # Autovacuum would analyze a ledger that grew over months; one bulk load leaves the planner with
+        # empty-table statistics, and its plans for the report's range scans then go quadratic.
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    print(f"  built {n_cases:,} cases / {entries:,} chained entries in {time.perf_counter() - start:.0f} s")
+    return entries
+
+
 def run(label: str, settings: Settings, n_cases: int) -> None:
     print(label)
     with Store.open(settings) as store:
-        if store.list_cases(limit=1):
-            raise SystemExit(
-                f"{label}: the database already holds cases; point --database-url at an empty one"
-            )
-        start = time.perf_counter()
-        entries = build(store, n_cases)
-        if store.engine.dialect.name == "postgresql":
-            # Autovacuum would analyze a ledger that grew over months; one bulk load leaves the planner with
-            # empty-table statistics, and its plans for the report's range scans then go quadratic.
-            with store.engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-        print(
-            f"  built {n_cases:,} cases / {entries:,} chained entries in {time.perf_counter() - start:.0f} s"
-        )
+        entries = fill(label, store, n_cases)
         timed("report, no verification", store, entries, verify="none")
         full = timed("report, every chain verified", store, entries, verify="full")
         timed("report, earlier verification reused", store, entries, verify="previous", previous=full)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def arguments(doc: str | None) -> argparse.Namespace:
+    """The options every large-ledger benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="also benchmark this (PostgreSQL) database")
     parser.add_argument("--cases", type=int, default=100_000, help="cases to build (30 entries each)")
     parser.add_argument("--skip-sqlite", action="store_true", help="only the --database-url database")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__)
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             run(

@@ -373,6 +373,16 @@ def test_a_checkpoint_that_does_not_extend_its_predecessor_is_caught(env: Env, c
         assert f"its log changes what it committed for {env.victim}" in problem
     assert f"{env.victim}: FAILED against the checkpoint: cut back" in caught.stderr
     assert env.bystander not in caught.stderr
+    # Nor does the signer build on that log.
+    refused = cli("ledger", "checkpoint")
+    assert refused.exit_code == 1
+    if change_log == "append":
+        assert (
+            f"has case heads going back (a checkpoint was signed over cases that had been cut back or rewritten): {env.victim}"
+            in refused.stderr
+        )
+    else:
+        assert "the head log in the database no longer reproduces checkpoint #1" in refused.stderr
 
 
 def export(env: Env, case_id: str, path: Path) -> Path:

@@ -24,7 +24,7 @@ import base64
 import bisect
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
@@ -137,7 +137,7 @@ def write_checkpoint(
         log = _read_log(conn, origin)
         heads = _current_heads(conn, tenant)
         previous = stored[-1] if stored else None
-        _check_log(previous, log, key)
+        _check_log(stored, log, key)
         scope = "" if tenant is None else f" (tenant {tenant})"
         problems = _check_points(conn, _committed(log, stored).values(), heads, scope)
     if problems:
@@ -211,23 +211,36 @@ def _refuse_other_keys(conn: Connection, tenant: str | None, key: SigningKey) ->
         )
 
 
-def _check_log(previous: StoredCheckpoint | None, log: Sequence[Head], key: SigningKey) -> None:
-    """The stored log must be exactly what the last checkpoint signed: no leaf changed, none added."""
-    if previous is None:
+def _check_log(stored: Sequence[StoredCheckpoint], log: Sequence[Head], key: SigningKey) -> None:
+    """The stored log must be what the stored checkpoints signed: each one's root reproduced by the log cut
+    at its size, the last one's size the whole log, each naming the one before, and no case going back."""
+    if not stored:
         if log:
             raise CheckpointRefused(f"the head log in the database has {len(log)} leaves but no checkpoint")
         return
     try:
-        checkpoint = open_checkpoint(previous.note, [key.public.verifier(previous.origin)])
+        opened = [open_checkpoint(row.note, [key.public.verifier(row.origin)]) for row in stored]
     except ProofError as exc:
-        raise CheckpointRefused(f"{previous.label} in the database does not verify: {exc}") from exc
-    if (
-        len(log) != checkpoint.size
-        or roots_at((h.leaf() for h in log), [checkpoint.size]).get(checkpoint.size) != checkpoint.root
-    ):
+        raise CheckpointRefused(f"a checkpoint in the database does not verify: {exc}") from exc
+    roots = roots_at((h.leaf() for h in log), [checkpoint.size for checkpoint in opened])
+    for row, checkpoint, before in zip(stored, opened, [None, *opened[:-1]], strict=True):
+        if roots.get(checkpoint.size) != checkpoint.root or (
+            before is not None and checkpoint.previous != before.note_sha256
+        ):
+            raise CheckpointRefused(
+                f"the head log in the database no longer reproduces {row.label}: it was altered; run "
+                "`soctriage ledger verify --all --checkpoint FILE` with a checkpoint kept outside the database"
+            )
+    if len(log) != opened[-1].size:
         raise CheckpointRefused(
-            f"the head log in the database no longer reproduces {previous.label}: it was altered; run "
-            "`soctriage ledger verify --all --checkpoint FILE` with a checkpoint kept outside the database"
+            "the head log in the database has leaves no checkpoint signed: it was altered"
+        )
+    back = sorted({head.case_id for _, head, _ in _backward_steps(log)})
+    if back:
+        raise CheckpointRefused(
+            f"the signed head log of {stored[-1].origin} has case heads going back (a checkpoint was signed over "
+            f"cases that had been cut back or rewritten): {', '.join(back)}; run `soctriage ledger verify --all "
+            "--checkpoint FILE` with a checkpoint kept outside the database"
         )
 
 
@@ -622,22 +635,27 @@ def _check_extends(report: CheckpointReport, before: _Node, after: _Node, source
     report.problems.append(f"{after.label} does not extend {before.label}{changed}")
 
 
-def _check_monotonic(report: CheckpointReport, leaves: Sequence[Head], chain: Sequence[_Node]) -> None:
-    """A case's heads in the log only move forward; a later leaf at the same or a lower seq means a checkpoint
-    was signed over a case that had gone back."""
-    sizes = [n.checkpoint.size for n in chain]
+def _backward_steps(leaves: Sequence[Head]) -> Iterator[tuple[int, Head, int]]:
+    """Leaves where a case's head did not move forward: (index, leaf, the highest seq committed before).
+    A case's heads only move forward, so each one means a checkpoint was signed over a case that went back."""
     last: dict[str, int] = {}
     for idx, head in enumerate(leaves):
         seen = last.get(head.case_id)
         if seen is not None and head.seq <= seen:
-            position = bisect.bisect_right(sizes, idx)
-            after = chain[position]
-            before = chain[position - 1].label if position else "an earlier checkpoint"
-            report.problems.append(
-                f"{after.label} does not extend {before}: case {head.case_id} goes back from seq {seen} to "
-                f"seq {head.seq}"
-            )
+            yield idx, head, seen
         last[head.case_id] = max(head.seq, seen or 0)
+
+
+def _check_monotonic(report: CheckpointReport, leaves: Sequence[Head], chain: Sequence[_Node]) -> None:
+    sizes = [n.checkpoint.size for n in chain]
+    for idx, head, seen in _backward_steps(leaves):
+        position = bisect.bisect_right(sizes, idx)
+        after = chain[position]
+        before = chain[position - 1].label if position else "an earlier checkpoint"
+        report.problems.append(
+            f"{after.label} does not extend {before}: case {head.case_id} goes back from seq {seen} to "
+            f"seq {head.seq}"
+        )
 
 
 # ---- proofs for exports and citations for reports ------------------------------------------------------
