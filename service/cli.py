@@ -300,6 +300,8 @@ def ledger_verify(
         raise fail("ledger verify: name one or more CASE ids, or pass --all")
     if case_ids and all_cases:
         raise fail("ledger verify: give CASE ids or --all, not both")
+    if pubkey is not None and not checkpoints:
+        raise fail("ledger verify: --pubkey checks checkpoint signatures; give --checkpoint FILE with it")
     settings = Settings()
     with Store.open(settings) as store:
         try:
