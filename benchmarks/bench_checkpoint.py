@@ -7,7 +7,7 @@ end to end as processes (`soctriage …`, imports included):
 - `ledger checkpoint` over every case (the first one commits a leaf per case), then again after 1% of the
   cases moved (a worker's periodic checkpoint);
 - `ledger verify --all`, then the same with `--checkpoint` (the cost of checking every committed head);
-- `report evidence`, which cites the newest checkpoint and checks the report's cases against it.
+- `report evidence` before any checkpoint, and after, when it cites the newest and checks its cases against it.
 The database named by --database-url gets the store's tables and benchmark rows: use a scratch database.
 
 Targets: `ledger checkpoint` over 100,000 cases in under 10 s; verifying against a checkpoint adds less than
@@ -56,6 +56,7 @@ def run(label: str, settings: Settings, home: Path, n_cases: int) -> None:
     with Store.open(settings) as store:
         fill(label, store, n_cases)
         first = home / "first.note"
+        timed("report evidence --format json (no checkpoint yet)", env, "report", "evidence", "-f", "json")
         timed(
             f"ledger checkpoint, first ({n_cases:,} new leaves)",
             env,
