@@ -321,22 +321,15 @@ class _Point(NamedTuple):
 
 
 def _committed(log: Sequence[Head], stored: Sequence[StoredCheckpoint]) -> dict[str, _Point]:
-    """Each case's last commitment in the log, labelled with the checkpoint that made it."""
+    """Each case's last commitment in the log (which _check_log found to be exactly what `stored` signed),
+    labelled with the checkpoint that made it."""
     sizes = [c.tree_size for c in stored]
-    return (
-        {
-            head.case_id: _Point(head, _label_of(idx, sizes, stored))
-            for idx, head in enumerate(log)
-            if idx < sizes[-1]
-        }
-        if stored
-        else {}
-    )
+    return {head.case_id: _Point(head, _label_of(idx, sizes, stored)) for idx, head in enumerate(log)}
 
 
 def _label_of(idx: int, sizes: Sequence[int], stored: Sequence[StoredCheckpoint]) -> str:
-    position = bisect.bisect_right(sizes, idx)
-    return stored[position].label if position < len(stored) else "an unsigned leaf"
+    """The first checkpoint whose tree holds leaf `idx`."""
+    return stored[bisect.bisect_right(sizes, idx)].label
 
 
 def _check_points(

@@ -5,6 +5,7 @@ Verification lives in `proof.py`, which auditors run without soctriage; this mod
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
 from soctriage.service.store.proof import node_hash
@@ -40,14 +41,8 @@ class Frontier:
         return digest
 
 
-EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-
-
-def root_of(leaves: Iterable[bytes]) -> bytes:
-    frontier = Frontier()
-    for leaf in leaves:
-        frontier.append(leaf)
-    return frontier.root()
+# RFC 6962: the hash of an empty tree is the hash of the empty string.
+EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
 def roots_at(leaves: Iterable[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
