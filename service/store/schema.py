@@ -199,6 +199,7 @@ ledger_head_log = Table(
     PrimaryKeyConstraint("origin", "idx"),
 )
 
+
 def queue_columns(alert: dict[str, Any], verdict: dict[str, Any] | None) -> dict[str, str | None]:
     """The case queue's columns of a case, from its alert and verdict as stored (JSON)."""
 
