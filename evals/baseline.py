@@ -56,7 +56,7 @@ CHAT_METRICS = (
 )
 
 
-async def measure(fixtures: Path, out: Path, suites: list[str] | None = None) -> dict[str, dict[str, Any]]:
+async def measure(out: Path, suites: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Run each suite with the builtin into `out/<suite>`; its report (metrics and gates) by suite name."""
     reports = {}
     for name in suites or shipped_suites():
@@ -66,7 +66,7 @@ async def measure(fixtures: Path, out: Path, suites: list[str] | None = None) ->
             chat = await run_chat_suite(suite_dir(name), spec, folder, model="builtin")
             reports[name] = build_chat_report(spec, "builtin", chat, folder)
             continue
-        suite: Suite = load_suite(name, fixtures)
+        suite: Suite = load_suite(name)
         records = await run_suite(suite, folder, model="builtin", concurrency=2)
         info, _ = read_run(folder)
         reports[name] = build_report(info, suite.spec, records, folder)

@@ -1,9 +1,12 @@
-"""Suites built at run time from the shared fixtures, so no third-party record is copied into the repository.
+"""Suites built at run time from third-party records kept as they were published, each in its suite's folder
+with its licence and NOTICE (so the records stay verbatim and the mapping to alerts is code).
 
 - `sigma`: each SigmaHQ regression case (a Sysmon/Security event plus its rule's metadata) becomes an OCSF
   Detection Finding (class_uid 2004), labelled true positive with the rule's ATT&CK tags (v19-era ids
-  normalised to ATT&CK v18.1) and severity from the rule level. The rule author is kept (DRL 1.1).
-- `vendor`: the real vendor payloads, labelled as shared/fixtures/README.md §1.2 describes them.
+  normalised to ATT&CK v18.1, from the bundled tools/data/attack) and severity from the rule level. The rule
+  author is kept (DRL 1.1).
+- `vendor`: the real vendor payloads (Elastic License 2.0), labelled as the suite's NOTICE.md describes them;
+  the Wazuh records were written for this project.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from soctriage.evals.suite import Expected, SuiteCase, SuiteError
+from soctriage.tools.attack import ATTACK_DATA
 
-Builder = Callable[[Path, Path], tuple[list[SuiteCase], list[str]]]
+Builder = Callable[[Path], tuple[list[SuiteCase], list[str]]]
 
 # --- sigma -----------------------------------------------------------------------------------------------
 
 SIGMA_LEVELS = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
-# Sigma HEAD tags with ATT&CK v19 names that v18.1 does not have (fixtures README §2).
+# Sigma HEAD tags with ATT&CK v19 names that v18.1 does not have (the sigma suite's NOTICE.md).
 V19_TECHNIQUES = {"T1685": "T1562.001", "T1686.003": "T1562.004"}
 V19_TACTICS = {"stealth": "defense-evasion", "defense-impairment": "defense-evasion"}
 TECHNIQUE_TAG = re.compile(r"^attack\.(t\d{4}(?:\.\d{3})?)$")
@@ -42,9 +46,9 @@ def sigma_tactics(tags: list[str], known: dict[str, dict[str, Any]]) -> list[str
     return list(dict.fromkeys(s for s in shortnames if s in known))
 
 
-def build_sigma(source: Path, fixtures: Path) -> tuple[list[SuiteCase], list[str]]:
-    tactics = _jsonl_by(fixtures / "attack" / "tactics.jsonl", "shortname")
-    techniques = _jsonl_by(fixtures / "attack" / "techniques.jsonl", "id")
+def build_sigma(source: Path) -> tuple[list[SuiteCase], list[str]]:
+    tactics = _jsonl_by(ATTACK_DATA / "tactics.jsonl", "shortname")
+    techniques = _jsonl_by(ATTACK_DATA / "techniques.jsonl", "id")
     cases = []
     for number, record in _jsonl(source):
         rule, event = record["rule"], record["event"]["Event"]
@@ -199,7 +203,7 @@ TP: list[str] = ["true_positive"]
 # Either an inconclusive escalation or a true positive is acceptable; auto-closing it is not.
 AMBIGUOUS: list[str] = ["inconclusive", "true_positive"]
 
-# (file, 1-based line) -> (acceptable dispositions, techniques or None, the README's reason).
+# (file, 1-based line) -> (acceptable dispositions, techniques or None, the NOTICE's reason).
 VENDOR_LABELS: dict[tuple[str, int], tuple[list[str], list[str] | None, str]] = {
     ("crowdstrike-alerts-api.jsonl", 1): (LIKELY_FP, None, "OpenVPN installer at the lowest ML threshold"),
     ("crowdstrike-alerts-api.jsonl", 2): (AMBIGUOUS, None, "MFA denied for tier-0 RDP; no verdict"),
@@ -215,11 +219,12 @@ VENDOR_LABELS: dict[tuple[str, int], tuple[list[str], list[str] | None, str]] = 
     ("sentinelone-alerts.jsonl", 2): (BENIGN, None, "over-broad test rule on OS telemetry"),
     ("sentinelone-alerts.jsonl", 3): (BENIGN, None, "over-broad test rule on OS telemetry"),
     ("sentinelone-threats.jsonl", 6): (LIKELY_FP, None, "USB-serial driver installer, entropy heuristics"),
-    ("wazuh-alerts.jsonl", 1): (BENIGN, None, "EICAR test file"),
-    ("wazuh-alerts.jsonl", 2): (AMBIGUOUS, None, "real-time protection disabled by a lab admin"),
-    ("wazuh-alerts.jsonl", 3): (TP, ["T1110"], "simulated SSH brute force (hydra)"),
+    ("wazuh-alerts.jsonl", 1): (BENIGN, None, "Defender quarantines the EICAR test file"),
+    ("wazuh-alerts.jsonl", 2): (AMBIGUOUS, None, "real-time protection disabled; nothing says by whom"),
+    ("wazuh-alerts.jsonl", 3): (TP, ["T1110"], "SSH brute force from one outside address"),
+    ("wazuh-alerts.jsonl", 4): (BENIGN, None, "ClamAV finds the EICAR test file"),
 }
-# Records deliberately left out, with the README's reason (anything else unlisted is reported as unlabelled).
+# Records deliberately left out, with the NOTICE's reason (anything else unlisted is reported as unlabelled).
 VENDOR_SKIPPED: dict[tuple[str, int], str] = {
     ("crowdstrike-falcon-stream-epp.jsonl", 3): "synthetic parser-robustness record",
     ("crowdstrike-falcon-stream-epp.jsonl", 4): "identical to line 2 except LocalIPv6",
@@ -233,7 +238,7 @@ VENDOR_SKIPPED: dict[tuple[str, int], str] = {
 }
 
 
-def build_vendor(source: Path, fixtures: Path) -> tuple[list[SuiteCase], list[str]]:
+def build_vendor(source: Path) -> tuple[list[SuiteCase], list[str]]:
     cases, skipped = [], []
     for path in sorted(source.glob("*.jsonl")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -242,7 +247,7 @@ def build_vendor(source: Path, fixtures: Path) -> tuple[list[SuiteCase], list[st
                 skipped.append(f"{path.name}:{number}: {VENDOR_SKIPPED[key]}")
                 continue
             if key not in VENDOR_LABELS:
-                skipped.append(f"{path.name}:{number}: no label in the fixtures README")
+                skipped.append(f"{path.name}:{number}: no label in the suite's NOTICE.md")
                 continue
             dispositions, techniques, reason = VENDOR_LABELS[key]
             cases.append(
@@ -271,9 +276,7 @@ def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _jsonl_by(path: Path, key: str) -> dict[str, dict[str, Any]]:
-    """Rows of an optional fixtures file by `key`; an absent file means no names (ids still score)."""
-    if not path.is_file():
-        return {}
+    """Rows of a JSONL file by `key`, revoked rows left out."""
     return {row[key]: row for _, row in _jsonl(path) if not row.get("revoked")}
 
 

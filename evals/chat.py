@@ -1,7 +1,9 @@
 """The case-assistant eval: ExCyTIn-Bench TRAIN questions on incidents 38 and 5, asked of the case of each
 question's start alert, scored by normalised exact / contains match of the expected answer.
 
-    python -m soctriage.evals.chat [--fixtures ../shared/fixtures/excytin] [--model builtin] [--out report.json]
+    python -m soctriage.evals.chat [--data DIR] [--model builtin] [--out report.json]
+
+The incidents ship in evals/excytin (MIT, from microsoft/SecRL; see its NOTICE.md).
 
 The incidents' alerts are Sentinel `SecurityAlert` rows; `sentinel_to_ocsf` turns each into an OCSF Detection
 Finding (class 2004) that the ingest layer accepts, keeping the Sentinel entities and extended properties as
@@ -30,7 +32,7 @@ from soctriage.service.domain import Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
 from soctriage.tools.retrieval import flush_index
 
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "excytin"
+EXCYTIN_DATA = Path(__file__).resolve().parent / "excytin"
 INCIDENTS = (38, 5)
 TENANT = "excytin"
 _GRAPHML = "{http://graphml.graphdrawing.org/xmlns}"
@@ -155,16 +157,16 @@ def matches(expected: str, answer: str) -> bool:
     return want == got or re.search(rf"(?<![\w]){re.escape(want)}(?![\w])", got) is not None
 
 
-def load(fixtures: Path, incident: int) -> tuple[list[dict[str, str]], list[dict[str, Any]], dict[int, str]]:
+def load(data: Path, incident: int) -> tuple[list[dict[str, str]], list[dict[str, Any]], dict[int, str]]:
     rows = [
         json.loads(line)
-        for line in (fixtures / f"incident_{incident}_alerts.jsonl").read_text().splitlines()
+        for line in (data / f"incident_{incident}_alerts.jsonl").read_text().splitlines()
         if line
     ]
     questions = json.loads(
-        (fixtures / "questions_train" / f"incident_{incident}_qa_incident_o1-ga_c42.json").read_text()
+        (data / "questions_train" / f"incident_{incident}_qa_incident_o1-ga_c42.json").read_text()
     )
-    return rows, questions, alert_nodes(fixtures / "graph_files" / f"incident_{incident}.graphml")
+    return rows, questions, alert_nodes(data / "graph_files" / f"incident_{incident}.graphml")
 
 
 def to_alerts(rows: Iterable[dict[str, str]], incident: int) -> list[Alert]:
@@ -178,14 +180,14 @@ def to_alerts(rows: Iterable[dict[str, str]], incident: int) -> list[Alert]:
     return alerts
 
 
-async def run(fixtures: Path, settings: Settings, limit: int | None = None) -> ChatEvalReport:
+async def run(data: Path, settings: Settings, limit: int | None = None) -> ChatEvalReport:
     started = time.perf_counter()
     results: list[QuestionResult] = []
     case_count = 0
     async with Triager(settings) as triager:
         plans = []
         for incident in INCIDENTS:
-            rows, questions, nodes = load(fixtures, incident)
+            rows, questions, nodes = load(data, incident)
             case_of: dict[str, str] = {}
             for alert in to_alerts(rows, incident):
                 result = await triager.triage(alert, tenant=TENANT)
@@ -240,20 +242,25 @@ async def run(fixtures: Path, settings: Settings, limit: int | None = None) -> C
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="ExCyTIn chat eval of the case assistant")
-    parser.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES, help="the excytin fixture folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=EXCYTIN_DATA,
+        help="the ExCyTIn incidents folder (default: the bundled one)",
+    )
     parser.add_argument(
         "--model", default=None, help="SOCTRIAGE_MODEL for the run (default: from the environment)"
     )
     parser.add_argument("--limit", type=int, default=None, help="at most this many questions per incident")
     parser.add_argument("--out", type=Path, default=None, help="write the full JSON report here")
     args = parser.parse_args(argv)
-    if not (args.fixtures / "questions_train").is_dir():
-        parser.error(f"--fixtures: {args.fixtures} has no questions_train folder")
+    if not (args.data / "questions_train").is_dir():
+        parser.error(f"--data: {args.data} has no questions_train folder")
     with tempfile.TemporaryDirectory() as tmp:
         overrides: dict[str, Any] = {"home": Path(tmp) / "home", "database_url": None}
         if args.model:
             overrides["model"] = args.model
-        report = asyncio.run(run(args.fixtures, Settings(**overrides), args.limit))
+        report = asyncio.run(run(args.data, Settings(**overrides), args.limit))
     if args.out:
         args.out.write_text(report.model_dump_json(indent=2))
     summary = report.model_dump(exclude={"results"})

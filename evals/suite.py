@@ -2,8 +2,8 @@
 
 A case is `{id?, note?, alert, expected: {disposition, severity?, techniques?, required_actions?,
 forbidden_actions?, injected?}}`; `alert` is a raw vendor record in any format ingest auto-detects.
-Cases come from a JSONL file beside the spec, or from a builder over the shared fixtures (which are never
-copied into the repository). Every problem is reported with the file, line and field.
+Cases come from a JSONL file beside the spec, or from a builder over third-party data shipped in the suite's
+folder under its own licence (see the NOTICE there). Every problem is reported with the file, line and field.
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ SPEC_FILE = "suite.yaml"
 
 class SuiteError(ValueError):
     """A suite that cannot be read: the message names the file, line and field."""
-
-
-class SuiteUnavailable(Exception):
-    """A suite whose source data is absent here (e.g. ../shared/fixtures); it is skipped, not failed."""
 
 
 class Strict(BaseModel):
@@ -121,7 +117,7 @@ class Gate(Strict):
 
 class Source(Strict):
     builder: str = Field(description="name of a builder in evals/builders.py")
-    shared: str = Field(description="folder or file under the shared fixtures root")
+    data: str = Field(description="the builder's input: a file or folder, relative to suite.yaml's folder")
     strip_vendor_verdicts: bool = Field(
         default=False,
         description="remove the fields that carry the vendor's own verdict (classification, determination,"
@@ -189,8 +185,8 @@ def load_spec(folder: Path) -> SuiteSpec:
         raise SuiteError(f"{path}: {_first_error(exc)}") from exc
 
 
-def load_suite(name_or_path: str, fixtures: Path) -> Suite:
-    """Load a suite; raises SuiteError for bad data and SuiteUnavailable when its shared source is absent."""
+def load_suite(name_or_path: str) -> Suite:
+    """Load a suite; raises SuiteError for bad or missing data (a suite that cannot run never passes)."""
     from soctriage.evals.builders import BUILDERS
     from soctriage.evals.scorers import SCORERS
 
@@ -210,13 +206,10 @@ def load_suite(name_or_path: str, fixtures: Path) -> Suite:
         raise SuiteError(
             f"{spec_path}: field source.builder: unknown {spec.source.builder!r}; known: {', '.join(BUILDERS)}"
         )
-    source = fixtures / spec.source.shared
+    source = folder / spec.source.data
     if not source.exists():
-        raise SuiteUnavailable(
-            f"suite {spec.name}: its source {source} is absent (the shared fixtures live beside the repo as"
-            " ../shared/fixtures; pass --fixtures DIR to point elsewhere)"
-        )
-    cases, skipped = builder(source, fixtures)
+        raise SuiteError(f"{spec_path}: field source.data: {source} is missing")
+    cases, skipped = builder(source)
     if spec.source.strip_vendor_verdicts:
         cases = [_unlabelled(case) for case in cases]
     return Suite(spec=spec, cases=cases, skipped=skipped, origin=f"{folder} <- {source}")

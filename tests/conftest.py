@@ -9,19 +9,10 @@ from pathlib import Path
 
 import pytest
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 PG_ADMIN_URL = os.environ.get("SOCTRIAGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Retrieval in tests embeds with the instant hashing embedder; tests of the real model set it explicitly.
 os.environ.setdefault("SOCTRIAGE_EMBEDDER", "hashing")
-
-
-def require_shared(sub: str = "") -> Path:
-    """Path of a folder of ../shared/fixtures, or skip the test with a clear reason when it is absent."""
-    path = SHARED_FIXTURES / sub
-    if not path.exists():
-        pytest.skip(f"shared fixtures not found at {path} (they live beside the repo as ../shared)")
-    return path
 
 
 def _pg_connect(url: str):

@@ -3,21 +3,19 @@ graph nodes map to alerts, and answers are matched after normalisation."""
 
 from __future__ import annotations
 
-from conftest import require_shared
 from soctriage.agents.assistant_facts import alert_facts
-from soctriage.evals.chat import INCIDENTS, load, matches, to_alerts
+from soctriage.evals.chat import EXCYTIN_DATA, INCIDENTS, load, matches, to_alerts
 
 
 def test_every_incident_alert_converts_to_an_ocsf_alert_with_its_entities() -> None:
-    fixtures = require_shared("excytin")
     for incident in INCIDENTS:
-        rows, questions, nodes = load(fixtures, incident)
+        rows, questions, nodes = load(EXCYTIN_DATA, incident)
         alerts = to_alerts(rows, incident)
         assert len(alerts) == len(rows)
         assert all(a.source.format == "ocsf" and a.source.vendor_alert_id for a in alerts)
         ids = {a.source.vendor_alert_id for a in alerts}
         assert sum(nodes.get(q["start_alert"]) in ids for q in questions) >= 0.9 * len(questions)
-    [discovery] = [a for a in to_alerts(load(fixtures, 38)[0], 38) if "Window Discovery" in a.title]
+    [discovery] = [a for a in to_alerts(load(EXCYTIN_DATA, 38)[0], 38) if "Window Discovery" in a.title]
     facts = alert_facts(discovery)
     assert "T1059.001" in discovery.techniques and discovery.device and discovery.device.hostname
     assert "7472" in facts["pid"] and "72.5.72.208" in facts["ip"]

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import SHARED_FIXTURES, require_shared
 from fakes import FAKE_API_KEY, AdversarialOpenAI
 from soctriage.agents.injection import find_injection
 from soctriage.agents.run import Triager
@@ -21,7 +20,7 @@ from soctriage.evals.replay import replay_run
 from soctriage.evals.report import build_report, write_reports
 from soctriage.evals.runner import RESULTS_FILE, read_run, run_suite, safe_name
 from soctriage.evals.scorers import score
-from soctriage.evals.suite import Expected, Suite, load_suite, read_cases
+from soctriage.evals.suite import SUITES_ROOT, Expected, Suite, load_suite, read_cases, shipped_suites
 from soctriage.service.cli import app
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
@@ -73,7 +72,7 @@ def metric(report: dict[str, Any], name: str) -> Any:
 
 
 async def test_redteam_on_builtin_passes_every_gate_and_keeps_ledgers(tmp_path: Path) -> None:
-    suite = load_suite(REDTEAM, SHARED_FIXTURES)
+    suite = load_suite(REDTEAM)
     assert len(suite.cases) >= 15 and all(c.expected.injected for c in suite.cases)
     formats = {a.source.format for c in suite.cases for a in normalize_bytes(c.alert_bytes(), c.id)}
     assert len(formats) >= 5
@@ -124,7 +123,7 @@ async def test_an_adversarial_model_with_enrichment_on_gets_nothing_unsafe(
     graph with enrichment on: nothing out of the alert's provenance is executed or queued, no undo, and no
     attack is closed."""
     for name in ADVERSARY_SUITES[strategy]:
-        suite = load_suite(name, SHARED_FIXTURES)
+        suite = load_suite(name)
         base = Settings(
             openai_base_url="http://fake-openai.test/v1", openai_api_key=FAKE_API_KEY, llm_max_attempts=1
         )
@@ -176,7 +175,7 @@ async def test_a_rerun_skips_done_alerts_and_resumes_the_rest(tmp_path: Path) ->
             ),
         ],
     )
-    suite = load_suite(str(folder), SHARED_FIXTURES)
+    suite = load_suite(str(folder))
     out = tmp_path / "run"
     first = await run_suite(suite, out, model="builtin")
     lines = (out / RESULTS_FILE).read_text().splitlines()
@@ -268,7 +267,7 @@ async def test_replay_serves_recorded_tool_results_and_diffs_decisions(tmp_path:
         "replay",
         [sample_case("elastic-certutil-download.json", ["true_positive", "inconclusive"])],
     )
-    suite = load_suite(str(folder), SHARED_FIXTURES)
+    suite = load_suite(str(folder))
     run = tmp_path / "run"
     await run_and_report(suite, run, model="builtin")
 
@@ -294,7 +293,7 @@ async def test_replay_serves_recorded_tool_results_and_diffs_decisions(tmp_path:
 async def test_strict_frozen_tools_refuse_calls_the_original_run_never_made(tmp_path: Path) -> None:
     folder = suite_from(tmp_path, "strict", [sample_case("crowdstrike-lsass-dump.json", "true_positive")])
     run = tmp_path / "run"
-    await run_and_report(load_suite(str(folder), SHARED_FIXTURES), run, model="builtin")
+    await run_and_report(load_suite(str(folder)), run, model="builtin")
     for ledger in (run / "ledgers").glob("*.jsonl"):
         ledger.write_text(
             "".join(
@@ -341,7 +340,7 @@ async def test_feedback_entries_become_a_labelled_suite(tmp_path: Path) -> None:
         "true_positive",
     ]  # the latest feedback wins
     assert "alice" in (cases[0].note or "") and "test_alert" in (cases[0].note or "")
-    suite = load_suite(str(tmp_path / "fb"), SHARED_FIXTURES)
+    suite = load_suite(str(tmp_path / "fb"))
     report = await run_and_report(suite, tmp_path / "fb-run", model="builtin")
     assert report["scored"] == 2
 
@@ -357,12 +356,11 @@ async def test_unusable_feedback_is_reported_not_exported(tmp_path: Path) -> Non
     assert export.problems and "field payload.disposition" in export.problems[0]
 
 
-# --- shared-fixture suites (a few cases each, to keep CI fast) ---------------------------------------------
+# --- suites built from bundled third-party data (a few cases each, to keep CI fast) -------------------------
 
 
 async def test_sigma_suite_builds_ocsf_findings_with_normalised_techniques(tmp_path: Path) -> None:
-    fixtures = require_shared()
-    cases, _ = build_sigma(fixtures / "sigma" / "regression_cases.jsonl", fixtures)
+    cases, _ = build_sigma(SUITES_ROOT / "sigma" / "regression_cases.jsonl")
     assert len(cases) == 41 and all(c.expected.label == "true_positive" for c in cases)
     techniques = {t for c in cases for t in c.expected.techniques or ()}
     assert "T1685" not in techniques and "T1562.001" in techniques and "T1562.004" in techniques
@@ -371,7 +369,7 @@ async def test_sigma_suite_builds_ocsf_findings_with_normalised_techniques(tmp_p
         [alert] = list(normalize_bytes(case.alert_bytes(), case.id))
         assert alert.source.format == "ocsf", case.id
         assert set(case.expected.techniques or ()) <= set(alert.techniques), case.id
-    suite = load_suite("sigma", fixtures)
+    suite = load_suite("sigma")
     small = suite.model_copy(update={"cases": suite.cases[:3]})
     report = await run_and_report(small, tmp_path / "sigma", model="builtin")
     assert report["scored"] == 3 and metric(report, "auto_closed_true_positives") == 0
@@ -379,13 +377,12 @@ async def test_sigma_suite_builds_ocsf_findings_with_normalised_techniques(tmp_p
 
 
 async def test_vendor_suite_uses_the_readme_labels_and_lists_what_it_left_out(tmp_path: Path) -> None:
-    fixtures = require_shared()
-    cases, skipped = build_vendor(fixtures / "vendor", fixtures)
+    cases, skipped = build_vendor(SUITES_ROOT / "vendor" / "data")
     by_id = {c.id: c for c in cases}
     assert by_id["wazuh-alerts-3"].expected.label == "true_positive"
     assert by_id["crowdstrike-falcon-stream-epp-5"].expected.label == "benign_true_positive"
-    assert any("placeholder" in s for s in skipped) and len(cases) + len(skipped) == 30
-    suite = load_suite("vendor", fixtures)
+    assert any("placeholder" in s for s in skipped) and len(cases) + len(skipped) == 31
+    suite = load_suite("vendor")
     picked = [
         c
         for c in suite.cases
@@ -397,10 +394,27 @@ async def test_vendor_suite_uses_the_readme_labels_and_lists_what_it_left_out(tm
     assert report["scored"] == 3 and metric(report, "auto_closed_true_positives") == 0
 
 
-def test_a_suite_needing_absent_fixtures_is_skipped_with_a_clear_message(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["eval", "run", "sigma", "--fixtures", str(tmp_path / "nowhere")])
-    assert result.exit_code == 0
-    assert "skipped" in result.output and "nowhere" in result.output
+def test_a_suite_whose_data_is_missing_fails_and_says_which_file(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "suite.yaml").write_text("name: broken\nsource: {builder: sigma, data: gone.jsonl}\n")
+    result = CliRunner().invoke(app, ["eval", "run", str(folder), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "source.data" in result.output and "gone.jsonl" in result.output
+
+
+def test_every_shipped_suite_has_its_data_and_every_bundled_dataset_its_licence() -> None:
+    for name in shipped_suites():
+        suite = load_suite(name)
+        assert suite.cases, name
+        if suite.spec.source is not None:  # third-party data: its NOTICE and licence sit beside it
+            beside = (SUITES_ROOT / name / suite.spec.source.data).resolve().parent
+            assert (beside / "NOTICE.md").is_file(), name
+            assert list(beside.glob("LICENSE*")), name
+    notice = (SUITES_ROOT / "sigma" / "NOTICE.md").read_text()
+    for number, line in enumerate((SUITES_ROOT / "sigma" / "regression_cases.jsonl").open(), start=1):
+        rule = json.loads(line)["rule"]
+        assert f"| sigma-{number:03d} | {rule['title']} (`{rule['id']}`) | {rule['author']} |" in notice
 
 
 # --- scorers and the injection detector --------------------------------------------------------------------

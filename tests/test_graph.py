@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import require_shared
 from fakes import FAKE_API_KEY, ScriptedOpenAI, error, reply, tool_call_reply
 from soctriage.agents.run import Triager, TriageResult
+from soctriage.evals.suite import SUITES_ROOT
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
@@ -104,7 +104,7 @@ async def test_injected_alert_is_not_closed_and_nothing_acts_on_dc01(home: Path)
 
 
 VENDOR_EXPECTATIONS = {
-    # (file, 1-based line): disposition the vendor record itself supports (see shared/fixtures/README.md)
+    # (file, 1-based line): disposition the vendor record itself supports (see evals/suites/vendor/NOTICE.md)
     ("crowdstrike-falcon-stream-epp.jsonl", 5): {"benign_true_positive"},
     ("defender-endpoint-alerts.jsonl", 1): {"benign_true_positive", "false_positive"},
     ("defender-endpoint-alerts.jsonl", 4): {"benign_true_positive", "false_positive"},
@@ -114,7 +114,7 @@ VENDOR_EXPECTATIONS = {
 
 
 async def test_builtin_on_every_vendor_fixture(home: Path) -> None:
-    folder = require_shared("vendor")
+    folder = SUITES_ROOT / "vendor" / "data"
     settings = Settings(home=home)
     seen: dict[tuple[str, int], TriageResult] = {}
     async with triager(settings) as t:
@@ -123,7 +123,7 @@ async def test_builtin_on_every_vendor_fixture(home: Path) -> None:
                 for item in normalize_bytes(line, path.name):
                     assert not isinstance(item, Rejection), item.message()
                     seen[(path.name, number)] = await t.triage(item)
-    assert len(seen) == 29  # 30 lines; one is an empty Defender API page
+    assert len(seen) == 30  # 31 lines; one is an empty Defender API page
     for key, allowed in VENDOR_EXPECTATIONS.items():
         assert seen[key].disposition in allowed, (key, seen[key])
     with Store.open(settings) as store:

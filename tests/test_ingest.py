@@ -1,11 +1,13 @@
-"""Vendor fixtures (../shared/fixtures/vendor): every line normalizes, with the entities the vendor sent."""
+"""Vendor samples (the vendor eval suite's data): every line normalizes, with the entities the vendor sent."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import require_shared
+from soctriage.evals.suite import SUITES_ROOT
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
+
+VENDOR = SUITES_ROOT / "vendor" / "data"
 
 # file → one (hostname, user name, process name, severity label) per alert, in input order.
 EXPECTED = {
@@ -50,15 +52,21 @@ EXPECTED = {
         ("arvchristos MacBook Pro", "root", "ArchiveService", "High"),
     ],
     "wazuh-alerts.jsonl": [
-        ("Windows_11", "win11", None, "High"),
-        ("Windows_11", None, None, "Low"),
-        ("Ubuntu-22", "attacker", None, "Medium"),
+        (
+            "FIN-LT-114",
+            "m.okafor",
+            "C:\\\\Program Files (x86)\\\\Microsoft\\\\Edge\\\\Application\\\\msedge.exe",
+            "High",
+        ),
+        ("LAB-WS-07", None, None, "Low"),
+        ("bastion-02", "oracle", None, "Medium"),
+        ("web-03", None, None, "Medium"),
     ],
 }
 
 
 def _load(name: str) -> list[Alert | Rejection]:
-    path = require_shared("vendor") / name
+    path = VENDOR / name
     return list(normalize_bytes(path.read_bytes(), name))
 
 
@@ -70,7 +78,7 @@ def _alerts(name: str) -> list[Alert]:
 
 
 def test_every_vendor_fixture_file_is_covered() -> None:
-    folder = require_shared("vendor")
+    folder = VENDOR
     assert sorted(p.name for p in folder.glob("*.jsonl")) == sorted(EXPECTED)
 
 
@@ -96,7 +104,7 @@ def test_every_line_normalizes_with_its_entities(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_raw_is_the_exact_input_line(name: str) -> None:
-    lines = (require_shared("vendor") / name).read_text(encoding="utf-8").splitlines()
+    lines = (VENDOR / name).read_text(encoding="utf-8").splitlines()
     for alert in _alerts(name):
         if name == "m365-incidents.jsonl":
             assert alert.raw in lines[0]  # the incident's alert is a part of its line
@@ -170,12 +178,15 @@ def test_crowdstrike_stream_events_are_unwrapped() -> None:
 
 
 def test_wazuh_mitre_users_and_urls() -> None:
-    eicar, _, brute = _alerts("wazuh-alerts.jsonl")
-    assert (eicar.user.domain, eicar.user.name) == ("Windows-11", "win11")  # type: ignore[union-attr]
-    assert ("url", "https://secure.eicar.org/eicar.com.txt") in {(o.type, o.value) for o in eicar.observables}
+    eicar, _, brute, clamav = _alerts("wazuh-alerts.jsonl")
+    assert (eicar.user.domain, eicar.user.name) == ("CORP", "m.okafor")  # type: ignore[union-attr]
+    assert ("url", "https://www.eicar.org/download/eicar_com.zip") in {
+        (o.type, o.value) for o in eicar.observables
+    }
     assert [(a.tactic_id, a.technique_id) for a in brute.attacks] == [("TA0006", "T1110")]
-    assert brute.network is not None and brute.network.src_ip == "192.168.121.127"
-    assert brute.time.isoformat() == "2023-05-22T10:40:43.395000+00:00"
+    assert brute.network is not None and brute.network.src_ip == "203.0.113.145"
+    assert brute.time.isoformat() == "2024-06-19T02:17:55.861000+00:00"
+    assert clamav.description and "Eicar-Signature FOUND" in clamav.description
 
 
 def test_sentinelone_alert_process_tree() -> None:
@@ -186,7 +197,7 @@ def test_sentinelone_alert_process_tree() -> None:
 
 
 def test_all_fixture_files_as_one_jsonl_input() -> None:
-    folder = require_shared("vendor")
+    folder = VENDOR
     data = b"".join(p.read_bytes().rstrip(b"\n") + b"\n" for p in sorted(folder.glob("*.jsonl")))
     results = list(normalize_bytes(data * 10, "all"))
     assert all(isinstance(r, Alert) for r in results)

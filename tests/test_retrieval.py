@@ -22,7 +22,6 @@ from soctriage.tools.retrieval_embed import (
     OpenAIEmbedder,
     embedder_choice,
     make_embedder,
-    minilm_available,
 )
 from soctriage.tools.retrieval_tools import runbook_docs
 from test_graph import sample
@@ -165,8 +164,7 @@ def test_knowledge_base_finds_the_runbook_and_is_built_once(index: RetrievalInde
 
 def test_auto_embedder_choice(tmp_path: Path) -> None:
     assert embedder_choice(Settings(home=tmp_path, embedder="auto", embeddings_url="http://e/v1")) == "openai"
-    expected = "minilm" if minilm_available(None) else "e5"
-    assert embedder_choice(Settings(home=tmp_path, embedder="auto")) == expected
+    assert embedder_choice(Settings(home=tmp_path, embedder="auto")) == "minilm"
     with pytest.raises(EmbeddingConfigError, match="SOCTRIAGE_EMBEDDINGS_TOKENIZER_PATH"):
         make_embedder(
             Settings(home=tmp_path, embedder="minilm", embeddings_tokenizer_path=tmp_path / "nope.json")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import pytest
-from conftest import require_shared
 from pydantic import BaseModel
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, ParentProcess, Process
@@ -272,11 +270,9 @@ def test_inventory_errors_name_the_field(tmp_path: Path) -> None:
         Inventory.load(path)
 
 
-async def test_attack_lookup_builtin_table() -> None:
+async def test_attack_lookup_bundled_table() -> None:
     settings = Settings()
-    base = Connectors.from_settings(settings)
-    conns = dataclasses.replace(base, attack=AttackCatalog.builtin())
-    ctx = make_ctx(connectors=conns, settings=settings)
+    ctx = make_ctx(connectors=Connectors.from_settings(settings), settings=settings)
     out = await run_tool(ctx, "attack_lookup", {"technique_id": "t1059.001"})
     assert out.output["status"] == "found"
     tech = out.output["technique"]
@@ -287,21 +283,15 @@ async def test_attack_lookup_builtin_table() -> None:
     assert revoked.output["replacement"]["id"] == "T1059.001"
     unknown = await run_tool(ctx, "attack_lookup", {"technique_id": "T9999"})
     assert unknown.output["status"] == "unknown"
-    assert len(AttackCatalog.builtin()) >= 40
+    assert out.output["source"] == "ATT&CK v18.1 Enterprise (bundled)"
 
 
-def test_builtin_attack_table_agrees_with_mitre_data() -> None:
-    path = require_shared("attack") / "techniques.jsonl"
-    full = AttackCatalog.from_jsonl(path)
-    assert len(full) > 800
-    for tid in ("T1059.001", "T1218.011", "T1003.001", "T1085", "T1112"):
-        mine, theirs = AttackCatalog.builtin().get(tid), full.get(tid)
-        assert (mine.name, set(mine.tactics), mine.revoked_by) == (
-            theirs.name,
-            set(theirs.tactics),
-            theirs.revoked_by,
-        )
-    assert full.get("T1002").revoked and full.get("T1002").revoked_by == "T1560"
+def test_the_bundled_attack_table_is_the_whole_v18_1_enterprise_matrix() -> None:
+    catalog = AttackCatalog.bundled()
+    assert len(catalog) == 835
+    assert sum(not t.revoked and not t.deprecated for t in catalog.techniques()) == 691
+    assert catalog.get("T1002").revoked and catalog.get("T1002").revoked_by == "T1560"
+    assert set(catalog.get("T1218.011").tactics) == {"defense-evasion"}
 
 
 def test_attack_file_errors(tmp_path: Path) -> None:
@@ -311,16 +301,29 @@ def test_attack_file_errors(tmp_path: Path) -> None:
         AttackCatalog.from_jsonl(path)
 
 
-@pytest.mark.parametrize(
-    "catalog",
-    [pytest.param("builtin", id="builtin"), pytest.param("lolbas", id="lolbas-fixture")],
-)
-def test_lolbin_catalogs(catalog: str) -> None:
-    cat = (
-        LolbinCatalog.builtin()
-        if catalog == "builtin"
-        else LolbinCatalog.from_lolbas_jsonl(require_shared("attack") / "lolbas.jsonl")
-    )
+# A LOLBAS export has this shape (one YAML entry as JSON a line); the rows here were written for this test.
+LOLBAS_ROWS = [
+    {
+        "Name": "Certutil.exe",
+        "Description": "Certificate tool",
+        "Commands": [
+            {"Category": "Download", "MitreID": "T1105"},
+            {"Category": "Decode", "MitreID": "T1140"},
+        ],
+    },
+    {
+        "Name": "Mshta.exe",
+        "Description": "HTA host",
+        "Commands": [{"Category": "Execute", "MitreID": "T1218.005"}],
+    },
+]
+
+
+@pytest.mark.parametrize("catalog", ["builtin", "lolbas"])
+def test_lolbin_catalogs(catalog: str, tmp_path: Path) -> None:
+    export = tmp_path / "lolbas.jsonl"
+    export.write_text("".join(json.dumps(row) + "\n" for row in LOLBAS_ROWS))
+    cat = LolbinCatalog.builtin() if catalog == "builtin" else LolbinCatalog.from_lolbas_jsonl(export)
     certutil = cat.get("C:\\Windows\\System32\\CertUtil.exe")
     assert certutil is not None and "Download" in certutil.categories and "T1105" in certutil.attack_ids
     assert cat.get("mshta") is not None

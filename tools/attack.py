@@ -1,23 +1,23 @@
-"""ATT&CK technique lookup: from a techniques JSONL (Settings `attack_data_path`, the shared-fixture format)
-or the compact built-in table in tools/data/attack_builtin.yaml (with MITRE's copyright and licence
-notice).
+"""ATT&CK technique lookup: from a techniques JSONL (Settings `attack_data_path`), by default the ATT&CK
+v18.1 Enterprise table shipped in tools/data/attack (with MITRE's copyright and licence in its NOTICE.md).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.registry import ToolContext, tool
 
 _ID = re.compile(r"^T\d{4}(\.\d{3})?$")
-BUILTIN_ATTACK = bundled("attack_builtin.yaml")
+ATTACK_DATA = bundled("attack")
+BUNDLED_SOURCE = "ATT&CK v18.1 Enterprise (bundled)"
 
 
 class AttackDataError(ValueError):
@@ -55,10 +55,14 @@ class AttackCatalog:
 
     @classmethod
     def load(cls, path: Path | None) -> AttackCatalog:
-        return cls.builtin() if path is None else cls.from_jsonl(path)
+        return cls.bundled() if path is None else cls.from_jsonl(path)
 
     @classmethod
-    def from_jsonl(cls, path: Path) -> AttackCatalog:
+    def bundled(cls) -> AttackCatalog:
+        return _bundled_catalog()
+
+    @classmethod
+    def from_jsonl(cls, path: Path, source: str | None = None) -> AttackCatalog:
         """One technique per line: `{id, name, tactics, is_subtechnique, parent, revoked, revoked_by, …}`;
         other keys (platforms, urls, STIX ids) are ignored."""
         techniques = []
@@ -78,27 +82,16 @@ class AttackCatalog:
                 err = exc.errors()[0]
                 field = ".".join(str(p) for p in err["loc"])
                 raise AttackDataError(f"{path}:{lineno}: field {field!r}: {err['msg']}") from exc
-        return cls(techniques, source=str(path))
-
-    @classmethod
-    def builtin(cls) -> AttackCatalog:
-        table = yaml.safe_load(BUILTIN_ATTACK.read_text(encoding="utf-8"))["techniques"]
-        techniques = [
-            Technique(
-                id=tid,
-                name=row["name"],
-                tactics=tuple(row["tactics"]),
-                is_subtechnique="." in tid,
-                parent=tid.split(".")[0] if "." in tid else None,
-                revoked="revoked_by" in row,
-                revoked_by=row.get("revoked_by"),
-            )
-            for tid, row in table.items()
-        ]
-        return cls(techniques, source="builtin")
+        return cls(techniques, source=source or str(path))
 
 
 _FIELDS = tuple(Technique.model_fields)
+
+
+@cache
+def _bundled_catalog() -> AttackCatalog:
+    # Read once per process: every Triager builds its connectors, and the table never changes.
+    return AttackCatalog.from_jsonl(ATTACK_DATA / "techniques.jsonl", source=BUNDLED_SOURCE)
 
 
 class AttackLookupInput(Frozen):

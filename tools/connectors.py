@@ -19,7 +19,6 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import Frozen
 from soctriage.tools.actions import ActionName, ActionReceipt, action_target
 from soctriage.tools.attack import AttackCatalog
-from soctriage.tools.datafiles import configured_or_shared
 from soctriage.tools.http import HttpConnector
 from soctriage.tools.intel import BUNDLED_INTEL, AbuseIPDBClient, IntelService, LocalIntel, VirusTotalClient
 from soctriage.tools.inventory import BUNDLED_INVENTORY, Inventory
@@ -382,10 +381,8 @@ class Connectors:
             ticketing=simulator,
             intel=intel,
             inventory=Inventory.load(settings.inventory_path or BUNDLED_INVENTORY),
-            attack=AttackCatalog.load(
-                configured_or_shared(settings.attack_data_path, "attack/techniques.jsonl")
-            ),
-            lolbins=LolbinCatalog.load(configured_or_shared(settings.lolbas_path, "attack/lolbas.jsonl")),
+            attack=AttackCatalog.load(settings.attack_data_path),
+            lolbins=LolbinCatalog.load(settings.lolbas_path),
         )
 
 

@@ -1,7 +1,7 @@
 """LOLBin lookup: is this binary one attackers abuse, how, and which ATT&CK techniques that maps to.
 
-Data: a LOLBAS JSONL export (Settings `lolbas_path`; GPL-3.0, so never bundled) or the small built-in table in
-tools/data/lolbins_builtin.yaml.
+Data: the table written for this project in tools/data/lolbins_builtin.yaml (the default), or a LOLBAS JSONL
+export (Settings `lolbas_path`; LOLBAS is GPL-3.0, so it is never bundled).
 """
 
 from __future__ import annotations

