@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,14 +16,22 @@ from soctriage.service import event_loop
 from soctriage.service.cli_chat import register as register_chat
 from soctriage.service.cli_checkpoint import PubkeyOption, verify_against_checkpoints
 from soctriage.service.cli_checkpoint import register as register_checkpoint
+from soctriage.service.cli_common import (
+    Progress,
+    announce_store,
+    echo_json,
+    open_store,
+    render_table,
+    require_store,
+)
 from soctriage.service.cli_eval import eval_app
 from soctriage.service.cli_report import export_case_pdf
 from soctriage.service.cli_report import register as register_report
 from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import Settings
-from soctriage.service.domain import ALERT_FORMATS, Alert
+from soctriage.service.domain import ALERT_FORMATS, Alert, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
-from soctriage.service.store import CaseNotFoundError, Store
+from soctriage.service.store import CaseNotFoundError, CaseVerification, Store
 from soctriage.service.store.transcript import export_transcript
 
 if TYPE_CHECKING:
@@ -46,6 +54,25 @@ register_checkpoint(ledger_app)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"soctriage {metadata.version('soctriage')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Agentic triage of EDR alerts with a tamper-evident case ledger. Results go to stdout; the store in use,
+    progress and problems go to stderr."""
+
 
 FormatOption = Annotated[
     str, typer.Option("--format", "-f", help=f"input format: {', '.join(FORMAT_CHOICES)}")
@@ -103,7 +130,7 @@ class Intake:
 def normalize(files: FilesArgument, fmt: FormatOption = "auto") -> None:
     """Print every input record as a normalized Alert (JSON lines). Rejected records are quarantined."""
     settings = Settings()
-    with Store.open(settings) as store:
+    with open_store(settings, create=True) as store:
         intake = Intake(store, settings, fmt)
         for alert in intake.alerts(files):
             typer.echo(alert.model_dump_json())
@@ -157,6 +184,7 @@ def triage(
 ) -> None:
     """Triage alerts from files end to end and write every step to the case ledger."""
     settings = Settings()
+    announce_store(settings)
     event_loop.run(_triage_files(settings, files, fmt, as_json, concurrency or settings.worker_concurrency))
 
 
@@ -165,8 +193,12 @@ async def _triage_files(
 ) -> None:
     async with _triager(settings) as triager:
         intake = Intake(triager.store, settings, fmt)
-        async for result in triager.triage_many(intake.alerts(files), concurrency=concurrency):
-            typer.echo(result.model_dump_json() if as_json else _result_line(result))
+        # Read every record first: the bar needs the total, and normalizing is fast next to triage.
+        alerts = list(intake.alerts(files))
+        with Progress("triage", len(alerts)) as progress:
+            async for result in triager.triage_many(alerts, concurrency=concurrency):
+                progress.advance()
+                typer.echo(result.model_dump_json() if as_json else _result_line(result))
     intake.finish()
 
 
@@ -174,6 +206,7 @@ async def _triage_files(
 def demo() -> None:
     """Triage the bundled sample alerts on the embedded default and print a summary table."""
     settings = Settings()
+    announce_store(settings)
     event_loop.run(_demo(settings))
 
 
@@ -190,8 +223,8 @@ async def _demo(settings: Settings) -> None:
                 result = await triager.triage(item)
                 rows.append((sample.name, item.title, result))
     typer.echo(f"soctriage demo: {len(rows)} sample alerts, model {settings.model}, store {settings.home}/\n")
-    header = ("case", "sample", "status", "disposition", "sev", "conf", "actions (decision/status)")
-    table = [header] + [
+    header = ("case", "sample", "status", "disposition", "sev", "conf", "actions (tool=status)")
+    table = [
         (
             r.case_id,
             name.removesuffix(".json").removesuffix(".jsonl")[:34],
@@ -203,9 +236,7 @@ async def _demo(settings: Settings) -> None:
         )
         for name, _, r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    for row in table:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    typer.echo(render_table(header, table))
     pending = [
         (r.case_id, a.id, a.tool) for _, _, r in rows for a in r.actions if a.status == "awaiting_approval"
     ]
@@ -228,7 +259,9 @@ def approve(
     """Approve (or reject) one pending action; the paused triage resumes and carries it out."""
     if not by.strip():
         raise fail("--by: give the name of the person deciding")
-    event_loop.run(_approve(Settings(), case_id, action_id, by.strip(), not reject, reason))
+    settings = Settings()
+    require_store(settings)
+    event_loop.run(_approve(settings, case_id, action_id, by.strip(), not reject, reason))
 
 
 async def _approve(
@@ -251,34 +284,92 @@ async def _approve(
 def cases_list(
     status: Annotated[str | None, typer.Option("--status", help="only cases in this status")] = None,
     limit: Annotated[int, typer.Option("--limit", help="at most this many")] = 100,
+    as_json: JsonOption = False,
 ) -> None:
     """List cases, newest first."""
-    with Store.open(Settings()) as store:
+    with open_store(Settings(), create=False) as store:
         try:
             cases = store.list_cases(status=status, limit=limit)
         except ValueError as exc:
             raise fail(f"--status: {exc}") from exc
-    for case in cases:
-        verdict = case.verdict
-        typer.echo(
-            f"{case.id}  {case.created_at:%Y-%m-%d %H:%M:%S}  {case.status:<17}  "
-            f"{verdict.disposition if verdict else '-':<20}  {verdict.summary if verdict else ''}"
+    if as_json:
+        return echo_json([case.model_dump(mode="json") for case in cases])
+    rows = [
+        (
+            case.id,
+            f"{case.created_at:%Y-%m-%d %H:%M:%S}",
+            case.status,
+            case.verdict.disposition if case.verdict else "-",
+            case.verdict.summary if case.verdict else "",
         )
+        for case in cases
+    ]
+    typer.echo(render_table(("case", "created (UTC)", "status", "disposition", "summary"), rows))
+    typer.echo(f"{len(cases)} case(s)", err=True)
 
 
 @cases_app.command("show")
 def cases_show(
     case_id: Annotated[str, typer.Argument(help="case id")],
     ledger: Annotated[bool, typer.Option("--ledger", help="also print the ledger transcript")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Show a case: status, verdict, status times, and optionally its transcript."""
-    with Store.open(Settings()) as store:
+    """Show a case: status, verdict, status times and actions, and optionally its transcript."""
+    settings = Settings()
+    with open_store(settings, create=False) as store:
         case = store.get_case(case_id)
         if case is None:
             raise fail(f"case {case_id} does not exist")
-        typer.echo(case.model_dump_json(indent=2))
-        if ledger:
-            typer.echo(export_transcript(store, case_id, "md"))
+        transcript = export_transcript(store, case_id, "md") if ledger and not as_json else None
+        entries = store.entries(case_id) if ledger and as_json else None
+    actions = event_loop.run(_case_actions(settings, case_id))
+    if as_json:
+        view: dict[str, object] = {
+            "case": case.model_dump(mode="json"),
+            "actions": [a.model_dump(mode="json") for a in actions],
+        }
+        if entries is not None:
+            view["ledger"] = [e.model_dump(mode="json") for e in entries]
+        return echo_json(view)
+    typer.echo(_case_text(case, actions))
+    if transcript is not None:
+        typer.echo("\n" + transcript)
+
+
+async def _case_actions(settings: Settings, case_id: str) -> list[ActionView]:
+    # Reading needs no model: the builtin stands in, so a read works without an endpoint or its key.
+    async with _triager(settings.model_copy(update={"model": "builtin"})) as triager:
+        return list((await triager.result(case_id)).actions)
+
+
+def _case_text(case: Case, actions: list[ActionView]) -> str:
+    verdict = case.verdict
+    lines = [
+        f"case        {case.id}",
+        f"tenant      {case.tenant}",
+        f"status      {case.status}" + (f" (assignee {case.assignee})" if case.assignee else ""),
+        f"alerts      {', '.join(case.alert_ids) or '-'}",
+        f"created     {case.created_at:%Y-%m-%d %H:%M:%S} UTC",
+    ]
+    if verdict is None:
+        lines.append("verdict     none yet")
+    else:
+        lines += [
+            f"verdict     {verdict.disposition}, severity {verdict.severity.label}, confidence {verdict.confidence:.2f}",
+            f"summary     {verdict.summary}",
+            f"rationale   {verdict.rationale}",
+            f"techniques  {', '.join(verdict.techniques) or '-'}",
+            f"evidence    ledger seq {', '.join(map(str, verdict.evidence)) or '-'}",
+        ]
+    lines.append("timeline")
+    lines += [f"  {when:%Y-%m-%d %H:%M:%S} UTC  {status}" for status, when in case.status_times.items()]
+    if actions:
+        rows = [(a.id, a.tool, a.target, a.decision, a.status, a.reason) for a in actions]
+        table = render_table(("id", "tool", "target", "decision", "status", "reason"), rows)
+        lines += ["actions", *(f"  {line}" for line in table.splitlines())]
+    else:
+        lines.append("actions     none")
+    return "\n".join(lines)
 
 
 @ledger_app.command("verify")
@@ -294,8 +385,10 @@ def ledger_verify(
         ),
     ] = None,
     pubkey: PubkeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Exit 0 when every chain is intact (and extends the given checkpoints); 1 naming each case that fails."""
+    """Exit 0 when every chain is intact (and extends the given checkpoints); 1 naming each case that fails.
+    Verifying nothing (no store, no case) fails too."""
     if not case_ids and not all_cases:
         raise fail("ledger verify: name one or more CASE ids, or pass --all")
     if case_ids and all_cases:
@@ -303,23 +396,55 @@ def ledger_verify(
     if pubkey is not None and not checkpoints:
         raise fail("ledger verify: --pubkey checks checkpoint signatures; give --checkpoint FILE with it")
     settings = Settings()
-    with Store.open(settings) as store:
+    with open_store(settings, create=False, missing_exit=EXIT_CHECK_FAILED) as store:
         try:
             report = store.verify(None if all_cases else case_ids)
         except CaseNotFoundError as exc:
             raise fail(str(exc), EXIT_CHECK_FAILED) from exc
-        extends = not checkpoints or verify_against_checkpoints(
-            settings, store, checkpoints, pubkey, None if all_cases else case_ids
+        against = (
+            verify_against_checkpoints(
+                settings, store, checkpoints, pubkey, None if all_cases else case_ids, as_json=as_json
+            )
+            if checkpoints
+            else None
         )
-    for check in report.cases:
-        if check.ok:
-            typer.echo(f"{check.case_id}: ok ({check.entries} entries, head {check.head_hash})")
-        else:
-            typer.echo(f"{check.case_id}: FAILED at seq {check.bad_seq}: {check.problem}", err=True)
-    typer.echo(
-        f"{len(report.cases)} case(s) verified, {len(report.failures)} failed, {report.entries_checked} entries"
-    )
+    if not report.cases:
+        raise fail("ledger verify --all: the store has no case, so nothing was verified", EXIT_CHECK_FAILED)
+    if as_json:
+        body: dict[str, object] = {
+            "ok": report.ok and (against is None or against["ok"]),
+            "cases": [_check_json(check) for check in report.cases],
+            "entries_checked": report.entries_checked,
+        }
+        if against is not None:
+            body["checkpoints"] = against
+        echo_json(body)
+    else:
+        for check in report.cases:
+            if check.ok:
+                typer.echo(f"{check.case_id}: ok ({check.entries} entries, head {check.head_hash})")
+            elif check.bad_seq is None:
+                typer.echo(f"{check.case_id}: FAILED: {check.problem}", err=True)
+            else:
+                typer.echo(f"{check.case_id}: FAILED at seq {check.bad_seq}: {check.problem}", err=True)
+        typer.echo(
+            f"{len(report.cases)} case(s) verified, {len(report.failures)} failed,"
+            f" {report.entries_checked} entries"
+        )
+    extends = against is None or bool(against["ok"])
     raise typer.Exit(EXIT_OK if report.ok and extends else EXIT_CHECK_FAILED)
+
+
+def _check_json(check: CaseVerification) -> dict[str, object]:
+    return {
+        "case_id": check.case_id,
+        "ok": check.ok,
+        "entries": check.entries,
+        "head_seq": check.head_seq,
+        "head_hash": check.head_hash,
+        "bad_seq": check.bad_seq,
+        "problem": None if check.problem is None else str(check.problem),
+    }
 
 
 @ledger_app.command("export")
@@ -335,7 +460,7 @@ def ledger_export(
         return export_case_pdf(case_id, out)
     if fmt not in ("jsonl", "md", "html"):
         raise fail(f"--format: unknown transcript format {fmt!r}; choose jsonl, md, html or pdf")
-    with Store.open(Settings()) as store:
+    with open_store(Settings(), create=False) as store:
         try:
             text = export_transcript(store, case_id, fmt)  # type: ignore[arg-type]
         except CaseNotFoundError as exc:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from soctriage.service import event_loop
+from soctriage.service.cli_common import require_store
 from soctriage.service.config import Settings
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ def chat(
     if not asker:
         typer.echo("--by: give the name of the person asking", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
-    event_loop.run(_chat(Settings(), case_id, question, asker))
+    settings = Settings()
+    require_store(settings)
+    event_loop.run(_chat(settings, case_id, question, asker))
 
 
 async def _chat(settings: Settings, case_id: str, question: str | None, by: str) -> None:

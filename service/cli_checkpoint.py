@@ -4,7 +4,7 @@ checkpoints of the case ledger (DESIGN §7). Parse, call service/store/checkpoin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from soctriage.service.config import Settings
@@ -89,25 +89,39 @@ def trusted_keys(settings: Settings, pubkey: Path | None, notes: list[str]) -> l
 
 
 def verify_against_checkpoints(
-    settings: Settings, store: Store, checkpoints: list[Path], pubkey: Path | None, case_ids: list[str] | None
-) -> bool:
-    """`ledger verify … --checkpoint FILE…`: print what the checkpoints show; True when nothing failed."""
+    settings: Settings,
+    store: Store,
+    checkpoints: list[Path],
+    pubkey: Path | None,
+    case_ids: list[str] | None,
+    *,
+    as_json: bool = False,
+) -> dict[str, Any]:
+    """`ledger verify … --checkpoint FILE…`: what the checkpoints show, printed unless `as_json` (the caller
+    then prints it in its JSON); its `ok` is True when nothing failed."""
     notes = [(str(path), _read_text("--checkpoint", path)) for path in checkpoints]
     trusted = trusted_keys(settings, pubkey, [text for _, text in notes])
     report = verify_checkpoints(
         store, notes, trusted, case_ids=case_ids, log_file=checkpoint_log_path(settings)
     )
-    for label in report.checked:
-        typer.echo(f"{label}: signature and log ok")
-    for problem in report.problems:
-        typer.echo(f"CHECKPOINT FAILED: {problem}", err=True)
-    for case in report.cases:
-        typer.echo(f"{case.case_id}: FAILED against the checkpoint: {case.problem}", err=True)
-    typer.echo(
-        f"{len(report.covered)} case(s) covered by the checkpoint(s), {len(report.cases)} no longer extend "
-        "what was committed"
-    )
-    return report.ok
+    if not as_json:
+        for label in report.checked:
+            typer.echo(f"{label}: signature and log ok")
+        for problem in report.problems:
+            typer.echo(f"CHECKPOINT FAILED: {problem}", err=True)
+        for case in report.cases:
+            typer.echo(f"{case.case_id}: FAILED against the checkpoint: {case.problem}", err=True)
+        typer.echo(
+            f"{len(report.covered)} case(s) covered by the checkpoint(s), {len(report.cases)} no longer extend "
+            "what was committed"
+        )
+    return {
+        "ok": report.ok,
+        "checked": list(report.checked),
+        "problems": [str(p) for p in report.problems],
+        "covered": len(report.covered),
+        "failed": [{"case_id": c.case_id, "problem": str(c.problem)} for c in report.cases],
+    }
 
 
 def register(ledger_app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ The eval machinery is imported inside each command: it pulls in the whole graph 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -69,14 +70,26 @@ def _summary(report: dict) -> str:
 
 
 @eval_app.command("list")
-def list_suites() -> None:
+def list_suites(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")] = False,
+) -> None:
     """List the shipped suites."""
     from soctriage.evals.suite import SUITES_ROOT, load_spec, shipped_suites
+    from soctriage.service.cli_common import echo_json, render_table
 
-    for name in shipped_suites():
-        spec = load_spec(SUITES_ROOT / name)
-        source = f"{spec.source.builder}:{spec.source.data}" if spec.source else spec.cases
-        typer.echo(f"{name:<10} {spec.kind:<7} {source:<40} {spec.description}")
+    specs = [load_spec(SUITES_ROOT / name) for name in shipped_suites()]
+    if as_json:
+        return echo_json([spec.model_dump(mode="json", exclude_none=True) for spec in specs])
+    rows = [
+        (
+            spec.name,
+            spec.kind,
+            f"{spec.source.builder}:{spec.source.data}" if spec.source else str(spec.cases),
+            spec.description,
+        )
+        for spec in specs
+    ]
+    typer.echo(render_table(("suite", "kind", "cases from", "description"), rows))
 
 
 @eval_app.command("run")
@@ -96,8 +109,9 @@ def run(
     from soctriage.agents.models import ModelConfigError
     from soctriage.evals.replay import model_slug
     from soctriage.evals.report import build_report, check_gate_names, write_reports
-    from soctriage.evals.runner import RUN_FILE, RunDirError, read_run, run_suite
+    from soctriage.evals.runner import RUN_FILE, RunDirError, eval_settings, read_run, run_suite
     from soctriage.evals.suite import SuiteError, load_spec, load_suite, suite_dir
+    from soctriage.service.cli_common import announce_store
     from soctriage.service.config import Settings
 
     settings = Settings()
@@ -116,6 +130,7 @@ def run(
     typer.echo(
         f"eval {loaded.spec.name}: {len(loaded.cases)} alerts, model {model}, run folder {out}", err=True
     )
+    announce_store(eval_settings(out, model, settings))
     try:
         records = asyncio.run(
             run_suite(
@@ -220,6 +235,7 @@ _CHAT_SUMMARY = ("pass_rate", "fact_recall", "unexpected_proposals", "invalid_ci
 def compare(
     a: Annotated[Path, typer.Argument(help="baseline run folder (or its report.json)")],
     b: Annotated[Path, typer.Argument(help="candidate run folder (or its report.json)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")] = False,
 ) -> None:
     """List every alert whose decision changed from A to B; exit 1 when a gate regressed in B."""
     from soctriage.evals.compare import CompareError, compare_reports, load_report, render
@@ -228,7 +244,12 @@ def compare(
         comparison = compare_reports(load_report(a), load_report(b))
     except CompareError as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(render(comparison), nl=False)
+    if as_json:
+        typer.echo(
+            json.dumps({**comparison.model_dump(mode="json"), "regressed": comparison.regressed}, indent=2)
+        )
+    else:
+        typer.echo(render(comparison), nl=False)
     raise typer.Exit(EXIT_GATE if comparison.regressed else EXIT_OK)
 
 
@@ -287,10 +308,10 @@ def export_feedback(
 ) -> None:
     """Turn analyst feedback in the case ledgers into a labelled suite (suite.yaml + cases.jsonl)."""
     from soctriage.evals.feedback import export_feedback as export
+    from soctriage.service.cli_common import open_store
     from soctriage.service.config import Settings
-    from soctriage.service.store import Store
 
-    with Store.open(Settings()) as store:
+    with open_store(Settings(), create=False) as store:
         result = export(store, out, name=name)
     for problem in result.problems:
         typer.echo(f"skipped: {problem}", err=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from soctriage.service.cli_common import Progress, open_store
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
 from soctriage.service.provenance import in_force
@@ -18,7 +19,6 @@ from soctriage.service.reports import (
     parse_day,
     render_report,
 )
-from soctriage.service.store import Store
 from soctriage.service.store.signing import local_public_key
 
 EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -76,9 +76,14 @@ def evidence(
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="report without checking the chains")
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the JSON report (same as --format json)")] = False,
 ) -> None:
     """Alert volume, documented outcomes, MTTD/MTTR/MTTC, actions and approvals, model usage and ledger
     integrity for a period, every number recomputed from the case ledgers."""
+    if as_json:
+        if fmt not in ("md", "json"):
+            raise _bad(f"--json and --format {fmt}: give one of them")
+        fmt = "json"
     if fmt not in REPORT_FORMATS:
         raise _bad(f"--format: unknown report format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}")
     if fmt == "pdf" and out is None:
@@ -97,13 +102,14 @@ def evidence(
         raise _bad(f"--since {since} is not before --until {until}")
     previous = None if verify_from is None else _previous(verify_from)
     mode = "previous" if previous is not None else ("none" if no_verify else "full")
-    with Store.open(settings) as store:
+    with open_store(settings, create=False) as store, Progress("report: cases read", None) as progress:
         report = evidence_from_store(
             store,
             params,
             verify=mode,  # type: ignore[arg-type]
             previous=previous,
             public_key=local_public_key(settings),
+            progress=progress.update,
         )
     report = report.model_copy(update={"provenance": in_force(settings)})
     data = render_report(report, fmt)  # type: ignore[arg-type]
@@ -129,7 +135,7 @@ def export_case_pdf(case_id: str, out: Path | None) -> None:
 
     if out is None:
         raise _bad("--format pdf: give --out FILE (a PDF is not written to a terminal)")
-    with Store.open(Settings()) as store:
+    with open_store(Settings(), create=False) as store:
         try:
             data = case_pdf(store, case_id)
         except CaseNotFoundError as exc:

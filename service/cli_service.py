@@ -7,10 +7,12 @@ import ipaddress
 import logging
 import signal
 import threading
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 from soctriage.service import event_loop
+from soctriage.service.cli_common import announce_store, echo_json, open_store, render_table
 from soctriage.service.config import Settings
 
 log = logging.getLogger("soctriage.serve")
@@ -57,6 +59,7 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_format)
+    announce_store(settings)
     try:
         configured_keys(settings)
     except KeyConfigError as exc:
@@ -136,6 +139,7 @@ def worker(
 
     settings = Settings()
     configure_logging(settings.log_format)
+    announce_store(settings)
     if concurrency is not None and concurrency < 1:
         typer.echo("--concurrency: must be 1 or more", err=True)
         raise typer.Exit(2)
@@ -169,9 +173,8 @@ def keys_create(
 ) -> None:
     """Create an API key and print it once; only its sha256 is stored."""
     from soctriage.service.auth import KeyConfigError, create_key
-    from soctriage.service.store import Store
 
-    with Store.open(Settings()) as store:
+    with open_store(Settings(), create=True) as store:
         try:
             principal, token = create_key(store, tenant, role, name)
         except KeyConfigError as exc:
@@ -188,25 +191,39 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(
     tenant: Annotated[str | None, typer.Option(help="only this tenant's keys")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")] = False,
 ) -> None:
     """List stored keys (never the keys themselves)."""
     from soctriage.service.auth import list_keys
-    from soctriage.service.store import Store
 
-    with Store.open(Settings()) as store:
-        for key in list_keys(store, tenant):
-            p = key.principal
-            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-            typer.echo(f"{p.key_id}  {p.name}  tenant={p.tenant}  role={p.role}  {state}")
+    with open_store(Settings(), create=False) as store:
+        keys = list_keys(store, tenant)
+    if as_json:
+        return echo_json(
+            [
+                {**asdict(key.principal), "created_at": key.created_at, "revoked_at": key.revoked_at}
+                for key in keys
+            ]
+        )
+    rows = [
+        (
+            key.principal.key_id,
+            key.principal.name,
+            key.principal.tenant,
+            key.principal.role,
+            f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active",
+        )
+        for key in keys
+    ]
+    typer.echo(render_table(("key id", "name", "tenant", "role", "state"), rows))
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id shown by `keys list`")]) -> None:
     """Revoke a key: requests with it are refused from now on."""
     from soctriage.service.auth import revoke_key
-    from soctriage.service.store import Store
 
-    with Store.open(Settings()) as store:
+    with open_store(Settings(), create=False) as store:
         if not revoke_key(store, key_id):
             typer.echo(f"{key_id}: no active key with this id", err=True)
             raise typer.Exit(2)

@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """The platform's per-user data folder (e.g. ~/.local/share/soctriage on Linux), wherever a command runs."""
+    return platformdirs.user_data_path("soctriage", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -16,7 +22,10 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(
-        default=Path(".soctriage"), description="folder of the embedded store, checkpoints and Chroma data"
+        default_factory=default_home,
+        description="folder of the embedded store, checkpoints and Chroma data; unset means the platform's user"
+        " data folder (platformdirs: ~/.local/share/soctriage on Linux, ~/Library/Application Support/soctriage on"
+        " macOS, %LOCALAPPDATA%\\soctriage on Windows)",
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; unset means the SQLite file <home>/soctriage.db"
@@ -242,8 +251,9 @@ def settings_table() -> str:
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
         names = getattr(alias, "choices", None) or [f"SOCTRIAGE_{name.upper()}"]
-        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
-        shown = "" if default is None or default == [] else f"`{default}`"
+        # A computed default (a list, the user data folder) depends on the machine: the meaning says it.
+        default = None if field.default_factory else field.default
+        shown = "" if default is None else f"`{default}`"
         meaning = (field.description or "").replace("|", "\\|")
         rows.append(f"| {' / '.join(f'`{n}`' for n in names)} | {shown} | {meaning} |")
     return "\n".join(rows)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +16,10 @@ PG_ADMIN_URL = os.environ.get("SOCTRIAGE_TEST_PG_URL", "postgresql://postgres@12
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Retrieval in tests embeds with the instant hashing embedder; tests of the real model set it explicitly.
 os.environ.setdefault("SOCTRIAGE_EMBEDDER", "hashing")
+# A test that forgets to pick a home must not write to the user's own store (the platform data folder).
+if "SOCTRIAGE_HOME" not in os.environ:
+    os.environ["SOCTRIAGE_HOME"] = tempfile.mkdtemp(prefix="soctriage-tests-")
+    atexit.register(shutil.rmtree, os.environ["SOCTRIAGE_HOME"], ignore_errors=True)
 
 
 def _pg_connect(url: str):

@@ -58,7 +58,8 @@ def test_bad_records_exit_2_name_file_line_and_are_quarantined(tmp_path: Path) -
     result = run(tmp_path / "home", "normalize", str(path))
     assert result.returncode == 2
     assert len(result.stdout.splitlines()) == 2  # both good records still processed
-    lines = result.stderr.splitlines()
+    store_line, *lines = result.stderr.splitlines()
+    assert store_line == f"store: {tmp_path / 'home' / 'soctriage.db'} (SQLite)"
     assert lines[0].startswith(f"{path}:2: invalid JSON")
     assert lines[1].startswith(f"{path}:3: not valid UTF-8: byte 0xff")
     assert lines[2].startswith(f"{path}:4: unknown alert format")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -222,8 +222,10 @@ def evidence_from_store(
     verify: VerifyMode = "full",
     previous: EvidenceReport | None = None,
     public_key: PublicKey | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> EvidenceReport:
-    """The report for `params` from `store`, streaming the ledger once.
+    """The report for `params` from `store`, streaming the ledger once. `progress(done, total)` hears of each
+    case read (total is known when chains are verified, else None).
 
     verify="full" re-checks every chain in the period against its stored head: in the same pass for a small
     scope, else in worker processes (one per core) that stream the chains while this pass reads the rest.
@@ -245,14 +247,21 @@ def evidence_from_store(
     builder = EvidenceBuilder(params)
     current: _Case | None = None
     parallel = None
+    total: int | None = None
+    done = 0
     if verify == "full":
         scope = _cases_in_scope(store, params)
+        total = len(scope)
         if len(scope) >= PARALLEL_VERIFY_MIN_CASES:
             parallel = _ParallelVerify(store, params, scope)
     inline = verify == "full" and parallel is None
     heads: dict[str, tuple[int, str]] = {}  # what this pass saw, for matching the workers' results
 
     def flush(case: _Case) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
         check = case.verification(carried)
         if case.unparsed and check is None:
             problem = LedgerProblem(None, f"{case.unparsed} entries no longer parse (edited)")

@@ -7,6 +7,7 @@ from soctriage.service.store.chain import (
     VerifyReport,
     verify_entries,
 )
+from soctriage.service.store.engine import store_label
 from soctriage.service.store.store import (
     CaseNotFoundError,
     DuplicateAlertError,
@@ -14,6 +15,7 @@ from soctriage.service.store.store import (
     QuarantinedRecord,
     Store,
     StoreError,
+    StoreNotFoundError,
 )
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "QuarantinedRecord",
     "Store",
     "StoreError",
+    "StoreNotFoundError",
     "VerifyReport",
+    "store_label",
     "verify_entries",
 ]

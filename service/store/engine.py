@@ -13,7 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from soctriage.service.domain import canonical_json
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 # Execution option asking the SQLite `begin` hook for BEGIN IMMEDIATE: the write lock is taken before the
@@ -36,6 +36,27 @@ def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine
     engine = create_engine(sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options)
     _configure_sqlite(engine, sqlite_synchronous)
     return engine
+
+
+def store_label(url: str) -> str:
+    """Where a store is, for people: the SQLite file, or the server URL without its password."""
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        return f"{sa_url.database} (SQLite)"
+    return f"{sa_url.set(drivername=sa_url.get_backend_name()).render_as_string(hide_password=True)} (PostgreSQL)"
+
+
+def store_exists(url: str) -> bool:
+    """Whether a store was ever created at `url`: the SQLite file exists, or the server database has our schema.
+    Asking creates nothing (a SQLite file is only opened when it is there)."""
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        return bool(sa_url.database) and Path(sa_url.database).is_file()
+    engine = create_engine(sa_url)
+    try:
+        return inspect(engine).has_table("cases")
+    finally:
+        engine.dispose()
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

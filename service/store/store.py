@@ -31,7 +31,13 @@ from soctriage.service.store.chain import (
     VerifyReport,
     clean_entry_input,
 )
-from soctriage.service.store.engine import create_store_engine, upgrade, write_transaction
+from soctriage.service.store.engine import (
+    create_store_engine,
+    store_exists,
+    store_label,
+    upgrade,
+    write_transaction,
+)
 from soctriage.service.store.ledger_sql import EntryRow, LedgerStatements
 from soctriage.service.store.schema import alerts, cases, json_doc, ledger, quarantine, queue_columns
 from sqlalchemy import (
@@ -63,6 +69,17 @@ T = TypeVar("T")
 
 class StoreError(Exception):
     """Base class of the store's own errors."""
+
+
+class StoreNotFoundError(StoreError, LookupError):
+    """A command that only reads found no store where the settings point: it never creates one."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(
+            f"no store at {label}: nothing has been triaged there yet (set SOCTRIAGE_HOME or"
+            " SOCTRIAGE_DATABASE_URL to the store you mean)"
+        )
+        self.label = label
 
 
 class CaseNotFoundError(StoreError, LookupError):
@@ -120,9 +137,12 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Self:
-        """Open the configured database (the SQLite file under SOCTRIAGE_HOME by default), migrating it."""
+    def open(cls, settings: Settings | None = None, *, migrate: bool = True, create: bool = True) -> Self:
+        """Open the configured database (the SQLite file under SOCTRIAGE_HOME by default), migrating it. With
+        `create=False` a store that does not exist yet raises StoreNotFoundError instead of being made."""
         settings = settings or Settings()
+        if not create and not store_exists(settings.sqlalchemy_url):
+            raise StoreNotFoundError(store_label(settings.sqlalchemy_url))
         engine = create_store_engine(settings.sqlalchemy_url, sqlite_synchronous=settings.sqlite_synchronous)
         if migrate:
             upgrade(engine)
