@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import numpy as np
 import pytest
-from service_support import free_port
 from soctriage.agents.run import Triager
 from soctriage.service.config import Settings
 from soctriage.tools.retrieval import CaseDocument, KnowledgeDoc, RetrievalIndex, chroma_client, open_index
@@ -44,36 +39,6 @@ def doc(
         **extra,
     }
     return CaseDocument.model_validate(fields)
-
-
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Chroma server on loopback (the `chroma` binary chromadb installs), for SOCTRIAGE_CHROMA_URL."""
-    binary = Path(sys.executable).with_name("chroma")
-    if not binary.exists():
-        pytest.skip(f"no chroma server binary at {binary}")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen(
-        [str(binary), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the chroma server did not start within 30 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture(params=["embedded", "server"])
