@@ -266,7 +266,11 @@ if __name__ == "__main__":
 
     readme = Path(sys.argv[1])
     block = f"<!-- settings-table:start -->\n{settings_table()}\n<!-- settings-table:end -->"
+    # A function replacement: the table's text (a Windows path) must not be read as regex escapes.
     text = re.sub(
-        r"<!-- settings-table:start -->.*?<!-- settings-table:end -->", block, readme.read_text(), flags=re.S
+        r"<!-- settings-table:start -->.*?<!-- settings-table:end -->",
+        lambda _: block,
+        readme.read_text(),
+        flags=re.S,
     )
     readme.write_text(text)
