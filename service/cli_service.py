@@ -12,8 +12,9 @@ from typing import Annotated
 
 import typer
 from soctriage.service import event_loop
-from soctriage.service.cli_common import announce_store, echo_json, open_store, render_table
+from soctriage.service.cli_common import echo_json, open_store, render_table
 from soctriage.service.config import Settings
+from soctriage.service.store import store_label
 
 log = logging.getLogger("soctriage.serve")
 
@@ -59,7 +60,8 @@ def serve(
 
     settings = Settings()
     configure_logging(settings.log_format)
-    announce_store(settings)
+    # Through the logger, not a bare line: a service's stderr is one log line per event, in its log format.
+    log.info("store", extra={"store": store_label(settings.sqlalchemy_url)})
     try:
         configured_keys(settings)
     except KeyConfigError as exc:
@@ -139,7 +141,7 @@ def worker(
 
     settings = Settings()
     configure_logging(settings.log_format)
-    announce_store(settings)
+    log.info("store", extra={"store": store_label(settings.sqlalchemy_url)})
     if concurrency is not None and concurrency < 1:
         typer.echo("--concurrency: must be 1 or more", err=True)
         raise typer.Exit(2)

@@ -191,6 +191,8 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(home: Path) ->
         dump = json.dumps([list(r) for r in conn.exec_driver_sql("SELECT * FROM api_keys")], default=str)
     assert token not in dump
     listed = runner.invoke(app, ["keys", "list"])
-    assert "ann" in listed.stdout and "role=approver" in listed.stdout and token not in listed.stdout
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["key", "id", "name", "tenant", "role", "state"]
+    assert row.split()[1:] == ["ann", "acme", "approver", "active"] and token not in listed.stdout
     bad = runner.invoke(app, ["keys", "create", "--tenant", "acme", "--role", "root"])
     assert bad.exit_code == 2 and "role" in bad.stderr
