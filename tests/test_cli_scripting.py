@@ -171,3 +171,26 @@ def test_triage_shows_a_progress_bar_on_a_terminal_and_nothing_when_piped(tmp_pa
     assert f"[{'#' * 30}] {len(files)}/{len(files)}".encode() in seen
     assert len(stdout.decode().splitlines()) == len(files)  # results on stdout, untouched by the bar
     assert b"\x1b" not in stdout
+
+
+def test_a_server_store_is_named_without_its_password() -> None:
+    from soctriage.service.store import store_label
+
+    assert store_label("postgresql://soc:s3cret@db.internal:5432/soctriage") == (
+        "postgresql://soc:***@db.internal:5432/soctriage (PostgreSQL)"
+    )
+
+
+@pytest.mark.postgres
+def test_a_read_never_creates_the_schema_on_an_empty_postgresql_database(pg_url: str) -> None:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SOCTRIAGE_DATABASE_URL", pg_url)
+        result = CliRunner().invoke(app, ["cases", "list"])
+        assert result.exit_code == 2 and "no store at postgresql://" in result.stderr
+        verify = CliRunner().invoke(app, ["ledger", "verify", "--all"])
+        assert verify.exit_code == 1 and "no store at" in verify.stderr
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        assert tables.fetchone() == (0,)
