@@ -122,6 +122,7 @@ def test_every_read_command_speaks_json_and_tables_have_headers(tmp_path: Path) 
     assert {s["name"] for s in suites} >= {"redteam", "sigma", "vendor"}
     assert run(home, "eval", "list").stdout.splitlines()[0].split() == [
         "suite",
+        "kind",
         "cases",
         "from",
         "description",
