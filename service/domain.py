@@ -118,6 +118,10 @@ class ParentProcess(Frozen):
     cmdline: str | None = None
     path: str | None = None
     sha256: str | None = None
+    signer: str | None = Field(default=None, description="subject of the image's code-signing certificate")
+    signature_valid: bool | None = Field(
+        default=None, description="the EDR verified the signature chain (None: the EDR did not say)"
+    )
 
 
 class Process(ParentProcess):
@@ -130,6 +134,10 @@ class FileInfo(Frozen):
     sha256: str | None = None
     sha1: str | None = None
     md5: str | None = None
+    signer: str | None = Field(default=None, description="subject of the file's code-signing certificate")
+    signature_valid: bool | None = Field(
+        default=None, description="the EDR verified the signature chain (None: the EDR did not say)"
+    )
 
 
 class Network(Frozen):

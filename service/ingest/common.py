@@ -523,6 +523,8 @@ def make_process(
     cmdline: Any = None,
     path: Any = None,
     sha256: Any = None,
+    signer: Any = None,
+    signature_valid: bool | None = None,
     parent: ParentProcess | None = None,
 ) -> Process | None:
     path_text = str(path).strip() if path else None
@@ -532,10 +534,11 @@ def make_process(
         "cmdline": str(cmdline) if cmdline else None,
         "path": path_text,
         "sha256": _sized_hash(sha256, 64),
+        "signer": signer_name(signer),
     }
     if all(value is None for value in values.values()) and parent is None:
         return None
-    return Process(**values, parent=parent)
+    return Process(**values, signature_valid=signature_valid, parent=parent)
 
 
 def _image_of(cmdline: Any) -> str | None:
@@ -547,24 +550,66 @@ def _image_of(cmdline: Any) -> str | None:
 
 
 def make_parent(
-    *, name: Any = None, pid: Any = None, cmdline: Any = None, path: Any = None, sha256: Any = None
+    *,
+    name: Any = None,
+    pid: Any = None,
+    cmdline: Any = None,
+    path: Any = None,
+    sha256: Any = None,
+    signer: Any = None,
+    signature_valid: bool | None = None,
 ) -> ParentProcess | None:
-    process = make_process(name=name, pid=pid, cmdline=cmdline, path=path, sha256=sha256)
+    process = make_process(
+        name=name,
+        pid=pid,
+        cmdline=cmdline,
+        path=path,
+        sha256=sha256,
+        signer=signer,
+        signature_valid=signature_valid,
+    )
     return ParentProcess(**process.model_dump(exclude={"parent"})) if process else None
 
 
 def make_file(
-    *, name: Any = None, path: Any = None, sha256: Any = None, sha1: Any = None, md5: Any = None
+    *,
+    name: Any = None,
+    path: Any = None,
+    sha256: Any = None,
+    sha1: Any = None,
+    md5: Any = None,
+    signer: Any = None,
+    signature_valid: bool | None = None,
 ) -> FileInfo | None:
     path_text = str(path).strip() if path else None
-    return some(
+    file = some(
         FileInfo,
         name=(str(name).strip() if name else None) or basename(path_text),
         path=path_text,
         sha256=_sized_hash(sha256, 64),
         sha1=_sized_hash(sha1, 40),
         md5=_sized_hash(md5, 32),
+        signer=signer_name(signer),
     )
+    return file.model_copy(update={"signature_valid": signature_valid}) if file else None
+
+
+_DN_COMMON_NAME = re.compile(r"(?:^|[,/]\s*)CN\s*=\s*(\"[^\"]*\"|[^,/]+)", re.IGNORECASE)
+_APPLE_SIGNER = re.compile(r"^Developer ID Application:\s*(.+?)(?:\s*\([A-Z0-9]{10}\))?$")
+
+
+def signer_name(value: Any) -> str | None:
+    """The signer as a plain name, whatever form the EDR reports: a certificate subject DN
+    (`CN=Contoso Ltd, O=Contoso Ltd, C=US`) gives its common name, and an Apple Developer ID subject
+    (`Developer ID Application: Contoso Ltd (ABCDE12345)`) gives the company name."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    common = _DN_COMMON_NAME.search(text)
+    if common and "=" in text:
+        text = common.group(1).strip().strip('"')
+    apple = _APPLE_SIGNER.match(text)
+    return (apple.group(1) if apple else text) or None
 
 
 def _sized_hash(value: Any, size: int) -> str | None:

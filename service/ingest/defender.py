@@ -3,6 +3,8 @@
 single object instead of an array).
 
 Severity: the vendor's own names (informational, low, medium, high) map one to one onto OCSF.
+Signers: Graph `fileDetails.signer` (image, parent image, file). Graph does not say whether the signature
+was verified, so `signature_valid` stays unknown.
 ATT&CK: `mitreTechniques` ids; `category` is the kill-chain tactic when it names an ATT&CK tactic
 ("DefenseEvasion"), otherwise ("Malware") it stays in `unmapped`.
 """
@@ -177,11 +179,13 @@ def _graph_evidence(f: Fields, seen: Observables, parts: dict[str, Any]) -> None
                 cmdline=f.get((*at, "processCommandLine")),
                 path=join_path(f.text((*image, "filePath")), f.text((*image, "fileName"))),
                 sha256=f.get((*image, "sha256")),
+                signer=f.get((*image, "signer")),
                 parent=make_parent(
                     name=f.get((*parent_image, "fileName")),
                     pid=f.get((*at, "parentProcessId")),
                     path=join_path(f.text((*parent_image, "filePath")), f.text((*parent_image, "fileName"))),
                     sha256=f.get((*parent_image, "sha256")),
+                    signer=f.get((*parent_image, "signer")),
                 ),
             )
             _fill(parts, "process", process)
@@ -195,6 +199,7 @@ def _graph_evidence(f: Fields, seen: Observables, parts: dict[str, Any]) -> None
                 sha256=f.get((*details, "sha256")),
                 sha1=f.get((*details, "sha1")),
                 md5=f.get((*details, "md5")),
+                signer=f.get((*details, "signer")),
             )
             _fill(parts, "file", file)
             for digest in (file.sha256, file.sha1, file.md5) if file else ():

@@ -5,6 +5,7 @@ mixed, and whether bare or wrapped in a search hit (`{"_id": …, "_source": {�
 Severity: `kibana.alert.severity` (low, medium, high, critical) when present; otherwise
 `kibana.alert.risk_score` 0–100 with Elastic's default bands (<22 low, <48 medium, <74 high, else critical).
 ATT&CK: `kibana.alert.rule.threat[]` (tactic, techniques, subtechniques) and the ECS `threat.*` fields.
+Signers: `code_signature` of the process, its parent and the file; valid only when the chain is `trusted`.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def normalize(record: dict[str, Any], raw: str) -> list[Alert]:
         cmdline=f.get("process.parent.command_line"),
         path=f.get("process.parent.executable"),
         sha256=f.get("process.parent.hash.sha256"),
+        **_signature(f, "process.parent.code_signature"),
     )
     return [
         build_alert(
@@ -125,6 +127,7 @@ def normalize(record: dict[str, Any], raw: str) -> list[Alert]:
                 cmdline=f.get("process.command_line"),
                 path=f.get("process.executable"),
                 sha256=f.get("process.hash.sha256"),
+                **_signature(f, "process.code_signature"),
                 parent=parent,
             ),
             file=make_file(
@@ -133,6 +136,7 @@ def normalize(record: dict[str, Any], raw: str) -> list[Alert]:
                 sha256=f.get("file.hash.sha256"),
                 sha1=f.get("file.hash.sha1"),
                 md5=f.get("file.hash.md5"),
+                **_signature(f, "file.code_signature"),
             ),
             network=some(
                 Network,
@@ -146,6 +150,24 @@ def normalize(record: dict[str, Any], raw: str) -> list[Alert]:
             extra_unmapped={"_hit": hit_meta} if hit_meta else None,
         )
     ]
+
+
+def _signature(f: Fields, at: str) -> dict[str, Any]:
+    """ECS `code_signature`: the signer, and whether the chain was verified as trusted. `valid` alone (the
+    digest matches) is not enough: a self-made certificate with a vendor's name passes it."""
+    exists = f.get(f"{at}.exists")
+    trusted = f.get(f"{at}.trusted")
+    status = f.text(f"{at}.status")
+    f.mark(f"{at}.valid")
+    if exists is False:
+        return {"signer": None, "signature_valid": False}
+    if isinstance(trusted, bool):
+        verdict: bool | None = trusted and f.lookup(f"{at}.valid") is not False
+    elif status:
+        verdict = status.lower() == "trusted"
+    else:
+        verdict = False if f.lookup(f"{at}.valid") is False else None
+    return {"signer": f.get(f"{at}.subject_name"), "signature_valid": verdict}
 
 
 def _rule_threats(f: Fields) -> list[Any]:

@@ -3,6 +3,7 @@
 Required, as in the OCSF schema: `finding_info.uid` and `time`. Severity: `severity_id` as is (0–6, 99),
 else the `severity` caption. ATT&CK: `finding_info.attacks[]` (and the Security Control profile's top-level
 `attacks[]`); a sub-technique's id wins over its parent technique's.
+Signers: a process's or file's `file.signature` (`certificate.subject`, valid when `state_id` is 1).
 """
 
 from __future__ import annotations
@@ -125,7 +126,21 @@ def _process_values(f: Fields, at: str) -> dict[str, Any]:
         "cmdline": f.get(f"{at}.cmd_line"),
         "path": f.get(f"{at}.file.path"),
         "sha256": _hash(f, f"{at}.file.hashes", "sha256"),
+        **_signature(f, f"{at}.file.signature"),
     }
+
+
+# OCSF Digital Signature state_id: 1 Valid; 2 Expired, 3 Revoked, 4 Suspended, 5 Pending are not valid.
+_SIGNATURE_STATES = {1: True, 2: False, 3: False, 4: False, 5: False}
+
+
+def _signature(f: Fields, at: str) -> dict[str, Any]:
+    """The signer (the certificate subject's common name) and whether the signature's state is Valid."""
+    state = int_or_none(f.lookup(f"{at}.state_id"))
+    valid = _SIGNATURE_STATES.get(state) if state is not None else None
+    if valid is not None:
+        f.mark(f"{at}.state_id", f"{at}.state")
+    return {"signer": f.get(f"{at}.certificate.subject"), "signature_valid": valid}
 
 
 def _hash(f: Fields, at: str, algorithm: str) -> str | None:
@@ -181,6 +196,7 @@ def _evidence(f: Fields, seen: Observables) -> dict[str, Any]:
                 sha256=_hash(f, f"{at}.file.hashes", "sha256"),
                 sha1=_hash(f, f"{at}.file.hashes", "sha1"),
                 md5=_hash(f, f"{at}.file.hashes", "md5"),
+                **_signature(f, f"{at}.file.signature"),
             )
             if "file" in item
             else None

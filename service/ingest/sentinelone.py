@@ -4,6 +4,8 @@ API pages (`{"data": [...], "pagination": …}`).
 Severity: alerts carry the rule's severity name (Low … Critical), mapped one to one. Threats carry no
 severity, only the engine's confidence: `malicious` → High, `suspicious` → Medium, anything else → Unknown.
 ATT&CK: threat indicators list tactics with technique ids; only ids matching the ATT&CK pattern are kept.
+Signers: an alert's `fileSignerIdentity` of the source process and its parent (SentinelOne does not say
+whether it was verified); a threat's `publisherName` with `isValidCertificate`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def _process(f: Fields, at: str) -> dict[str, Any]:
         "cmdline": f.get(f"{at}.commandline"),
         "path": f.get(f"{at}.filePath"),
         "sha256": f.get(f"{at}.fileHashSha256"),
+        "signer": f.get(f"{at}.fileSignerIdentity"),
     }
 
 
@@ -108,6 +111,8 @@ def _alert(record: dict[str, Any], raw: str) -> Alert:
             path=f.get("targetProcessInfo.tgtFilePath"),
             sha256=f.get("targetProcessInfo.tgtFileHashSha256"),
             sha1=f.get("targetProcessInfo.tgtFileHashSha1"),
+            # "signed" says nothing about the chain; only "unsigned" is a verdict.
+            signature_valid=False if f.lookup("targetProcessInfo.tgtFileIsSigned") == "unsigned" else None,
         ),
         network=some(
             Network,
@@ -133,6 +138,7 @@ def _threat(record: dict[str, Any], raw: str) -> Alert:
     domain, account = split_account(
         f.text("threatInfo.processUser", "agentDetectionInfo.agentLastLoggedInUserName")
     )
+    signature = _threat_signature(f)
     return build_alert(
         fmt="sentinelone",
         vendor="SentinelOne",
@@ -152,12 +158,13 @@ def _threat(record: dict[str, Any], raw: str) -> Alert:
         attacks=_threat_attacks(f),
         device=_agent(f),
         user=some(User, name=account, domain=domain, uid=f.text("threatInfo.initiatingUserId")),
-        process=_threat_process(f),
+        process=_threat_process(f, signature),
         file=make_file(
             path=f.get("threatInfo.filePath"),
             sha256=f.get("threatInfo.sha256"),
             sha1=f.get("threatInfo.sha1"),
             md5=f.get("threatInfo.md5"),
+            **signature,
         ),
     )
 
@@ -191,7 +198,19 @@ def _threat_attacks(f: Fields) -> list[Any]:
     return attacks
 
 
-def _threat_process(f: Fields) -> Any:
+def _threat_signature(f: Fields) -> dict[str, Any]:
+    """The threat file's publisher and whether its certificate checked out (`isValidCertificate`)."""
+    valid = f.get("threatInfo.isValidCertificate")
+    if f.lookup("threatInfo.fileVerificationType") == "NotSigned":
+        f.mark("threatInfo.fileVerificationType")
+        valid = False
+    return {
+        "signer": f.get("threatInfo.publisherName"),
+        "signature_valid": valid if isinstance(valid, bool) else None,
+    }
+
+
+def _threat_process(f: Fields, signature: dict[str, Any]) -> Any:
     """A behavioural threat names the malicious process by its file and arguments, and the process that
     started it as originator; a static (file) threat only names the originator that wrote the file."""
     arguments = f.get("threatInfo.maliciousProcessArguments")
@@ -199,5 +218,8 @@ def _threat_process(f: Fields) -> Any:
     if not arguments:
         return make_process(name=originator)
     return make_process(
-        path=f.lookup("threatInfo.filePath"), cmdline=arguments, parent=make_parent(name=originator)
+        path=f.lookup("threatInfo.filePath"),
+        cmdline=arguments,
+        parent=make_parent(name=originator),
+        **signature,
     )
