@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     inventory_path: Path | None = Field(
         default=None, description="asset/identity inventory YAML; unset means the example in tools/data"
     )
+    known_good_paths: list[Path] = Field(
+        default_factory=list,
+        description="extra known-good software tables (JSONL, the shape of tools/data/known_good.jsonl) beside"
+        " the bundled one",
+    )
     attack_data_path: Path | None = Field(
         default=None,
         description="ATT&CK techniques JSONL; unset means the ATT&CK v18.1 Enterprise table shipped in"

@@ -37,6 +37,7 @@ EXPECTED_TOOLS = {
     "process_lineage",
     "similar_cases",
     "knowledge_search",
+    "known_good_lookup",
     "isolate_host",
     "release_host",
     "kill_process",
@@ -107,7 +108,8 @@ def test_default_registry_has_every_tool_with_tier_and_rollbacks() -> None:
         "process_lineage",
         "similar_cases",
         "knowledge_search",
-    }
+        "known_good_lookup",
+        }
     assert set(reg.names("destructive")) == {"disable_user", "enable_user"}
     assert reg.get("isolate_host").rollback == "release_host"
     assert reg.get("block_indicator").rollback == "unblock_indicator"

@@ -22,6 +22,7 @@ from soctriage.tools.attack import AttackCatalog
 from soctriage.tools.http import HttpConnector
 from soctriage.tools.intel import BUNDLED_INTEL, AbuseIPDBClient, IntelService, LocalIntel, VirusTotalClient
 from soctriage.tools.inventory import BUNDLED_INVENTORY, Inventory
+from soctriage.tools.known_good import KnownGoodTable, load_tables
 from soctriage.tools.lolbins import LolbinCatalog
 from soctriage.tools.registry import ConnectorError
 
@@ -352,6 +353,7 @@ class Connectors:
     inventory: Inventory
     attack: AttackCatalog
     lolbins: LolbinCatalog
+    known_good: KnownGoodTable
 
     @classmethod
     def from_settings(
@@ -375,6 +377,7 @@ class Connectors:
             AbuseIPDBClient(abuse.get_secret_value(), settings.abuseipdb_base_url, **http) if abuse else None,
         )
         simulator = SimulatorConnector()
+        known_good = load_tables(settings.known_good_paths)
         return cls(
             response=build_response_connector(settings, http) or simulator,
             # No ITSM connector exists yet: tickets are recorded by the simulator (and in the case ledger).
@@ -383,6 +386,7 @@ class Connectors:
             inventory=Inventory.load(settings.inventory_path or BUNDLED_INVENTORY),
             attack=AttackCatalog.load(settings.attack_data_path),
             lolbins=LolbinCatalog.load(settings.lolbas_path),
+            known_good=known_good,
         )
 
 

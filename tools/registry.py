@@ -490,7 +490,16 @@ def default_registry() -> Registry:
     """Every built-in tool (threat intel, context, ATT&CK, LOLBins, lineage, response actions)."""
     global _DEFAULT
     if _DEFAULT is None:
-        from soctriage.tools import actions, attack, intel, inventory, lineage, lolbins, retrieval_tools
+        from soctriage.tools import (
+            actions,
+            attack,
+            intel,
+            inventory,
+            known_good,
+            lineage,
+            lolbins,
+            retrieval_tools,
+        )
 
         _DEFAULT = Registry(
             [
@@ -500,6 +509,7 @@ def default_registry() -> Registry:
                 *lolbins.TOOLS,
                 *lineage.TOOLS,
                 *retrieval_tools.TOOLS,
+                *known_good.TOOLS,
                 *actions.TOOLS,
             ]
         )
