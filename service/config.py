@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         description="extra known-good software tables (JSONL, the shape of tools/data/known_good.jsonl) beside"
         " the bundled one",
     )
+    context_path: Path | None = Field(
+        default=None,
+        description="organisation context YAML (sanctioned admin tools, scanners, service accounts, CI hosts,"
+        " change windows, phishing simulations, gateway egress IPs, internal software); unset means none."
+        " Example: tools/data/org_context.example.yaml",
+    )
     attack_data_path: Path | None = Field(
         default=None,
         description="ATT&CK techniques JSONL; unset means the ATT&CK v18.1 Enterprise table shipped in"

@@ -38,6 +38,7 @@ EXPECTED_TOOLS = {
     "similar_cases",
     "knowledge_search",
     "known_good_lookup",
+    "org_context",
     "isolate_host",
     "release_host",
     "kill_process",
@@ -109,7 +110,8 @@ def test_default_registry_has_every_tool_with_tier_and_rollbacks() -> None:
         "similar_cases",
         "knowledge_search",
         "known_good_lookup",
-        }
+        "org_context",
+    }
     assert set(reg.names("destructive")) == {"disable_user", "enable_user"}
     assert reg.get("isolate_host").rollback == "release_host"
     assert reg.get("block_indicator").rollback == "unblock_indicator"

@@ -24,6 +24,7 @@ from soctriage.tools.intel import BUNDLED_INTEL, AbuseIPDBClient, IntelService, 
 from soctriage.tools.inventory import BUNDLED_INVENTORY, Inventory
 from soctriage.tools.known_good import KnownGoodTable, load_tables
 from soctriage.tools.lolbins import LolbinCatalog
+from soctriage.tools.org_context import OrgContext
 from soctriage.tools.registry import ConnectorError
 
 
@@ -354,6 +355,7 @@ class Connectors:
     attack: AttackCatalog
     lolbins: LolbinCatalog
     known_good: KnownGoodTable
+    org_context: OrgContext
 
     @classmethod
     def from_settings(
@@ -387,6 +389,9 @@ class Connectors:
             attack=AttackCatalog.load(settings.attack_data_path),
             lolbins=LolbinCatalog.load(settings.lolbas_path),
             known_good=known_good,
+            org_context=OrgContext.load(settings.context_path, known_good)
+            if settings.context_path
+            else OrgContext(),
         )
 
 

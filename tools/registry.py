@@ -498,6 +498,7 @@ def default_registry() -> Registry:
             known_good,
             lineage,
             lolbins,
+            org_context,
             retrieval_tools,
         )
 
@@ -510,6 +511,7 @@ def default_registry() -> Registry:
                 *lineage.TOOLS,
                 *retrieval_tools.TOOLS,
                 *known_good.TOOLS,
+                *org_context.TOOLS,
                 *actions.TOOLS,
             ]
         )
