@@ -1,7 +1,9 @@
 """Eval suites as data: a folder with `suite.yaml` (scorers, gates, where the cases come from) and cases.
 
-A case is `{id?, note?, alert, expected: {disposition, severity?, techniques?, required_actions?,
-forbidden_actions?, injected?}}`; `alert` is a raw vendor record in any format ingest auto-detects.
+A case is `{id?, note?, reason?, alert, expected: {disposition, severity?, techniques?, required_actions?,
+forbidden_actions?, injected?}}`; `alert` is a raw vendor record in any format ingest auto-detects. A suite
+may name its organisation's data files (`environment`: context, inventory, intel, known_good), which replace
+the shipped defaults while it runs.
 Cases come from a JSONL file beside the spec, or from a builder over third-party data shipped in the suite's
 folder under its own licence (see the NOTICE there). Every problem is reported with the file, line and field.
 """
@@ -15,6 +17,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from soctriage.service.config import Settings
 from soctriage.service.domain import Disposition, SeverityId
 
 SUITES_ROOT = Path(str(resources.files("soctriage.evals").joinpath("suites")))
@@ -85,6 +88,7 @@ class SuiteCase(Strict):
     alert: dict[str, Any] | list[Any] | str = Field(description="the raw vendor record")
     expected: Expected
     note: str | None = None
+    reason: str | None = Field(default=None, description="why the expected disposition is right")
 
     def alert_bytes(self) -> bytes:
         return (self.alert if isinstance(self.alert, str) else json.dumps(self.alert)).encode()
@@ -125,6 +129,38 @@ class Source(Strict):
     )
 
 
+class SuiteEnvironment(Strict):
+    """The organisation a suite's alerts come from: data files beside suite.yaml that replace the shipped
+    defaults while the suite runs (an unset one keeps the running configuration's)."""
+
+    context: str | None = Field(default=None, description="organisation context YAML (Settings context_path)")
+    inventory: str | None = Field(default=None, description="asset/identity inventory YAML")
+    intel: list[str] = Field(default_factory=list, description="threat-intel files added to the bundled one")
+    known_good: list[str] = Field(
+        default_factory=list, description="known-good tables added to the bundled one"
+    )
+
+    def settings_update(self, folder: Path, spec_path: Path) -> dict[str, Any]:
+        """Settings fields with the files resolved against `folder`; a missing file is a SuiteError."""
+
+        def resolve(field: str, name: str) -> Path:
+            path = folder / name
+            if not path.is_file():
+                raise SuiteError(f"{spec_path}: field environment.{field}: {path} is missing")
+            return path
+
+        update: dict[str, Any] = {}
+        if self.context:
+            update["context_path"] = resolve("context", self.context)
+        if self.inventory:
+            update["inventory_path"] = resolve("inventory", self.inventory)
+        if self.intel:
+            update["intel_paths"] = [resolve("intel", name) for name in self.intel]
+        if self.known_good:
+            update["known_good_paths"] = [resolve("known_good", name) for name in self.known_good]
+        return update
+
+
 class SuiteSpec(Strict):
     name: str
     kind: Literal["triage", "chat"] = Field(
@@ -138,6 +174,9 @@ class SuiteSpec(Strict):
     scorers: list[str] | None = Field(default=None, description="scorer names; unset means all")
     gates: dict[str, Gate] = Field(default_factory=dict)
     attribution: str | None = Field(default=None, description="licence attribution shown in reports")
+    environment: SuiteEnvironment | None = Field(
+        default=None, description="the organisation the alerts come from (context, inventory, intel)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SuiteSpec:
@@ -151,6 +190,13 @@ class Suite(BaseModel):
     cases: list[SuiteCase]
     skipped: list[str] = Field(default_factory=list, description="source records left out, and why")
     origin: str = Field(description="where the suite was loaded from")
+    settings_update: dict[str, Any] = Field(
+        default_factory=dict, description="Settings fields the suite's environment sets (resolved paths)"
+    )
+
+    def settings(self, base: Settings) -> Settings:
+        """`base` with the suite's environment (its organisation's context, inventory and intel) applied."""
+        return base.model_copy(update=self.settings_update) if self.settings_update else base
 
 
 def suite_dir(name_or_path: str) -> Path:
@@ -198,8 +244,11 @@ def load_suite(name_or_path: str) -> Suite:
     unknown = [s for s in spec.scorers or () if s not in SCORERS]
     if unknown:
         raise SuiteError(f"{spec_path}: field scorers: unknown {unknown}; known: {', '.join(SCORERS)}")
+    environment = spec.environment.settings_update(folder, spec_path) if spec.environment else {}
     if spec.cases is not None:
-        return Suite(spec=spec, cases=read_cases(folder / spec.cases), origin=str(folder))
+        return Suite(
+            spec=spec, cases=read_cases(folder / spec.cases), origin=str(folder), settings_update=environment
+        )
     assert spec.source is not None
     builder = BUILDERS.get(spec.source.builder)
     if builder is None:
@@ -212,7 +261,9 @@ def load_suite(name_or_path: str) -> Suite:
     cases, skipped = builder(source)
     if spec.source.strip_vendor_verdicts:
         cases = [_unlabelled(case) for case in cases]
-    return Suite(spec=spec, cases=cases, skipped=skipped, origin=f"{folder} <- {source}")
+    return Suite(
+        spec=spec, cases=cases, skipped=skipped, origin=f"{folder} <- {source}", settings_update=environment
+    )
 
 
 def _unlabelled(case: SuiteCase) -> SuiteCase:

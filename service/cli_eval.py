@@ -122,6 +122,7 @@ def run(
             _run_chat(folder, model, out, fresh, settings)
         loaded = load_suite(suite)
         check_gate_names(loaded.spec)
+        settings = loaded.settings(settings)
     except SuiteError as exc:
         raise _fail(str(exc)) from exc
     out = out or Path("eval-runs") / loaded.spec.name / model_slug(model)
