@@ -28,9 +28,9 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 from soctriage.service.domain import Alert, Frozen, ParentProcess
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.registry import ToolContext, tool
@@ -156,6 +156,13 @@ def check_path_glob(glob: str) -> str:
         if "**" in part and part != "**":
             raise ValueError(f"path glob {glob!r}: ** must be a whole segment")
     return glob
+
+
+def _check_path_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(check_path_glob(glob) for glob in globs)
+
+
+PathGlobs = Annotated[tuple[str, ...], AfterValidator(_check_path_globs)]
 
 
 @functools.lru_cache(maxsize=8192)
@@ -290,19 +297,14 @@ def same_signer(reported: str | None, valid: bool | None, names: Iterable[str]) 
 
 
 class Criteria(Frozen):
-    process_path: tuple[str, ...] = ()
-    parent_path: tuple[str, ...] = ()
-    file_path: tuple[str, ...] = ()
+    process_path: PathGlobs = ()
+    parent_path: PathGlobs = ()
+    file_path: PathGlobs = ()
     process_signer: tuple[str, ...] = ()
     file_signer: tuple[str, ...] = ()
     user: tuple[str, ...] = ()
     cmdline: tuple[str, ...] = ()
     parent_cmdline: tuple[str, ...] = ()
-
-    @field_validator("process_path", "parent_path", "file_path")
-    @classmethod
-    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_path_glob(glob) for glob in value)
 
     @field_validator("cmdline", "parent_cmdline")
     @classmethod

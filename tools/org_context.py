@@ -19,19 +19,19 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from soctriage.service.domain import Alert, Frozen
 from soctriage.tools.known_good import (
     KnownGoodMatch,
     KnownGoodTable,
+    PathGlobs,
     account_forms,
     account_glob_regex,
     canonical_path,
-    check_path_glob,
     path_glob_regex,
     same_signer,
 )
@@ -60,7 +60,7 @@ class OrgContextError(ValueError):
 # --- field types ---------------------------------------------------------------------------------------
 
 
-def _ip_networks(values: Sequence[str]) -> tuple[str, ...]:
+def _ip_networks(values: tuple[str, ...]) -> tuple[str, ...]:
     for value in values:
         try:
             ipaddress.ip_network(value, strict=False)
@@ -69,11 +69,15 @@ def _ip_networks(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _sha256s(values: Sequence[str]) -> tuple[str, ...]:
+def _sha256s(values: tuple[str, ...]) -> tuple[str, ...]:
     for value in values:
         if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
             raise ValueError(f"{value!r} is not a sha256 (64 hex digits)")
     return tuple(v.lower() for v in values)
+
+
+IpNetworks = Annotated[tuple[str, ...], AfterValidator(_ip_networks)]
+Sha256s = Annotated[tuple[str, ...], AfterValidator(_sha256s)]
 
 
 class TimeWindow(Frozen):
@@ -130,29 +134,14 @@ class _Identity(_Entry):
     """What a program is: every one of these that is set must hold for the same process (or its parent,
     or the alert's file)."""
 
-    process_paths: tuple[str, ...] = Field(default=(), description="path globs, as in known_good")
+    process_paths: PathGlobs = Field(default=(), description="path globs, as in known_good")
     signers: tuple[str, ...] = Field(default=(), description="signer names; need a valid signature")
-    sha256: tuple[str, ...] = ()
-
-    @field_validator("process_paths")
-    @classmethod
-    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_path_glob(glob) for glob in value)
-
-    @field_validator("sha256")
-    @classmethod
-    def _hashes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _sha256s(value)
+    sha256: Sha256s = ()
 
 
 class JumpHost(_Entry):
     hostname: str
-    ips: tuple[str, ...] = ()
-
-    @field_validator("ips")
-    @classmethod
-    def _ips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _ip_networks(value)
+    ips: IpNetworks = ()
 
 
 class AdminTool(_Identity):
@@ -171,14 +160,9 @@ class AdminTool(_Identity):
 
 class Scanner(_Entry):
     hostnames: tuple[str, ...] = ()
-    ips: tuple[str, ...] = ()
+    ips: IpNetworks = ()
     accounts: tuple[str, ...] = ()
     windows: tuple[TimeWindow, ...] = Field(default=(), description="scan windows; empty means any time")
-
-    @field_validator("ips")
-    @classmethod
-    def _ips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _ip_networks(value)
 
     @model_validator(mode="after")
     def _located(self) -> Scanner:
@@ -190,23 +174,13 @@ class Scanner(_Entry):
 class ServiceAccount(_Entry):
     accounts: tuple[str, ...] = Field(min_length=1)
     hosts: tuple[str, ...] = Field(default=(), description="host globs it runs on; empty means any")
-    process_paths: tuple[str, ...] = ()
-
-    @field_validator("process_paths")
-    @classmethod
-    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_path_glob(glob) for glob in value)
+    process_paths: PathGlobs = ()
 
 
 class CiHost(_Entry):
     hostnames: tuple[str, ...] = Field(min_length=1)
     accounts: tuple[str, ...] = ()
-    process_paths: tuple[str, ...] = ()
-
-    @field_validator("process_paths")
-    @classmethod
-    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_path_glob(glob) for glob in value)
+    process_paths: PathGlobs = ()
 
 
 class ChangeWindow(_Entry):
@@ -215,16 +189,11 @@ class ChangeWindow(_Entry):
 
 
 class PhishingSimulation(_Entry):
-    sender_ips: tuple[str, ...] = ()
+    sender_ips: IpNetworks = ()
     domains: tuple[str, ...] = Field(default=(), description="landing/tracking domains; *.x for subdomains")
     senders: tuple[str, ...] = Field(
         default=(), description="sender address globs; they only narrow (a From header is easy to forge)"
     )
-
-    @field_validator("sender_ips")
-    @classmethod
-    def _ips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _ip_networks(value)
 
     @model_validator(mode="after")
     def _anchored(self) -> PhishingSimulation:
@@ -236,12 +205,7 @@ class PhishingSimulation(_Entry):
 
 
 class WebGateway(_Entry):
-    egress_ips: tuple[str, ...] = Field(min_length=1)
-
-    @field_validator("egress_ips")
-    @classmethod
-    def _ips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _ip_networks(value)
+    egress_ips: IpNetworks = Field(min_length=1)
 
 
 class InternalSoftware(_Identity):

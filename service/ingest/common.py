@@ -549,25 +549,9 @@ def _image_of(cmdline: Any) -> str | None:
     return basename(text.split(None, 1)[0]) if text else None
 
 
-def make_parent(
-    *,
-    name: Any = None,
-    pid: Any = None,
-    cmdline: Any = None,
-    path: Any = None,
-    sha256: Any = None,
-    signer: Any = None,
-    signature_valid: bool | None = None,
-) -> ParentProcess | None:
-    process = make_process(
-        name=name,
-        pid=pid,
-        cmdline=cmdline,
-        path=path,
-        sha256=sha256,
-        signer=signer,
-        signature_valid=signature_valid,
-    )
+def make_parent(**values: Any) -> ParentProcess | None:
+    """A parent process from the same values `make_process` takes (a parent has no parent of its own)."""
+    process = make_process(**values)
     return ParentProcess(**process.model_dump(exclude={"parent"})) if process else None
 
 
