@@ -6,6 +6,7 @@ export (Settings `lolbas_path`; LOLBAS is GPL-3.0, so it is never bundled).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path, PureWindowsPath
 
@@ -55,17 +56,7 @@ class LolbinCatalog:
 
     @classmethod
     def builtin(cls) -> LolbinCatalog:
-        table = yaml.safe_load(BUILTIN_LOLBINS.read_text(encoding="utf-8"))["lolbins"]
-        entries = [
-            LolBin(
-                name=name,
-                categories=tuple(row["categories"]),
-                attack_ids=tuple(row["attack"]),
-                description=row.get("note"),
-            )
-            for name, row in table.items()
-        ]
-        return cls(entries, source="builtin")
+        return cls(list(_builtin_entries()), source="builtin")
 
     @classmethod
     def from_lolbas_jsonl(cls, path: Path) -> LolbinCatalog:
@@ -99,6 +90,21 @@ class LolbinCatalog:
                 )
             )
         return cls(entries, source=str(path))
+
+
+@functools.cache
+def _builtin_entries() -> tuple[LolBin, ...]:
+    # Parsed once per process: the connectors and the known-good table's validation both read it.
+    table = yaml.safe_load(BUILTIN_LOLBINS.read_text(encoding="utf-8"))["lolbins"]
+    return tuple(
+        LolBin(
+            name=name,
+            categories=tuple(row["categories"]),
+            attack_ids=tuple(row["attack"]),
+            description=row.get("note"),
+        )
+        for name, row in table.items()
+    )
 
 
 class LolbinLookupInput(Frozen):
