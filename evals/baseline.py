@@ -16,6 +16,7 @@ from soctriage.evals.chat_suite import build_chat_report, run_chat_suite
 from soctriage.evals.report import build_report
 from soctriage.evals.runner import read_run, run_suite
 from soctriage.evals.suite import Suite, load_spec, load_suite, shipped_suites, suite_dir
+from soctriage.service.config import Settings
 
 START, END = "<!-- eval-baselines:start -->", "<!-- eval-baselines:end -->"
 METRICS = (
@@ -67,7 +68,9 @@ async def measure(out: Path, suites: list[str] | None = None) -> dict[str, dict[
             reports[name] = build_chat_report(spec, "builtin", chat, folder)
             continue
         suite: Suite = load_suite(name)
-        records = await run_suite(suite, folder, model="builtin", concurrency=2)
+        records = await run_suite(
+            suite, folder, model="builtin", concurrency=2, base_settings=suite.settings(Settings())
+        )
         info, _ = read_run(folder)
         reports[name] = build_report(info, suite.spec, records, folder)
     return reports
