@@ -17,12 +17,10 @@ from soctriage.service.domain import ALERT_FORMATS, Alert
 from soctriage.service.ingest import normalize_bytes
 from soctriage.tools import Connectors
 
-NO_FIXTURES = Path("/nonexistent")
-
 
 @pytest.fixture(scope="module")
 def suite() -> Suite:
-    return load_suite("benign", NO_FIXTURES)
+    return load_suite("benign")
 
 
 def malicious(suite: Suite) -> list[str]:
@@ -93,4 +91,4 @@ def test_a_suite_environment_file_that_is_missing_names_the_field(tmp_path: Path
     with pytest.raises(
         SuiteError, match=r"suite\.yaml: field environment\.context: .*nowhere\.yaml is missing"
     ):
-        load_suite(str(tmp_path), NO_FIXTURES)
+        load_suite(str(tmp_path))

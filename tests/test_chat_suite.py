@@ -89,7 +89,7 @@ def test_facts_match_whole_tokens_and_alternatives() -> None:
 
 def test_a_chat_suite_is_not_loaded_as_a_triage_suite_and_bad_references_are_named(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match="kind: chat suites"):
-        load_suite("chat", tmp_path)
+        load_suite("chat")
     (tmp_path / "suite.yaml").write_text("name: t\nkind: chat\ncases: cases.jsonl\n")
     case = {
         "id": "a",
