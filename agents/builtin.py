@@ -28,6 +28,7 @@ from soctriage.agents.state import (
 )
 from soctriage.service.domain import Alert, Disposition, Severity, SeverityId, Verdict
 from soctriage.tools.commandline import decode_powershell, indicators_in
+from soctriage.tools.known_good import canonical_path, driven_programs, file_name, path_is_specific
 from soctriage.tools.lolbins import binary_name
 from soctriage.tools.scope import alert_fields, url_host
 
@@ -77,6 +78,14 @@ MALICIOUS_FLAGS = frozenset(
 )
 # Intel tags of a hash that marks a harmless test file (EICAR): detections of it are expected.
 TEST_FILE_TAGS = frozenset({"test-file"})
+# Organisation-context sections that say an activity is sanctioned; change windows and gateway egress IPs only
+# give context.
+ORG_BENIGN_SECTIONS = frozenset(
+    {"admin_tools", "scanners", "service_accounts", "ci_hosts", "internal_software", "phishing_simulations"}
+)
+ORG_CONFIDENCE = 0.9
+KNOWN_GOOD_CONFIDENCE = 0.85
+SIGNED_INSTALL_CONFIDENCE = 0.85
 VENDOR_BENIGN: dict[str, tuple[Disposition, float]] = {
     "test": ("benign_true_positive", 0.9),
     "benign": ("benign_true_positive", 0.85),
@@ -100,10 +109,17 @@ class Signals:
     # builtin's own structured benign facts.
     attack_evidence: list[str] = field(default_factory=list)
     decisive: list[str] = field(default_factory=list)
+    # The part of the decisive evidence that also settles a conflict with benign facts as an attack: a
+    # malicious intel hit, the vendor's true-positive call, a known program outside its sanctioned context.
+    # Against lineage flags or injection alone, benign facts leave the case to a human (inconclusive).
+    conclusive: list[str] = field(default_factory=list)
     vendor_true_positive: bool = False
     # Structured facts the alert's author cannot write that say the activity is benign: (why, disposition,
     # confidence, seq). Only these ever make the builtin call an alert benign.
     benign_facts: list[tuple[str, Disposition, float, int]] = field(default_factory=list)
+    # Benign evidence short of a fact (known-good software without a second fact): enough to keep the case
+    # from being called an attack on weak signals, never enough to close it.
+    benign_hints: list[str] = field(default_factory=list)
 
     def add(self, points: int, reason: str, seq: int | None = None) -> None:
         self.score += points
@@ -111,11 +127,21 @@ class Signals:
         if seq is not None:
             self.evidence.add(seq)
 
-    def attack(self, points: int, reason: str, seq: int | None = None, *, decisive: bool = False) -> None:
+    def attack(
+        self,
+        points: int,
+        reason: str,
+        seq: int | None = None,
+        *,
+        decisive: bool = False,
+        conclusive: bool = False,
+    ) -> None:
         self.add(points, reason, seq)
         self.attack_evidence.append(reason)
-        if decisive:
+        if decisive or conclusive:
             self.decisive.append(reason)
+        if conclusive:
+            self.conclusive.append(reason)
 
 
 def _findings(task: Task, tool: str) -> Iterable[Finding]:
@@ -186,6 +212,8 @@ class BuiltinAnalyst:
                 want("asset_context", {"hostname": alert.device.hostname})
             if alert.user and alert.user.name:
                 want("identity_context", {"username": alert.user.name})
+            want("known_good_lookup", {})
+            want("org_context", {})
             if alert.process:
                 want("process_lineage", {})
                 for proc in (alert.process, alert.process.parent):
@@ -288,8 +316,89 @@ class BuiltinAnalyst:
             out = finding.output
             if out.get("status") == "unknown":
                 s.techniques.discard(out.get("technique_id", ""))
+        sanctioned = self._org_context(task, s)
+        self._known_good(task, s, sanctioned)
+        self._signed_install(task, s)
         self._precedent(task, s)
         return s
+
+    @staticmethod
+    def _org_context(task: Task, s: Signals) -> bool:
+        """The organisation's own word, matched on structured fields: a sanctioned admin tool used from its
+        jump host by its account, a scanner in its window, and so on, is a benign fact; a near miss (the
+        sanctioned tool from another host) is evidence of an attack. Returns whether an admin-tool entry
+        applies, which is what makes a remote-management tool sanctioned."""
+        sanctioned = False
+        for finding in _findings(task, "org_context"):
+            for hit in finding.output.get("applies", ()):
+                what = f"organisation context {hit['section']} entry {hit['entry_id']} applies"
+                if hit["section"] in ORG_BENIGN_SECTIONS:
+                    s.benign_facts.append((what, "benign_true_positive", ORG_CONFIDENCE, finding.seq))
+                    sanctioned = sanctioned or hit["section"] == "admin_tools"
+                else:
+                    s.reasons.append(f"{what} (context only, not enough to close)")
+                    s.evidence.add(finding.seq)
+            for miss in finding.output.get("near_misses", ()):
+                unmet = "; ".join(miss.get("unmet", ())) or "outside its sanctioned context"
+                why = f"organisation context {miss['section']} entry {miss['entry_id']} near miss: {unmet}"
+                s.attack(2, why, finding.seq, conclusive=True)
+        return sanctioned
+
+    @staticmethod
+    def _signed_install(task: Task, s: Signals) -> None:
+        """A signer plus an install path only administrators can write plus a hash intel knows as benign: the
+        program is that vendor's software where it belongs. Programs that run whatever they are handed
+        (LOLBins, script hosts, web servers) are left out: their signature says nothing about the run."""
+        benign_hashes = {
+            str(f.output.get("indicator", "")).lower(): f.seq
+            for f in _findings(task, "threat_intel_lookup")
+            if f.output.get("verdict") == "benign"
+        }
+        for label, item in (("process", task.alert.process), ("file", task.alert.file)):
+            if item is None or not item.signer or item.signature_valid is not True or not item.sha256:
+                continue
+            seq = benign_hashes.get(item.sha256.lower())
+            place = canonical_path(item.path)
+            if seq is None or place is None or not path_is_specific(place[0]):
+                continue
+            if file_name(place[0]) in driven_programs():
+                continue
+            why = f"the {label} {place[0]} is validly signed by {item.signer} and its hash is known benign"
+            s.benign_facts.append((why, "false_positive", SIGNED_INSTALL_CONFIDENCE, seq))
+
+    @staticmethod
+    def _known_good(task: Task, s: Signals, sanctioned: bool) -> None:
+        """Public records of legitimate software that trips this very detection (SigmaHQ filters, LOLRMM).
+        A match is a benign fact only with a second structured fact the attacker cannot forge for a copy in
+        that folder: a signature the EDR validated, a hash intel knows as benign, or an organisation entry
+        that applies. A remote-management tool is benign only where the organisation sanctions it."""
+        second = _second_fact(task, s)
+        for finding in _findings(task, "known_good_lookup"):
+            for match in finding.output.get("matches", ()):
+                cited = ", ".join(_citation(src) for src in match.get("sources", ()))
+                name = f"{match['name']} [{match['entry_id']}; {cited}]"
+                if match["kind"] == "remote_admin_tool":
+                    if not sanctioned:
+                        tool = match.get("tool") or match["name"]
+                        why = f"remote-management tool {tool} with no sanctioned use in the organisation context"
+                        s.attack(2, why, finding.seq, conclusive=True)
+                    continue
+                if not (match.get("excused_techniques") or match.get("excuses_rule")):
+                    note = f"known software {name}, though its sources do not name this detection"
+                    s.reasons.append(note)
+                    s.evidence.add(finding.seq)
+                    # A whole known lineage (this parent starting this program) still argues for benign; a
+                    # lone system binary does not: attackers run inside those too.
+                    if len(match.get("matched", ())) >= 2:
+                        s.benign_hints.append(note)
+                elif second is None:
+                    hint = f"known-good {name}, but no second fact (valid signature, benign hash)"
+                    s.reasons.append(hint)
+                    s.benign_hints.append(hint)
+                    s.evidence.add(finding.seq)
+                else:
+                    why = f"known-good software {name}, with {second}"
+                    s.benign_facts.append((why, "false_positive", KNOWN_GOOD_CONFIDENCE, finding.seq))
 
     @staticmethod
     def _vendor(task: Task, s: Signals) -> None:
@@ -299,7 +408,7 @@ class BuiltinAnalyst:
             return
         said = f"the vendor's own verdict: {verdict.kind} ({verdict.field}={verdict.value})"
         if verdict.kind == "true_positive":
-            s.attack(3, said, task.alert_seq, decisive=True)
+            s.attack(3, said, task.alert_seq, conclusive=True)
             s.vendor_true_positive = True
         else:
             disposition, confidence = VENDOR_BENIGN[verdict.kind]
@@ -365,10 +474,10 @@ class BuiltinAnalyst:
                 continue  # the same indicator looked up twice (e.g. also found in decoded PowerShell)
             if verdict == "malicious":
                 points = 4 if not s.malicious_indicators else 1
-                s.attack(points, f"threat intel: {indicator} malicious", finding.seq, decisive=True)
+                s.attack(points, f"threat intel: {indicator} malicious", finding.seq, conclusive=True)
                 s.malicious_indicators.append((indicator, str(finding.output.get("type", ""))))
             elif verdict == "suspicious":
-                s.attack(1, f"threat intel: {indicator} suspicious", finding.seq, decisive=True)
+                s.attack(1, f"threat intel: {indicator} suspicious", finding.seq, conclusive=True)
             elif verdict == "benign":
                 s.evidence.add(finding.seq)
                 tags = {str(t) for hit in finding.output.get("hits", ()) for t in hit.get("tags", ())}
@@ -387,8 +496,17 @@ class BuiltinAnalyst:
             why, disposition, confidence, _ = s.benign_facts[0]
             s.reasons.append(f"benign: {why}")
             return disposition, confidence
+        if s.benign_facts and not s.conclusive:
+            s.reasons.append(
+                f"benign facts ({s.benign_facts[0][0]}) against attack evidence ({'; '.join(s.decisive)}):"
+                " a human decides"
+            )
+            return "inconclusive", 0.5
         if s.benign_facts:
             s.reasons.append(f"benign facts outranked by: {'; '.join(s.decisive)}")
+        if s.benign_hints and not s.conclusive:
+            s.reasons.append("benign software not proven against weak attack signals: a human decides")
+            return "inconclusive", 0.5
         if s.vendor_true_positive:
             disposition, confidence = "true_positive", 0.85
         elif s.score >= 5:
@@ -487,6 +605,8 @@ def independent_objection(task: Task) -> str | None:
     the vendor's verdict must not point to an attack, unless its structured benign facts settle the case."""
     analyst = BuiltinAnalyst()
     s = analyst.signals(task)
+    # Hints of benign software only keep the builtin from containing on its own; they lift no objection.
+    s.benign_hints.clear()
     disposition, _ = analyst.disposition_of(task, s)
     if disposition in DISPOSITIONS_AUTO_CLOSE:
         return None
@@ -495,6 +615,33 @@ def independent_objection(task: Task) -> str | None:
     if disposition == "true_positive":
         return f"the builtin analyst calls it a true positive (score {s.score}: {'; '.join(s.reasons)})"
     return None
+
+
+def _second_fact(task: Task, s: Signals) -> str | None:
+    """A structured fact that vouches for the alert's binary beyond its path: a signature the EDR validated,
+    a hash intel calls benign, or an organisation-context entry that applies."""
+    alert = task.alert
+    for label, item in (("process", alert.process), ("file", alert.file)):
+        if item is not None and item.signer and item.signature_valid is True:
+            return f"a valid signature by {item.signer} on the {label}"
+    hashes = {h.lower() for h in _alert_hashes(alert)}
+    for finding in _findings(task, "threat_intel_lookup"):
+        if (
+            finding.output.get("verdict") == "benign"
+            and str(finding.output.get("indicator", "")).lower() in hashes
+        ):
+            return f"a hash threat intel knows as benign ({finding.output['indicator']})"
+    if any(
+        fact[1] == "benign_true_positive" and fact[0].startswith("organisation") for fact in s.benign_facts
+    ):
+        return "an organisation-context entry that applies"
+    return None
+
+
+def _citation(source: dict[str, Any]) -> str:
+    """How a known-good source is cited (DRL 1.1 asks for the rule's author wherever a match is shown)."""
+    author = f" by {source['author']}" if source.get("author") else ""
+    return f"{source.get('kind', 'source')} {source.get('id')} '{source.get('title')}'{author} ({source.get('license')})"
 
 
 def _indicators(alert: Alert) -> list[str]:

@@ -43,7 +43,7 @@ INSTRUCTION_PATTERNS = _compile(
     (
         (
             "override",
-            r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(instruction|prompt|rule|guideline|polic(y|ies))s?\b",
+            r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instruction|prompt|rule|guideline)s?\b",
         ),
         (
             "reclassify",

@@ -123,10 +123,14 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     tools = tuple(deps.registry.openai_tools(deps.registry.names("read")))
     task = _task(state, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
     step, update = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
-    asked = list(step.answer.calls[: deps.settings.max_tool_calls_per_step])
+    builtin_turn = update.get("model", state["model"]) == deps.builtin.name
+    # A model's calls are capped per round; the builtin's plan is bounded by its own design.
+    asked = list(
+        step.answer.calls if builtin_turn else step.answer.calls[: deps.settings.max_tool_calls_per_step]
+    )
     calls = [(call, False) for call in asked]
     done = step.answer.final or not asked
-    if update.get("model", state["model"]) != deps.builtin.name:
+    if not builtin_turn:
         # The baseline: the builtin's lookups about the alert's own entities run whatever a model asks for,
         # so the independent check under every auto-close has its evidence even from a model that looks
         # nowhere, or elsewhere.
