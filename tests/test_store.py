@@ -316,11 +316,13 @@ def test_awkward_json_payloads_read_back_exactly_and_still_verify(store: Store) 
 
 def test_quarantine_keeps_raw_bytes_whole(store: Store) -> None:
     raw = b'{"id": "x", "bad": \xff\xfe\x00 not json'
-    first = store.quarantine(
-        Rejection(source="alerts.jsonl", line=3, reason="not JSON", field=None, raw=raw, format="crowdstrike")
-    )
-    second = store.quarantine(
-        Rejection(source="-", line=1, reason="missing field", field="event.id", raw=b"{}", format=None)
+    first, second = store.quarantine(
+        [
+            Rejection(
+                source="alerts.jsonl", line=3, reason="not JSON", field=None, raw=raw, format="crowdstrike"
+            ),
+            Rejection(source="-", line=1, reason="missing field", field="event.id", raw=b"{}", format=None),
+        ]
     )
 
     assert second > first

@@ -43,20 +43,19 @@ def accept_alerts(
     store: Store, queue: JobQueue, data: bytes, fmt: IntakeFormat, tenant: str, max_record_bytes: int
 ) -> IntakeReport:
     alerts: list[Alert] = []
-    rejected: list[RejectedRecord] = []
+    rejections: list[Rejection] = []
     for item in normalize_bytes(data, SOURCE, fmt, max_record_bytes):
-        if isinstance(item, Rejection):
-            rejected.append(
-                RejectedRecord(
-                    line=item.line,
-                    field=item.field,
-                    reason=item.reason,
-                    message=item.message(),
-                    quarantine_id=store.quarantine(item),
-                )
-            )
-        else:
-            alerts.append(item)
+        (rejections if isinstance(item, Rejection) else alerts).append(item)
+    rejected = [
+        RejectedRecord(
+            line=item.line,
+            field=item.field,
+            reason=item.reason,
+            message=item.message(),
+            quarantine_id=quarantine_id,
+        )
+        for item, quarantine_id in zip(rejections, store.quarantine(rejections), strict=True)
+    ]
 
     def enqueue(conn: Connection, cases: list[Case]) -> None:
         queue.enqueue(conn, [JobSpec(case.id, "triage", {}) for case in cases])

@@ -52,12 +52,7 @@ async def post_alerts(
     transaction; a re-delivered alert (same vendor alert id) returns its existing case. Rejected records are
     quarantined and listed with the line and field that is wrong."""
     settings = request.app.state.settings
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_request_bytes:
-        raise HTTPException(413, f"request body over {settings.max_request_bytes} bytes")
-    data = await request.body()
-    if len(data) > settings.max_request_bytes:
-        raise HTTPException(413, f"request body over {settings.max_request_bytes} bytes")
+    data = await _body_within(request, settings.max_request_bytes)
     cases = _cases(request)
     report = await asyncio.to_thread(
         accept_alerts, cases.store, cases.queue, data, fmt, who.tenant, settings.max_record_bytes
@@ -68,6 +63,21 @@ async def post_alerts(
             content={"detail": "no alert could be accepted", **report.model_dump(mode="json")},
         )
     return report
+
+
+async def _body_within(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit`: a chunked body declares no length,
+    and reading all of it first would let a client make the server hold any amount."""
+    too_big = HTTPException(413, f"request body over {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_big
+    return bytes(body)
 
 
 @router.get(

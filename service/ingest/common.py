@@ -33,6 +33,7 @@ from soctriage.service.domain import (
     canonical_json,
 )
 from soctriage.service.ingest.errors import IngestError
+from soctriage.service.ingest.limits import MAX_VENDOR_ALERT_ID_CHARS
 from soctriage.service.ingest.reader import member_texts
 from soctriage.service.ingest.verdicts import vendor_verdict
 
@@ -453,6 +454,10 @@ def build_alert(
 ) -> Alert:
     """The one place an Alert is made: ids, observables from the mapped entities, and the unmapped rest."""
     vendor_id = vendor_alert_id or derived_id(fields.record, raw)
+    if len(vendor_id) > MAX_VENDOR_ALERT_ID_CHARS:
+        raise IngestError(
+            f"the vendor alert id is {len(vendor_id)} characters, limit is {MAX_VENDOR_ALERT_ID_CHARS}"
+        )
     seen = observables or Observables()
     entity_observables(seen, device=device, user=user, process=process, file=file, network=network)
     verdict = vendor_verdict(fmt, fields, process)  # before `unmapped`: the field it reads is mapped

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from soctriage.service.ingest import limits
 from soctriage.service.ingest.errors import Rejection
 
 Record = tuple[int, bytes, dict[str, Any] | Rejection]
@@ -214,13 +215,23 @@ def _too_big(source: str, line_no: int, raw: bytes, limit: int) -> Rejection:
 
 def _parse(text: str, raw: bytes, source: str, line_no: int, column: int) -> dict[str, Any] | Rejection:
     try:
-        value = json.loads(text)
+        value = json.loads(
+            text,
+            parse_int=limits.parse_int,
+            parse_float=limits.parse_float,
+            parse_constant=limits.parse_constant,
+        )
+        limits.check_parsed(value, text)
     except json.JSONDecodeError as exc:
         if exc.lineno == 1:
             where = f"column {column + exc.colno - 1}"
         else:
             where = f"line {line_no + exc.lineno - 1} column {exc.colno}"
         return Rejection(source=source, line=line_no, reason=f"invalid JSON: {exc.msg} at {where}", raw=raw)
+    except limits.LimitError as exc:
+        return Rejection(source=source, line=line_no, reason=exc.reason, field=exc.field, raw=raw)
+    except RecursionError:
+        return Rejection(source=source, line=line_no, reason=limits.TOO_DEEP, raw=raw)
     if not isinstance(value, dict):
         kind = "null" if value is None else _JSON_KINDS.get(type(value), type(value).__name__)
         reason = f"record is {kind}, not a JSON object"

@@ -553,14 +553,16 @@ class Store:
 
     # ---- quarantine --------------------------------------------------------------------------------
 
-    def quarantine(self, rejection: Rejection) -> int:
-        """Keep a record ingestion could not use, raw bytes whole; returns its quarantine id."""
+    def quarantine(self, rejections: Sequence[Rejection]) -> list[int]:
+        """Keep records ingestion could not use, raw bytes whole, in one transaction; returns their quarantine
+        ids in order. One transaction for the lot: a body of many bad records must cost one commit, not one
+        each."""
+        if not rejections:
+            return []
+        now = utc_now()
+        rows = [{"received_at": now, **rejection.model_dump()} for rejection in rejections]
         with write_transaction(self.engine) as conn:
-            return conn.execute(
-                quarantine.insert()
-                .values(received_at=utc_now(), **rejection.model_dump())
-                .returning(quarantine.c.id)
-            ).scalar_one()
+            return list(conn.execute(_INSERT_QUARANTINE, rows).scalars())
 
     def list_quarantine(self, limit: int = 100) -> list[QuarantinedRecord]:
         """Newest first."""
@@ -605,6 +607,7 @@ _ENTRIES = (
 _ENTRIES_OF_KIND = _ENTRIES.where(ledger.c.kind == bindparam("kind"))
 _INSERT_CASE = cases.insert()
 _INSERT_ALERT = alerts.insert()
+_INSERT_QUARANTINE = quarantine.insert().returning(quarantine.c.id, sort_by_parameter_order=True)
 _SET_VERDICT = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))

@@ -1,0 +1,100 @@
+"""What intake accepts at most: the one home of the limits the CLI and the HTTP API both apply to input.
+
+Each limit stops input that would otherwise crash a later step instead of being rejected: Python's JSON parser
+recurses (RecursionError near 1,000 levels), `int()` refuses more than 4,300 digits, a `\\ud800` escape decodes
+to a lone surrogate that UTF-8 cannot encode (the ledger hash, the database), NaN and infinity are not JSON
+(the ledger refuses them), and the store's columns have a width.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Alerts nest a few levels; an attacker's record nested deeper gains nothing but a parser crash.
+MAX_JSON_DEPTH = 100
+# Python's own default limit for int() of a decimal string (sys.int_info.default_max_str_digits).
+MAX_INT_DIGITS = 4300
+# The width of alerts.vendor_alert_id and of cases.tenant / api_keys.tenant in the store's schema.
+MAX_VENDOR_ALERT_ID_CHARS = 512
+MAX_TENANT_CHARS = 128
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A lone surrogate in parsed JSON can only come from a \uD800-\uDFFF escape (UTF-8 bytes never decode to one).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class LimitError(ValueError):
+    """Input over one of the limits above: a reason and, when one field is at fault, its path."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(f"{reason} (field {field})" if field else reason)
+        self.reason = reason
+        self.field = field
+
+
+TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def parse_int(text: str) -> int:
+    """`json.loads(parse_int=…)`: a number's digits are checked before `int()` sees them."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise LimitError(f"a number has {len(text.lstrip('-'))} digits, limit is {MAX_INT_DIGITS}")
+    return int(text)
+
+
+def parse_float(text: str) -> float:
+    """`json.loads(parse_float=…)`: a number too large for a float would read back as infinity."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise LimitError(f"a number is out of range ({text[:40]})")
+    return value
+
+
+def parse_constant(name: str) -> float:
+    """`json.loads(parse_constant=…)`: Python accepts NaN and Infinity, JSON does not."""
+    raise LimitError(f"{name} is not valid JSON")
+
+
+def surrogate_in(text: str) -> int | None:
+    """Index of the first lone surrogate in `text`, or None."""
+    found = _SURROGATE.search(text)
+    return None if found is None else found.start()
+
+
+def check_parsed(value: Any, text: str) -> None:
+    """Raise LimitError when `value` (parsed from the JSON `text`) nests too deep or holds a lone surrogate.
+
+    The text decides whether the walk is needed at all: most records have few brackets and no escape.
+    """
+    deep = text.count("[") + text.count("{") > MAX_JSON_DEPTH
+    if deep or _SURROGATE_ESCAPE.search(text):
+        check_value(value)
+
+
+def check_value(value: Any, where: str = "") -> None:
+    """Raise LimitError naming the first field of `value` (any JSON-like value) nested deeper than
+    MAX_JSON_DEPTH or holding a lone surrogate in a key or string. Iterative: depth cannot crash it."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, path or None)
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_JSON_DEPTH:
+                raise LimitError(TOO_DEEP, path or None)
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str):
+                    _check_text(key, path or None)
+                child_path = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+                stack.append((child, child_path, depth + 1))
+
+
+def _check_text(text: str, path: str | None) -> None:
+    at = surrogate_in(text)
+    if at is not None:
+        code = f"\\u{ord(text[at]):04x}"
+        raise LimitError(
+            f"text holds a lone surrogate ({code} at character {at}), which is not Unicode", path
+        )
