@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from soctriage.agents.run import DecisionRefused, Triager
 from soctriage.service.api import chat, metrics, reports
@@ -63,6 +67,10 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
         app.add_exception_handler(error, handler)
     app.add_middleware(AccessLog)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
+        return ReplacingJSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors())})
+
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> Response:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
@@ -77,6 +85,15 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     return app
+
+
+class ReplacingJSONResponse(JSONResponse):
+    """A JSON response that may echo hostile input: a lone surrogate in it (not encodable as UTF-8) becomes
+    `?` instead of failing the response with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "replace")
 
 
 class AccessLog:

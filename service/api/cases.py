@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from soctriage.agents.response import decision_value
 from soctriage.agents.run import ActionView, Triager, TriageResult
 from soctriage.service.api import metrics
 from soctriage.service.auth import Principal
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Case, CaseStatus, LedgerEntry, utc_now
+from soctriage.service.ingest.limits import LimitError, check_value
 from soctriage.service.queue import JobQueue, JobSpec
 from soctriage.service.store import Store
 from soctriage.service.store.case_query import CaseFilter, CasePage, page_cases
@@ -40,7 +41,21 @@ class CaseView(BaseModel):
     ledger_entries: int
 
 
-class DecisionRequest(BaseModel):
+class RequestBody(BaseModel):
+    """A JSON request body. JSON can escape a lone surrogate (`\\ud800`), which is not Unicode: no UTF-8
+    encoder (the ledger hash, the database driver) takes it, so it is refused here, naming the field."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        try:
+            check_value(data)
+        except LimitError as exc:
+            raise ValueError(str(exc)) from None
+        return data
+
+
+class DecisionRequest(RequestBody):
     model_config = {"extra": "forbid"}
 
     approve: bool = Field(description="true approves the action, false rejects it")

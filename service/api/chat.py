@@ -29,7 +29,7 @@ from soctriage.agents.assistant import (
     ChatEvent,
     give_feedback,
 )
-from soctriage.service.api.cases import Cases, NotFoundError
+from soctriage.service.api.cases import Cases, NotFoundError, RequestBody
 from soctriage.service.api.security import Analyst, Viewer
 from soctriage.service.auth import Principal
 from soctriage.service.domain import Case, Disposition
@@ -41,7 +41,7 @@ _DONE = object()
 _RUNNING: set[asyncio.Task[None]] = set()
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(
@@ -49,7 +49,7 @@ class ChatRequest(BaseModel):
     )
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     disposition: Disposition = Field(description="the analyst's final disposition of the case")
@@ -70,7 +70,7 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(RequestBody):
     """The subset of the Chat Completions request the assistant uses; other fields are accepted and ignored
     (the case's ledger, not the client, holds the conversation)."""
 

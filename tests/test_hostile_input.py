@@ -1,0 +1,211 @@
+"""Hostile input through every public door (HTTP and CLI): a 4xx or exit 2 with a message naming the field, the
+raw record kept in quarantine, and every valid record beside it still accepted. Never a 5xx or a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from click.testing import Result
+from fastapi.testclient import TestClient
+from service_support import alert_variants
+from soctriage.service.api.app import create_app
+from soctriage.service.auth import create_key
+from soctriage.service.cli import app
+from soctriage.service.config import Settings
+from soctriage.service.store import Store
+from sqlalchemy import Engine, event
+from typer.testing import CliRunner
+
+BENIGN = "crowdstrike-test-detection.json"
+SURROGATE = '"\\ud800"'  # a JSON escape that decodes to a lone surrogate
+# Each goes into an otherwise valid alert, as an extra member the normalizer keeps among the unmapped fields.
+HOSTILE_VALUES = {
+    "deep": '{"a": ' * 150 + "1" + "}" * 150,
+    "deeper than the parser": '{"a": ' * 5000 + "1" + "}" * 5000,
+    "deep array": "[" * 3000 + "]" * 3000,
+    "long integer": "9" * 5000,
+    "lone surrogate": SURROGATE,
+    "lone surrogate key": "{" + SURROGATE + ": 1}",
+    "NaN": "NaN",
+    "out of range": "1e999",
+}
+
+
+def hostile(name: str) -> bytes:
+    """A valid alert of its own (a vendor alert id per name) carrying the hostile value as `extra`."""
+    number = sorted(HOSTILE_VALUES).index(name) + 1
+    record = one_line(list(alert_variants(number + 1, [BENIGN]))[number])
+    return b'{"extra": ' + HOSTILE_VALUES[name].encode() + b", " + record[1:]
+
+
+def one_line(alert: bytes) -> bytes:
+    return json.dumps(json.loads(alert)).encode()
+
+
+def long_vendor_id_alert() -> bytes:
+    record = json.loads(next(alert_variants(1, [BENIGN])))
+    record["event"]["CompositeId"] = "x" * 600
+    return json.dumps(record).encode()
+
+
+class Api:
+    def __init__(self, client: TestClient, keys: dict[str, str]) -> None:
+        self.client, self.keys = client, keys
+
+    def post(self, key: str, path: str, body: bytes | str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.keys[key]}", "Content-Type": "application/json"}
+        content = body.encode() if isinstance(body, str) else body
+        return self.client.post(path, content=content, headers=headers, **kwargs)
+
+    def get(self, key: str, path: str) -> Any:
+        return self.client.get(path, headers={"Authorization": f"Bearer {self.keys[key]}"})
+
+
+def open_api(settings: Settings) -> Iterator[Api]:
+    keys = {}
+    with Store.open(settings) as store:
+        for tenant in ("acme", "globex"):
+            for role in ("viewer", "analyst", "approver", "admin"):
+                keys[f"{tenant}-{role}"] = create_key(store, tenant, role, f"{tenant}-{role}")[1]
+    with TestClient(create_app(settings, auth_enabled=True), raise_server_exceptions=False) as client:
+        yield Api(client, keys)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    # No worker: intake only queues the cases, and nothing here needs them triaged.
+    yield from open_api(Settings(home=tmp_path / "home"))
+
+
+def quarantined(settings: Settings) -> list[bytes]:
+    with Store.open(settings) as store:
+        return [q.rejection.raw for q in store.list_quarantine(limit=100_000)]
+
+
+# --- intake over HTTP -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_VALUES))
+def test_hostile_records_are_rejected_and_kept_and_the_valid_alert_beside_them_is_accepted(
+    api: Api, name: str
+) -> None:
+    record = hostile(name)
+    good = one_line(next(alert_variants(1, [BENIGN])))
+    response = api.post("acme-analyst", "/v1/alerts", record + b"\n" + good + b"\n")
+    assert response.status_code == 202, response.text
+    report = response.json()
+    assert len(report["accepted"]) == 1
+    [rejected] = report["rejected"]
+    assert rejected["line"] == 1 and rejected["quarantine_id"]
+    assert quarantined(api.client.app.state.settings) == [record]
+
+
+def test_the_rejection_names_the_field_and_the_limit(api: Api) -> None:
+    body = b"\n".join(hostile(name) for name in ("lone surrogate", "long integer", "deep"))
+    rejected = api.post("acme-analyst", "/v1/alerts", body).json()["rejected"]
+    assert rejected[0]["field"] == "extra" and "lone surrogate" in rejected[0]["reason"]
+    assert "4300" in rejected[1]["reason"]
+    assert "deeper than 100 levels" in rejected[2]["reason"]
+
+
+def test_a_vendor_alert_id_over_512_characters_is_rejected(api: Api) -> None:
+    response = api.post("acme-analyst", "/v1/alerts", long_vendor_id_alert())
+    assert response.status_code == 422
+    assert "vendor alert id is 600 characters, limit is 512" in response.json()["rejected"][0]["reason"]
+
+
+def test_many_bad_records_are_quarantined_in_one_transaction(api: Api) -> None:
+    commits = []
+
+    def count(_: object) -> None:
+        commits.append(1)
+
+    body = b"".join(b'{"bad": %d\n' % n for n in range(20_000))
+    event.listen(Engine, "commit", count)
+    try:
+        response = api.post("acme-analyst", "/v1/alerts", body)
+    finally:
+        event.remove(Engine, "commit", count)
+    assert response.status_code == 422
+    assert len(response.json()["rejected"]) == 20_000
+    assert len(commits) <= 2  # the quarantine, and the API key's lookup at most
+    assert len(quarantined(api.client.app.state.settings)) == 20_000
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/cases/{case}/chat", '{"question": %s}', "question"),
+        ("/v1/cases/{case}/feedback", '{"disposition": "false_positive", "note": %s}', "note"),
+        ("/v1/cases/{case}/feedback", '{"disposition": "false_positive", "reason_code": %s}', "reason_code"),
+        ("/v1/cases/{case}/actions/A1/decision", '{"approve": true, "reason": %s}', "reason"),
+        (
+            "/v1/chat/completions",
+            '{"model": "case:{case}", "messages": [{"role": "user", "content": %s}]}',
+            "",
+        ),
+        ("/v1/chat/completions", '{"model": %s, "messages": [{"role": "user", "content": "hi"}]}', "model"),
+    ],
+)
+def test_a_lone_surrogate_in_any_request_body_is_a_422_naming_the_field(
+    api: Api, path: str, body: str, field: str
+) -> None:
+    [accepted] = api.post("acme-analyst", "/v1/alerts", next(alert_variants(1, [BENIGN]))).json()["accepted"]
+    case = accepted["case_id"]
+    response = api.post("acme-admin", path.replace("{case}", case), body.replace("{case}", case) % SURROGATE)
+    assert response.status_code == 422, response.text
+    assert "lone surrogate" in response.text and f"(field {field or 'messages[0].content'})" in response.text
+    assert len(api.get("acme-viewer", f"/v1/cases/{case}/ledger").json()) == 1  # nothing was written
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_once_the_limit_is_passed(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", max_request_bytes=1024 * 1024)
+    with Store.open(settings) as store:
+        token = create_key(store, "acme", "analyst")[1]
+    sent = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(100):  # 100 MiB if it were all read
+            sent.append(1)
+            yield b" " * (1024 * 1024)
+
+    # httpx's ASGI transport hands the body over chunk by chunk as the app asks for it, as a server does.
+    service = create_app(settings)
+    async with service.router.lifespan_context(service):
+        transport = httpx2.ASGITransport(app=service)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://soctriage") as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            response = await client.post("/v1/alerts", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert len(sent) < 5
+
+
+# --- intake on the command line -------------------------------------------------------------------------------
+
+
+def run(home: Path, *args: str, **env: str) -> Result:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOCTRIAGE_HOME", str(home))
+        patch.delenv("SOCTRIAGE_DATABASE_URL", raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return CliRunner().invoke(app, list(args))
+
+
+def test_the_cli_rejects_hostile_records_names_their_line_and_keeps_the_rest(tmp_path: Path) -> None:
+    good = one_line(next(alert_variants(1, [BENIGN])))
+    records = [hostile(name) for name in sorted(HOSTILE_VALUES)]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join([*records, good, long_vendor_id_alert()]) + b"\n")
+    result = run(tmp_path / "home", "normalize", str(path))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert len(result.stdout.splitlines()) == 1  # the valid alert
+    assert f"{len(records) + 1} record(s) rejected" in result.stderr
+    assert f"{path}:{len(records) + 2}: the vendor alert id is 600 characters" in result.stderr
+    assert len(quarantined(Settings(home=tmp_path / "home"))) == len(records) + 1
