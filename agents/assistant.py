@@ -105,7 +105,7 @@ class CaseAssistant:
         case = self.deps.store.get_case(case_id)
         if case is None or not case.alert_ids:
             raise AssistantError(f"case {case_id} does not exist")
-        alert = self.deps.store.get_alert(case.alert_ids[0])
+        alert = self.deps.store.get_alert(case.alert_ids[0], case.tenant)
         if alert is None:
             raise AssistantError(f"case {case_id}: its alert is not stored")
         asked = self.deps.record(case_id, f"human:{by}", "chat_message", {"role": "user", "text": question})
@@ -249,7 +249,7 @@ def give_feedback(
         raise AssistantError(f"case {case_id} does not exist")
     payload = {"disposition": disposition, "reason_code": reason_code, "note": note}
     entry = deps.record(case_id, f"human:{by}", "feedback", payload)
-    alert = deps.store.get_alert(case.alert_ids[0])
+    alert = deps.store.get_alert(case.alert_ids[0], case.tenant)
     if alert is not None:
         open_index(deps.settings).index_cases([case_document(case, alert, payload)])
     return entry

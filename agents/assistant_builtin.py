@@ -481,7 +481,11 @@ async def kind_answer(session: ChatSession, question: str, kinds: list[str], fie
     top = others[0] if others else None
     if top is not None:
         other = session.deps.store.get_case(top["case_id"])
-        alert = session.deps.store.get_alert(other.alert_ids[0]) if other and other.alert_ids else None
+        alert = (
+            session.deps.store.get_alert(other.alert_ids[0], other.tenant)
+            if other and other.alert_ids
+            else None
+        )
         if other is not None and other.tenant == session.case.tenant and alert is not None:
             values = _pick(alert_facts(alert), kinds, fields)
             if values:

@@ -163,7 +163,7 @@ class Triager:
         # the same run. Skipping the checkpoint read there saves it on every fresh case.
         snapshot = None if case.status == "new" else await self.graph.aget_state(self._config(case_id))
         if snapshot is None or not snapshot.values:
-            alert = await self.store.io(self.store.get_alert, case.alert_ids[0])
+            alert = await self.store.io(self.store.get_alert, case.alert_ids[0], case.tenant)
             if alert is None:
                 raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
             start = initial_state(case_id, case.tenant, alert)
@@ -202,7 +202,7 @@ class Triager:
                 f"case {case_id} ({case.status}) has no pending action {action_id}; pending: {known}"
             )
         if action_id.startswith(PROPOSAL_PREFIX):
-            alert = self.store.get_alert(case.alert_ids[0])
+            alert = self.store.get_alert(case.alert_ids[0], case.tenant)
             assert alert is not None
             graph_actions = (await self._state(case_id)).get("actions", ())
             await decide_proposal(

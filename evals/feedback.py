@@ -31,7 +31,7 @@ def feedback_case(store: Store, case_id: str, entry: LedgerEntry) -> SuiteCase:
     where = f"case {case_id} seq {entry.seq}"
     payload = entry.payload
     case = store.get_case(case_id)
-    alert = store.get_alert(case.alert_ids[0]) if case and case.alert_ids else None
+    alert = store.get_alert(case.alert_ids[0], case.tenant) if case and case.alert_ids else None
     if alert is None:
         raise ValueError(f"{where}: the case has no stored alert")
     try:

@@ -159,11 +159,16 @@ def test_no_route_shows_another_tenants_case_or_ledger(api: Api) -> None:
         decision = api.call("POST", f"/v1/cases/{case_id}/actions/A2/decision", key, json={"approve": True})
         assert decision.status_code == 404
         assert case_id not in api.call("GET", "/v1/cases?status=awaiting_approval", key).text
-    # The same vendor alert posted by another tenant neither joins nor reveals the first tenant's case.
+    # The same vendor alert posted by another tenant is that tenant's own new case: it neither joins nor
+    # reveals the first tenant's case, and the first tenant's intake cannot block it.
     other = api.post_alerts("globex-analyst", sample_bytes(LSASS))
-    assert other.status_code == 422
-    assert case_id not in other.text
-    assert other.json()["rejected"][0]["field"] == "id"
+    assert other.status_code == 202
+    [theirs] = other.json()["accepted"]
+    assert (theirs["alert_id"], theirs["duplicate"]) == (accepted["alert_id"], False)
+    assert theirs["case_id"] != case_id and case_id not in other.text
+    assert api.call("GET", f"/v1/cases/{theirs['case_id']}", "acme-viewer").status_code == 404
+    again = api.post_alerts("globex-analyst", sample_bytes(LSASS)).json()["accepted"]
+    assert again == [{**theirs, "duplicate": True}]
     assert len(api.call("GET", f"/v1/cases/{case_id}/ledger", "acme-viewer").json()) == entries_before
 
 

@@ -182,7 +182,8 @@ def test_case_page_shows_alert_verdict_evidence_timeline_actions_and_integrity(c
     page = client.get(f"/cases/{case}").text
     with Store.open(data.settings) as store:
         entries = store.entries(case)
-        raw = store.get_alert(store.get_case(case).alert_ids[0]).raw
+        stored = store.get_case(case)
+        raw = store.get_alert(stored.alert_ids[0], stored.tenant).raw
         verdict = store.get_case(case).verdict
     assert page.count('data-testid="timeline-entry"') == len(entries)
     assert all(f'id="seq-{e.seq}"' in page for e in entries)

@@ -33,6 +33,7 @@ from soctriage.service.store import (
     LedgerInputError,
     Store,
 )
+from soctriage.service.store.engine import upgrade
 from soctriage.service.store.schema import metadata
 from sqlalchemy import Connection, text
 
@@ -124,7 +125,7 @@ def test_create_case_stores_alert_and_opens_the_ledger(store: Store) -> None:
     assert (case.tenant, case.status, case.alert_ids) == ("acme", "new", (alert.id,))
     assert set(case.status_times) == {"new"}
     assert store.get_case(case.id) == case
-    assert store.get_alert(alert.id) == alert  # raw and every normalized field round-trip
+    assert store.get_alert(alert.id, "acme") == alert  # raw and every normalized field round-trip
 
     [first] = store.entries(case.id)
     assert (first.seq, first.actor, first.kind, first.prev_hash) == (
@@ -149,6 +150,35 @@ def test_redelivered_alert_finds_its_case_and_never_opens_another(store: Store) 
         store.create_case(make_alert(7), "acme")
     assert raised.value.case_id == case.id
     assert len(store.list_cases()) == 1
+
+
+def test_each_tenant_dedupes_its_own_alerts(store: Store) -> None:
+    ours = store.create_case(make_alert(7), "acme")
+    [theirs, again] = store.create_cases([make_alert(7), make_alert(7)], "globex")
+    assert isinstance(theirs, Case) and theirs.id != ours.id and theirs.tenant == "globex"
+    assert isinstance(again, DuplicateAlertError) and again.case_id == theirs.id
+    assert store.find_case_by_alert(make_alert(7).id, "globex") == theirs
+    assert store.get_alert(make_alert(7).id, "globex") == make_alert(7)
+    with pytest.raises(DuplicateAlertError, match=ours.id):
+        store.create_case(make_alert(7), "acme")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migrating_a_store_with_global_alert_ids_keeps_its_alerts_and_dedupes_per_tenant(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    settings = backend_settings(backend, request, tmp_path)
+    with Store.open(settings, migrate=False) as old:
+        upgrade(old.engine, "0005")
+        case = old.create_case(make_alert(7), "acme")
+    with Store.open(settings) as store:
+        assert store.find_case_by_alert(make_alert(7).id, "acme") == case
+        assert store.create_case(make_alert(7), "globex").id != case.id
+        with pytest.raises(DuplicateAlertError):
+            store.create_case(make_alert(7), "acme")
+        with store.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
 
 
 def test_create_cases_opens_a_batch_in_one_transaction_with_the_callers_work(store: Store) -> None:
@@ -234,7 +264,7 @@ def test_list_cases_filters_by_status_and_tenant_newest_first(store: Store) -> N
 
 def test_unknown_case_and_alert(store: Store) -> None:
     assert store.get_case("case-000000000000") is None
-    assert store.get_alert("nope") is None
+    assert store.get_alert("nope", "acme") is None
     with pytest.raises(CaseNotFoundError, match="case-000000000000"):
         store.append("case-000000000000", "system", "note", {})
     with pytest.raises(CaseNotFoundError):

@@ -25,9 +25,6 @@ class AcceptedAlert(BaseModel):
 
 class RejectedRecord(BaseModel):
     line: int | None = Field(description="1-based line (JSONL) or record position of the rejected input")
-    alert_id: str | None = Field(
-        default=None, description="set when the record parsed but cannot be accepted"
-    )
     field: str | None = Field(description="the field that is wrong, when one is")
     reason: str
     message: str
@@ -60,21 +57,13 @@ def accept_alerts(
     def enqueue(conn: Connection, cases: list[Case]) -> None:
         queue.enqueue(conn, [JobSpec(case.id, "triage", {}) for case in cases])
 
-    accepted: list[AcceptedAlert] = []
     outcomes = store.create_cases(alerts, tenant, on_created=enqueue) if alerts else []
-    for alert, outcome in zip(alerts, outcomes, strict=True):
-        if isinstance(outcome, Case):
-            accepted.append(AcceptedAlert(alert_id=alert.id, case_id=outcome.id, duplicate=False))
-        elif outcome.tenant == tenant:
-            accepted.append(AcceptedAlert(alert_id=alert.id, case_id=outcome.case_id, duplicate=True))
-        else:
-            # Alert ids are global (vendor + vendor alert id); never reveal the other tenant's case.
-            reason = "an alert with this vendor alert id was already received for another tenant"
-            rejected.append(
-                RejectedRecord(
-                    line=None, alert_id=alert.id, field="id", reason=reason, message=f"{alert.id}: {reason}"
-                )
-            )
+    accepted = [
+        AcceptedAlert(alert_id=alert.id, case_id=outcome.id, duplicate=False)
+        if isinstance(outcome, Case)
+        else AcceptedAlert(alert_id=alert.id, case_id=outcome.case_id, duplicate=True)
+        for alert, outcome in zip(alerts, outcomes, strict=True)
+    ]
     metrics.ALERTS_RECEIVED.inc(sum(not a.duplicate for a in accepted))
     metrics.ALERTS_DUPLICATE.inc(sum(a.duplicate for a in accepted))
     metrics.ALERTS_REJECTED.inc(len(rejected))

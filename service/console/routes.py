@@ -402,7 +402,7 @@ async def chat(request: Request, who: UserDep, fields: FormDep, case_id: CaseId)
 async def raw_alert(request: Request, who: UserDep, case_id: CaseId) -> Response:
     """The alert exactly as received, as text: it is attacker-written, so never rendered as a page."""
     case = await _visible(request, who, case_id)
-    alert = await asyncio.to_thread(_cases(request).store.get_alert, case.alert_ids[0])
+    alert = await asyncio.to_thread(_cases(request).store.get_alert, case.alert_ids[0], case.tenant)
     if alert is None:
         raise NotFoundError(f"case {case_id}: its alert is not stored")
     response = PlainTextResponse(

@@ -119,7 +119,7 @@ async def case_view(triager: Triager, case: Case) -> CaseView:
     entries = store.entries(case.id)
     result = await triager.result(case.id)
     trails = {t.action.id: t for t in action_trails(entries)}
-    alert = store.get_alert(case.alert_ids[0]) if case.alert_ids else None
+    alert = store.get_alert(case.alert_ids[0], case.tenant) if case.alert_ids else None
     [integrity] = store.verify([case.id]).cases
     answers = {
         e.payload.get("in_reply_to"): e

@@ -73,7 +73,7 @@ cases = Table(
 alerts = Table(
     "alerts",
     metadata,
-    Column("id", String(255), primary_key=True),
+    Column("id", String(255), nullable=False),
     Column("case_id", String(64), ForeignKey("cases.id"), nullable=False, index=True),
     Column("tenant", String(128), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
@@ -84,6 +84,8 @@ alerts = Table(
     Column("raw", Text, nullable=False),
     Column("raw_sha256", String(64), nullable=False),
     Column("normalized", json_doc, nullable=False, comment="the Alert without raw"),
+    # Re-deliveries dedupe per tenant: another tenant's copy of the same vendor alert is its own case.
+    PrimaryKeyConstraint("tenant", "id"),
 )
 
 ledger = Table(

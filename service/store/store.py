@@ -204,7 +204,7 @@ class Store:
             # one transaction per alert then isolates the duplicate from the rest.
             if len(alerts) == 1:
                 with self._read() as conn:
-                    self._refuse_duplicate(conn, alerts[0].id)
+                    self._refuse_duplicate(conn, alerts[0].id, tenant)
                 raise
             return [
                 created
@@ -221,7 +221,7 @@ class Store:
             row.id: DuplicateAlertError(row.id, row.case_id, row.tenant)
             for row in conn.execute(
                 select(alerts.c.id, alerts.c.case_id, alerts.c.tenant).where(
-                    alerts.c.id.in_({alert.id for alert in batch})
+                    alerts.c.tenant == tenant, alerts.c.id.in_({alert.id for alert in batch})
                 )
             )
         }
@@ -293,10 +293,10 @@ class Store:
         return outcomes
 
     @staticmethod
-    def _refuse_duplicate(conn: Connection, alert_id: str) -> None:
-        found = conn.execute(select(alerts.c.case_id, alerts.c.tenant).where(alerts.c.id == alert_id)).first()
+    def _refuse_duplicate(conn: Connection, alert_id: str, tenant: str) -> None:
+        found = conn.execute(_CASE_OF_ALERT, {"alert_id": alert_id, "tenant": tenant}).scalar()
         if found is not None:
-            raise DuplicateAlertError(alert_id, found.case_id, found.tenant)
+            raise DuplicateAlertError(alert_id, found, tenant)
 
     def get_case(self, case_id: str) -> Case | None:
         with self._read() as conn:
@@ -328,10 +328,13 @@ class Store:
             case_id = conn.execute(_CASE_OF_ALERT, {"alert_id": alert_id, "tenant": tenant}).scalar()
             return None if case_id is None else self._load_case(conn, case_id)
 
-    def get_alert(self, alert_id: str) -> Alert | None:
+    def get_alert(self, alert_id: str, tenant: str) -> Alert | None:
+        """The tenant's copy of the alert (each tenant that received it has its own)."""
         with self._read() as conn:
             row = conn.execute(
-                select(alerts.c.normalized, alerts.c.raw).where(alerts.c.id == alert_id)
+                select(alerts.c.normalized, alerts.c.raw).where(
+                    alerts.c.id == alert_id, alerts.c.tenant == tenant
+                )
             ).first()
         return None if row is None else Alert.model_validate({**row.normalized, "raw": row.raw})
 
