@@ -13,11 +13,11 @@ from soctriage.agents.analyst import Analyst
 from soctriage.agents.builtin import BuiltinAnalyst
 from soctriage.agents.llm import ChatClient, LLMResult, ModelOutputError
 from soctriage.agents.llm_analyst import LLMAnalyst
-from soctriage.service.config import Settings
+from soctriage.service.config import ConfigError, Settings
 from soctriage.service.domain import canonical_json
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(ConfigError):
     """SOCTRIAGE_MODEL names something we cannot build."""
 
 
@@ -46,7 +46,7 @@ class ReplayClient:
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
-            raise ModelConfigError(f"replay folder {folder} does not exist")
+            raise ModelConfigError(f"SOCTRIAGE_MODEL=replay:{folder}: the replay folder does not exist")
         self.recorded: dict[str, LLMResult] = {}
         for path in sorted(folder.glob("*.jsonl")):
             for line in path.read_text(encoding="utf-8").splitlines():

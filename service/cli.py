@@ -9,9 +9,12 @@ import sys
 from collections.abc import Iterator
 from importlib import metadata, resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
+from pydantic import ValidationError
+from pydantic_settings.exceptions import SettingsError
 from soctriage.service import event_loop
 from soctriage.service.cli_chat import register as register_chat
 from soctriage.service.cli_checkpoint import PubkeyOption, verify_against_checkpoints
@@ -23,21 +26,42 @@ from soctriage.service.cli_common import (
     open_store,
     render_table,
     require_store,
+    write_out,
 )
 from soctriage.service.cli_eval import eval_app
 from soctriage.service.cli_report import export_case_pdf
 from soctriage.service.cli_report import register as register_report
 from soctriage.service.cli_service import register as register_service
-from soctriage.service.config import Settings
+from soctriage.service.config import ConfigError, Settings, settings_problem
 from soctriage.service.domain import ALERT_FORMATS, Alert, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
 from soctriage.service.store import CaseNotFoundError, CaseVerification, Store
 from soctriage.service.store.transcript import export_transcript
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from soctriage.agents.run import ActionView, Triager, TriageResult
 
+
+class Commands(TyperGroup):
+    """The command group: a setting that cannot be used ends any command with one line naming it and exit 2,
+    wherever it is found (reading the environment, loading the policy, intel or model), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise fail(str(exc)) from exc
+        except SettingsError as exc:
+            raise fail(settings_problem(exc)) from exc
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            raise fail(settings_problem(exc)) from exc
+
+
 app = typer.Typer(
+    cls=Commands,
     help="Agentic triage of EDR alerts with a tamper-evident case ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -143,13 +167,9 @@ def normalize(files: FilesArgument, fmt: FormatOption = "auto") -> None:
 
 def _triager(settings: Settings) -> Triager:
     # Imported here: the graph stack is slow to import and `normalize`/`ledger` do not need it.
-    from soctriage.agents.models import ModelConfigError
     from soctriage.agents.run import Triager
 
-    try:
-        return Triager(settings)
-    except ModelConfigError as exc:
-        raise fail(str(exc)) from exc
+    return Triager(settings)
 
 
 def _action_text(action: ActionView) -> str:
@@ -472,7 +492,7 @@ def ledger_export(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        write_out(out, text.encode())
         typer.echo(f"wrote {out}", err=True)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from soctriage.service.cli_common import write_out
 from soctriage.service.config import Settings
 from soctriage.service.store import Store, verify_entries
 from soctriage.service.store.checkpoint import (
@@ -151,7 +152,7 @@ def checkpoint(
             raise _fail(str(exc), EXIT_CHECK_FAILED) from exc
     assert written is not None  # only_if_changed is off: a checkpoint is always signed
     if out is not None:
-        out.write_text(written.note, encoding="utf-8")
+        write_out(out, written.note.encode())
     typer.echo(written.note, nl=False)
     typer.echo(
         f"checkpoint #{written.number} of {written.origin}: {written.cases} case(s), tree size "

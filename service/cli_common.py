@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import typer
@@ -36,6 +37,16 @@ def open_store(settings: Settings, *, create: bool, missing_exit: int = 2) -> St
 def require_store(settings: Settings, *, missing_exit: int = 2) -> None:
     """Name the store and stop unless it exists (for commands that open it through the Triager)."""
     open_store(settings, create=False, missing_exit=missing_exit).close()
+
+
+def write_out(out: Path, data: bytes) -> None:
+    """Write a command's result to its --out FILE. A path that cannot take it (a missing folder, a directory, a
+    full disk) is bad input: one line naming it, exit 2."""
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        typer.echo(f"--out {out}: cannot write: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

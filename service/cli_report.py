@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from soctriage.service.cli_common import Progress, open_store
+from soctriage.service.cli_common import Progress, open_store, write_out
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
 from soctriage.service.provenance import in_force
@@ -116,7 +116,7 @@ def evidence(
     if out is None:
         typer.echo(data.decode(), nl=False)
     else:
-        out.write_bytes(data)
+        write_out(out, data)
         typer.echo(f"wrote {out}", err=True)
     if report.integrity.failed:
         typer.echo(f"{report.integrity.failed} case ledger(s) failed verification", err=True)
@@ -140,5 +140,5 @@ def export_case_pdf(case_id: str, out: Path | None) -> None:
             data = case_pdf(store, case_id)
         except CaseNotFoundError as exc:
             raise _bad(str(exc)) from exc
-    out.write_bytes(data)
+    write_out(out, data)
     typer.echo(f"wrote {out}", err=True)

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used: a missing, unreadable or malformed file it names, an unknown model. The
+    commands report it in one line and exit 2; each loader raises its own subclass naming the setting."""
+
+
+def settings_problem(exc: ValidationError | SettingsError) -> str:
+    """One line naming the environment variable at fault and what is wrong with it."""
+    if isinstance(exc, SettingsError):
+        # pydantic-settings parses list settings as JSON and names only the field.
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"SOCTRIAGE_{field.group(1).upper()}" if field else "a setting"
+        return f"{name}: cannot parse the value (a list setting takes JSON, e.g. '[\"/path/a\"]')"
+    problems = [f"SOCTRIAGE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+    return "; ".join(problems)
 
 
 def default_home() -> Path:
@@ -272,7 +290,6 @@ def settings_table() -> str:
 
 if __name__ == "__main__":
     # `python -m soctriage.service.config README.md` rewrites the table between the README's markers.
-    import re
     import sys
 
     readme = Path(sys.argv[1])

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
-from service_support import alert_variants
+from service_support import SAMPLES, alert_variants
 from soctriage.service.api.app import create_app
 from soctriage.service.auth import create_key
 from soctriage.service.cli import app
@@ -209,3 +209,70 @@ def test_the_cli_rejects_hostile_records_names_their_line_and_keeps_the_rest(tmp
     assert f"{len(records) + 1} record(s) rejected" in result.stderr
     assert f"{path}:{len(records) + 2}: the vendor alert id is 600 characters" in result.stderr
     assert len(quarantined(Settings(home=tmp_path / "home"))) == len(records) + 1
+
+
+# --- files and configuration on the command line --------------------------------------------------------------
+
+
+def assert_one_line_exit_2(result: Result, *expected: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+    problem = [line for line in result.stderr.splitlines() if not line.startswith("store: ")]
+    assert len(problem) == 1, result.stderr
+    assert all(text in problem[0] for text in expected), problem[0]
+
+
+@pytest.fixture(scope="module")
+def triaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    home = tmp_path_factory.mktemp("triaged") / "home"
+    sample = Path(str(SAMPLES.joinpath(BENIGN)))
+    result = run(home, "triage", "--json", str(sample))
+    assert result.exit_code == 0, result.output
+    return home, json.loads(result.stdout)["case_id"]
+
+
+@pytest.mark.parametrize("where", ["missing folder", "directory", "/dev/full"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ledger", "export", "{case}", "--format", "md"],
+        ["ledger", "export", "{case}", "--format", "pdf"],
+        ["report", "evidence", "--format", "md"],
+    ],
+)
+def test_an_out_file_that_cannot_be_written_is_one_line_and_exit_2(
+    triaged: tuple[Path, str], tmp_path: Path, where: str, command: list[str]
+) -> None:
+    home, case = triaged
+    out = {
+        "missing folder": tmp_path / "no" / "such" / "x.out",
+        "directory": tmp_path,
+        "/dev/full": Path("/dev/full"),
+    }
+    target = out[where]
+    result = run(home, *(part.replace("{case}", case) for part in command), "--out", str(target))
+    assert_one_line_exit_2(result, f"--out {target}: cannot write")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("SOCTRIAGE_MODEL", "ftp:gpt", "SOCTRIAGE_MODEL='ftp:gpt'"),
+        ("SOCTRIAGE_MODEL", "replay:/no/such/folder", "the replay folder does not exist"),
+        ("SOCTRIAGE_POLICY_PATH", "/no/such/policy.yaml", "cannot read policy"),
+        ("SOCTRIAGE_POLICY_PATH", "{not-yaml", "policy"),
+        ("SOCTRIAGE_INTEL_PATHS", "/not/json", "SOCTRIAGE_INTEL_PATHS: cannot parse the value"),
+        ("SOCTRIAGE_INTEL_PATHS", '["/no/such/intel.jsonl"]', "cannot read intel file"),
+        ("SOCTRIAGE_WORKER_CONCURRENCY", "many", "SOCTRIAGE_WORKER_CONCURRENCY"),
+    ],
+)
+def test_an_unusable_setting_is_one_line_and_exit_2(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    if value == "{not-yaml":
+        policy = tmp_path / "policy.yaml"
+        policy.write_text("rules: [unclosed\n  - {")
+        value = str(policy)
+    sample = Path(str(SAMPLES.joinpath(BENIGN)))
+    result = run(tmp_path / "home", "triage", str(sample), **{name: value})
+    assert_one_line_exit_2(result, expected)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError
+from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.registry import ToolContext, tool
@@ -20,7 +21,7 @@ ATTACK_DATA = bundled("attack")
 BUNDLED_SOURCE = "ATT&CK v18.1 Enterprise (bundled)"
 
 
-class AttackDataError(ValueError):
+class AttackDataError(ConfigError):
     """The ATT&CK data file is malformed; the message names the file, the line and the field."""
 
 

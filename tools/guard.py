@@ -32,9 +32,9 @@ from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import Field, ValidationError
-from soctriage.service.config import Settings
+from soctriage.service.config import ConfigError, Settings
 from soctriage.service.domain import Frozen, utc_now
-from soctriage.tools.datafiles import bundled
+from soctriage.tools.datafiles import bundled, yaml_problem
 from soctriage.tools.inventory import Criticality, HostRole
 from soctriage.tools.registry import (
     Registry,
@@ -52,7 +52,7 @@ Decision = Literal["allow", "needs_approval", "deny"]
 DEFAULT_POLICY = bundled("policy.yaml")
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """The policy file is wrong; the message names the file, the line and the field."""
 
 
@@ -134,7 +134,7 @@ def load_policy(path: Path | None = None) -> Policy:
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+        raise PolicyError(yaml_problem(path, exc)) from exc
     try:
         return Policy.model_validate(doc)
     except ValidationError as exc:

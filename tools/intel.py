@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, ValidationError
+from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
-from soctriage.tools.datafiles import bundled
+from soctriage.tools.datafiles import bundled, yaml_problem
 from soctriage.tools.http import HttpConnector
 from soctriage.tools.registry import ToolContext, ToolError, tool
 
@@ -35,7 +36,7 @@ _HASH_TYPES: dict[int, IndicatorType] = {64: "sha256", 40: "sha1", 32: "md5"}
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$")
 
 
-class IntelFileError(ValueError):
+class IntelFileError(ConfigError):
     """A local intel file is malformed; the message names the file, the line and the field."""
 
 
@@ -123,7 +124,7 @@ def load_intel_file(path: Path) -> list[IntelRecord]:
         try:
             doc = yaml.safe_load(text) or []
         except yaml.YAMLError as exc:
-            raise IntelFileError(f"{path}: not valid YAML: {exc}") from exc
+            raise IntelFileError(yaml_problem(path, exc)) from exc
         items = doc.get("indicators", []) if isinstance(doc, dict) else doc
         if not isinstance(items, list):
             raise IntelFileError(f"{path}: expected a list of indicator records")

@@ -11,8 +11,9 @@ from typing import Literal
 
 import yaml
 from pydantic import Field, ValidationError
+from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
-from soctriage.tools.datafiles import bundled
+from soctriage.tools.datafiles import bundled, yaml_problem
 from soctriage.tools.registry import ToolContext, tool
 
 Criticality = Literal["low", "medium", "high", "critical", "unknown"]
@@ -21,7 +22,7 @@ HostRole = Literal["domain_controller", "server", "workstation", "test", "networ
 BUNDLED_INVENTORY = bundled("inventory.yaml")
 
 
-class InventoryError(ValueError):
+class InventoryError(ConfigError):
     """The inventory file is malformed; the message names the file, the entry and the field."""
 
 
@@ -82,8 +83,10 @@ class Inventory:
     def load(cls, path: Path) -> Inventory:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InventoryError(f"{path}: cannot read inventory: {exc}") from exc
+        except OSError as exc:
+            raise InventoryError(f"{path}: cannot read inventory: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise InventoryError(yaml_problem(path, exc)) from exc
         try:
             parsed = _InventoryFile.model_validate(doc)
         except ValidationError as exc:

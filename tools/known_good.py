@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
+from soctriage.service.config import ConfigError
 from soctriage.service.domain import Alert, Frozen, ParentProcess
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.registry import ToolContext, tool
@@ -50,7 +51,7 @@ CriterionName = Literal[
 ]
 
 
-class KnownGoodError(ValueError):
+class KnownGoodError(ConfigError):
     """A known-good table is malformed; the message names the file, the line and the field."""
 
 

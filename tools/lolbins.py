@@ -12,6 +12,7 @@ from pathlib import Path, PureWindowsPath
 
 import yaml
 from pydantic import Field
+from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.registry import ToolContext, tool
@@ -19,7 +20,7 @@ from soctriage.tools.registry import ToolContext, tool
 BUILTIN_LOLBINS = bundled("lolbins_builtin.yaml")
 
 
-class LolbasDataError(ValueError):
+class LolbasDataError(ConfigError):
     """The LOLBAS file is malformed; the message names the file, the line and the field."""
 
 

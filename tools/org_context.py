@@ -24,7 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from soctriage.service.config import ConfigError
 from soctriage.service.domain import Alert, Frozen
+from soctriage.tools.datafiles import yaml_problem
 from soctriage.tools.known_good import (
     KnownGoodMatch,
     KnownGoodTable,
@@ -53,7 +55,7 @@ Section = Literal[
 Role = Literal["process", "parent", "file"]
 
 
-class OrgContextError(ValueError):
+class OrgContextError(ConfigError):
     """The context file is malformed; the message names the file, the line and the field."""
 
 
@@ -449,9 +451,7 @@ class OrgContext:
             doc = yaml.safe_load(text) or {}
             tree = yaml.compose(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise OrgContextError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+            raise OrgContextError(yaml_problem(path, exc)) from exc
         if not isinstance(doc, dict):
             raise OrgContextError(f"{path}:1: the file must be a mapping of sections")
         try:
