@@ -16,16 +16,20 @@ from typing import Literal, get_args
 
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
+from soctriage.service.ingest.limits import MAX_TENANT_CHARS
 from soctriage.service.store import Store
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import api_keys
 from sqlalchemy import select, update
 
-Role = Literal["viewer", "analyst", "approver", "admin"]
+Role = Literal["viewer", "analyst", "approver", "admin", "operator"]
 ROLES: tuple[Role, ...] = get_args(Role)
-# Each role can do what the roles before it can.
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+# Each tenant role can do what the roles before it can. `operator` stands apart, above the tenants: it reads
+# the service's own metrics, which count every tenant, and no tenant's cases; no tenant role includes it.
+_RANK = {role: rank for rank, role in enumerate(("viewer", "analyst", "approver", "admin"))}
 KEY_PREFIX = "stk_"
+# A key's name is its ledger actor, human:<name>, and ledger.actor is 128 characters wide.
+MAX_KEY_NAME_CHARS = 128 - len("human:")
 
 
 class KeyConfigError(ValueError):
@@ -42,6 +46,8 @@ class Principal:
     role: Role
 
     def can(self, needed: Role) -> bool:
+        if "operator" in (needed, self.role):
+            return self.role == needed
         return _RANK[self.role] >= _RANK[needed]
 
 
@@ -62,11 +68,26 @@ def check_role(role: str) -> Role:
     return role  # type: ignore[return-value]
 
 
+def check_tenant(tenant: str) -> str:
+    if not tenant.strip():
+        raise KeyConfigError("tenant: must not be empty")
+    if len(tenant) > MAX_TENANT_CHARS:
+        raise KeyConfigError(f"tenant: {len(tenant)} characters, limit is {MAX_TENANT_CHARS}")
+    return tenant
+
+
+def check_name(name: str) -> str:
+    if len(name) > MAX_KEY_NAME_CHARS:
+        raise KeyConfigError(f"name: {len(name)} characters, limit is {MAX_KEY_NAME_CHARS}")
+    return name
+
+
 def create_key(store: Store, tenant: str, role: str, name: str | None = None) -> tuple[Principal, str]:
     """Store a new key and return it with its token, which is shown once and never stored."""
     role = check_role(role)
-    if not tenant.strip():
-        raise KeyConfigError("tenant: must not be empty")
+    tenant = check_tenant(tenant)
+    if name is not None:
+        check_name(name)
     key_id = secrets.token_hex(6)
     token = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     principal = Principal(key_id=key_id, name=name or f"key-{key_id}", tenant=tenant, role=role)
@@ -115,7 +136,12 @@ def configured_keys(settings: Settings) -> list[tuple[Principal, str]]:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
             raise KeyConfigError(f"SOCTRIAGE_API_KEYS entry {number} ({name}): SHA256 must be 64 hex digits")
         try:
-            principal = Principal(key_id=f"config:{name}", name=name, tenant=tenant, role=check_role(role))
+            principal = Principal(
+                key_id=f"config:{name}",
+                name=check_name(name),
+                tenant=check_tenant(tenant),
+                role=check_role(role),
+            )
         except KeyConfigError as exc:
             raise KeyConfigError(f"SOCTRIAGE_API_KEYS entry {number} ({name}): {exc}") from exc
         found.append((principal, digest.lower()))

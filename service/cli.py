@@ -307,13 +307,14 @@ async def _approve(
 @cases_app.command("list")
 def cases_list(
     status: Annotated[str | None, typer.Option("--status", help="only cases in this status")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="at most this many")] = 100,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="only this tenant's cases")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """List cases, newest first."""
+    """List cases of every tenant (or one), newest first."""
     with open_store(Settings(), create=False) as store:
         try:
-            cases = store.list_cases(status=status, limit=limit)
+            cases = store.list_cases(status=status, tenant=tenant, limit=limit)
         except ValueError as exc:
             raise fail(f"--status: {exc}") from exc
     if as_json:
@@ -321,6 +322,7 @@ def cases_list(
     rows = [
         (
             case.id,
+            case.tenant,
             f"{case.created_at:%Y-%m-%d %H:%M:%S}",
             case.status,
             case.verdict.disposition if case.verdict else "-",
@@ -328,7 +330,8 @@ def cases_list(
         )
         for case in cases
     ]
-    typer.echo(render_table(("case", "created (UTC)", "status", "disposition", "summary"), rows))
+    header = ("case", "tenant", "created (UTC)", "status", "disposition", "summary")
+    typer.echo(render_table(header, rows))
     typer.echo(f"{len(cases)} case(s)", err=True)
 
 

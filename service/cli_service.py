@@ -170,7 +170,10 @@ async def _work(settings: Settings, concurrency: int) -> None:
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="the tenant whose cases the key may see")],
-    role: Annotated[str, typer.Option(help="viewer, analyst, approver or admin")],
+    role: Annotated[
+        str,
+        typer.Option(help="viewer, analyst, approver or admin of the tenant; operator reads /metrics only"),
+    ],
     name: Annotated[str | None, typer.Option(help="who holds it (recorded in ledgers as human:NAME)")] = None,
 ) -> None:
     """Create an API key and print it once; only its sha256 is stored."""
@@ -180,7 +183,7 @@ def keys_create(
         try:
             principal, token = create_key(store, tenant, role, name)
         except KeyConfigError as exc:
-            typer.echo(f"--role/--tenant: {exc}", err=True)
+            typer.echo(f"--role/--tenant/--name: {exc}", err=True)
             raise typer.Exit(2) from exc
     typer.echo(token)
     typer.echo(

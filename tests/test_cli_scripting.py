@@ -86,7 +86,7 @@ def test_every_read_command_speaks_json_and_tables_have_headers(tmp_path: Path) 
     assert [c["id"] for c in json.loads(listed.stdout)] == [case_id]
     assert stderr_store(listed)  # stdout is pure JSON; the store is named on stderr
     table = run(home, "cases", "list").stdout.splitlines()
-    assert table[0].split() == ["case", "created", "(UTC)", "status", "disposition", "summary"]
+    assert table[0].split() == ["case", "tenant", "created", "(UTC)", "status", "disposition", "summary"]
     assert table[1].startswith(case_id)
 
     shown = run(home, "cases", "show", case_id, "--json")

@@ -76,10 +76,30 @@ def open_api(settings: Settings) -> Iterator[Api]:
         yield Api(client, keys)
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def backend_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if backend == "postgres":
+        return Settings(home=tmp_path / "home", database_url=request.getfixturevalue("pg_url"))
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture(params=BACKENDS)
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     # No worker: intake only queues the cases, and nothing here needs them triaged.
-    yield from open_api(Settings(home=tmp_path / "home"))
+    yield from open_api(backend_settings(request.param, request, tmp_path))
+
+
+def test_a_case_id_with_a_nul_is_a_404(api: Api) -> None:
+    for path in ("/v1/cases/case-%00x", "/v1/cases/case-%00x/ledger"):
+        assert api.get("acme-viewer", path).status_code == 404
+    assert (
+        api.post(
+            "acme-analyst", "/v1/cases/case-%00x/feedback", '{"disposition": "benign_true_positive"}'
+        ).status_code
+        == 404
+    )
 
 
 def quarantined(settings: Settings) -> list[bytes]:
@@ -276,3 +296,58 @@ def test_an_unusable_setting_is_one_line_and_exit_2(
     sample = Path(str(SAMPLES.joinpath(BENIGN)))
     result = run(tmp_path / "home", "triage", str(sample), **{name: value})
     assert_one_line_exit_2(result, expected)
+
+
+# --- tenants --------------------------------------------------------------------------------------------------
+
+
+def test_metrics_are_for_an_operator_key_only(api: Api) -> None:
+    with Store.open(api.client.app.state.settings) as store:
+        api.keys["operator"] = create_key(store, "ops", "operator", "prometheus")[1]
+    for tenant_key in ("acme-viewer", "acme-admin", "globex-admin"):
+        assert api.get(tenant_key, "/metrics").status_code == 403
+    assert api.get("operator", "/metrics").status_code == 200
+    assert api.get("operator", "/v1/cases").status_code == 403  # an operator reads no tenant's cases
+
+
+def test_a_refused_decision_of_a_viewer_is_logged_not_written_into_the_case(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    [accepted] = api.post("acme-analyst", "/v1/alerts", next(alert_variants(1, [BENIGN]))).json()["accepted"]
+    case = accepted["case_id"]
+    with caplog.at_level("WARNING", logger="soctriage.api"):
+        refused = api.post("acme-viewer", f"/v1/cases/{case}/actions/A1/decision", '{"approve": true}')
+    assert refused.status_code == 403
+    assert len(api.get("acme-viewer", f"/v1/cases/{case}/ledger").json()) == 1
+    [logged] = [r for r in caplog.records if getattr(r, "event", None) == "decision_refused"]
+    assert (logged.case_id, logged.key, logged.role) == (case, "acme-viewer", "viewer")
+
+
+def test_cases_list_shows_and_filters_the_tenant(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    alert = next(alert_variants(1, [BENIGN]))
+    for api in open_api(settings):
+        for key in ("acme-analyst", "globex-analyst"):
+            assert api.post(key, "/v1/alerts", alert).status_code == 202
+    listed = run(tmp_path / "home", "cases", "list")
+    assert listed.exit_code == 0, listed.output
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:2] == ["case", "tenant"]
+    assert sorted(row.split()[1] for row in rows) == ["acme", "globex"]
+    only = run(tmp_path / "home", "cases", "list", "--tenant", "globex", "--json")
+    assert [case["tenant"] for case in json.loads(only.stdout)] == ["globex"]
+    assert run(tmp_path / "home", "cases", "list", "--limit", "-1").exit_code == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keys_create_refuses_a_tenant_the_store_cannot_hold(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    database = backend_settings(backend, request, tmp_path).database_url
+    env = {"SOCTRIAGE_DATABASE_URL": database} if database else {}
+    result = run(tmp_path / "home", "keys", "create", "--tenant", "t" * 300, "--role", "viewer", **env)
+    assert_one_line_exit_2(result, "tenant: 300 characters, limit is 128")
+    named = run(
+        tmp_path / "home", "keys", "create", "--tenant", "t", "--role", "viewer", "--name", "n" * 200, **env
+    )
+    assert_one_line_exit_2(named, "name: 200 characters, limit is 122")

@@ -1,12 +1,15 @@
 """What the case routes do, without HTTP: tenant-scoped reads, and human decisions on pending actions.
 
-Every refusal of a decision is written to the case's ledger (actor human:<key name>, a `note` with outcome
-refused and why) before the caller hears about it.
+A decision refused because of the action's state (not pending, expired) is written to the case's ledger (actor
+human:<key name>, a `note` with outcome refused and why) before the caller hears about it: the decider had the
+right to act. A key whose role may not decide at all is refused in the log only: a viewer must not be able to
+write into a case's transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +24,8 @@ from soctriage.service.ingest.limits import LimitError, check_value
 from soctriage.service.queue import JobQueue, JobSpec
 from soctriage.service.store import Store
 from soctriage.service.store.case_query import CaseFilter, CasePage, page_cases
+
+log = logging.getLogger("soctriage.api")
 
 
 class NotFoundError(LookupError):
@@ -109,8 +114,17 @@ class Cases:
     ) -> DecisionResult:
         case = await self.visible(who, case_id)
         if not who.can("approver"):
-            await self._refuse(
-                who, case_id, action_id, f"key {who.name!r} has role {who.role}; deciding needs approver"
+            log.warning(
+                "decision refused",
+                extra={
+                    "event": "decision_refused",
+                    "case_id": case_id,
+                    "action_id": action_id,
+                    "key": who.name,
+                    "tenant": who.tenant,
+                    "role": who.role,
+                    "reason": "deciding needs the approver role",
+                },
             )
             metrics.ACTION_DECISIONS.labels("refused_role").inc()
             raise ForbiddenError(f"role {who.role} may not decide actions (approver or admin needed)")

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from soctriage.service.api import metrics
 from soctriage.service.api.cases import Cases, CaseView, DecisionRequest, DecisionResult
 from soctriage.service.api.intake import IntakeFormat, IntakeReport, accept_alerts
-from soctriage.service.api.security import Admin, Analyst, Viewer
+from soctriage.service.api.security import Analyst, Operator, Viewer
 from soctriage.service.domain import Case, CaseStatus, Disposition, LedgerEntry
 from soctriage.service.store.case_query import MAX_SEARCH_CHARS, CaseFilter, CursorError
 from sqlalchemy import text
@@ -184,7 +184,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)
-async def prometheus_metrics(who: Admin) -> Response:
-    """Prometheus text format."""
+async def prometheus_metrics(who: Operator) -> Response:
+    """Prometheus text format, for an `operator` key: the counts cover every tenant, so no tenant's key
+    (not even an admin's) reads them."""
     body = await asyncio.to_thread(generate_latest, metrics.REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -36,7 +36,8 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         if who is None:
             raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         if not who.can(role):
-            raise HTTPException(403, f"role {who.role} may not do this ({role} or above needed)")
+            needed = "operator" if role == "operator" else f"{role} or above"
+            raise HTTPException(403, f"role {who.role} may not do this ({needed} needed)")
         request.state.principal = who
         return who
 
@@ -45,4 +46,4 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
 
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Analyst = Annotated[Principal, Depends(require("analyst"))]
-Admin = Annotated[Principal, Depends(require("admin"))]
+Operator = Annotated[Principal, Depends(require("operator"))]

@@ -175,6 +175,9 @@ async def login(request: Request, visitor: VisitorDep, fields: FormDep) -> Respo
     if who is None:
         error = "Enter an API key." if not token else "That API key is unknown or revoked."
         return render(request, visitor, "login.html", {"next": target, "error": error}, status=401)
+    if not who.can("viewer"):
+        error = f"A key with role {who.role} cannot read cases."
+        return render(request, visitor, "login.html", {"next": target, "error": error}, status=403)
     signed_in = Visitor(signer(request).new(who.key_id), who, visitor.csrf, issue_cookie=True)
     return secure(request, RedirectResponse(target, status_code=303), signed_in)
 

@@ -299,6 +299,9 @@ class Store:
             raise DuplicateAlertError(alert_id, found, tenant)
 
     def get_case(self, case_id: str) -> Case | None:
+        if "\x00" in case_id:
+            # No stored id holds a NUL, and PostgreSQL refuses one in a query parameter with an error.
+            return None
         with self._read() as conn:
             row = conn.execute(_CASE_ROW, {"case_id": case_id}).first()
             return None if row is None else self._to_case(row, self._case_alert_ids(conn, case_id))
