@@ -1,5 +1,6 @@
-"""Schemathesis fuzzes every route of the OpenAPI schema against a real `soctriage serve`: no input may cause
-a 5xx. Bounded (few examples per operation) so it finishes in seconds."""
+"""Schemathesis fuzzes every route of the OpenAPI schema against a real `soctriage serve`, on SQLite and on
+PostgreSQL, with valid and invalid inputs and any code point (lone surrogates and NUL included): no input may
+cause a 5xx. Bounded (few examples per operation) so it finishes in seconds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from service_support import free_port, service_env, start, wait_healthy
 
 TOKEN = "schemathesis-admin-token"
@@ -20,22 +22,31 @@ def _ndjson(ctx: object, value: object) -> bytes:
     return value.encode() if isinstance(value, str) else str(value).encode()
 
 
-@pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api_schema(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[schemathesis.BaseSchema]:
     folder: Path = tmp_path_factory.mktemp("schemathesis")
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    database = (
+        {"SOCTRIAGE_DATABASE_URL": request.getfixturevalue("pg_url")} if request.param == "postgres" else {}
+    )
     env = service_env(
         folder / "home",
         SOCTRIAGE_AUTH="on",
         SOCTRIAGE_API_KEYS=f'["fuzz:acme:admin:{digest}"]',
         SOCTRIAGE_DECISION_WAIT_S="1",
         SOCTRIAGE_SQLITE_SYNCHRONOUS="NORMAL",
+        **database,
     )
     port = free_port()
     server = start(["serve", "--port", str(port), "--workers", "2"], env, folder / "serve.log")
     try:
         wait_healthy(f"http://127.0.0.1:{port}", server)
-        yield schemathesis.openapi.from_url(f"http://127.0.0.1:{port}/openapi.json")
+        schema = schemathesis.openapi.from_url(f"http://127.0.0.1:{port}/openapi.json")
+        schema.config.generation.update(modes=list(GenerationMode))  # invalid inputs too
+        schema.config.generation.codec = None  # any code point, not only what UTF-8 can encode
+        yield schema
     finally:
         server.kill()
         server.wait(timeout=10)
