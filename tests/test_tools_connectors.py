@@ -425,3 +425,42 @@ async def test_simulator_receipts_are_deterministic() -> None:
     ra = await a.perform("disable_user", UserInput(username="j.doe"), "case-1|disable_user|abc")
     rb = await b.perform("disable_user", UserInput(username="j.doe"), "case-1|disable_user|abc")
     assert ra == rb and ra.status == "simulated" and a.disabled == {"j.doe"}
+
+
+@pytest.mark.parametrize(
+    ("indicator", "kind"),
+    [
+        ("../../../users/me?x=", "domain"),
+        ("../../../users/me?x=", "sha256"),
+        ("evil.example", "sha256"),
+        (DROPPER_SHA256, "domain"),
+        ("10.0.0.1/../x", "ip"),
+        ("a" * 40, "sha256"),
+    ],
+)
+async def test_an_indicator_must_be_of_its_stated_type_and_never_reaches_another_api_path(
+    fake: FastAPI, indicator: str, kind: str
+) -> None:
+    settings = Settings(virustotal_api_key="vt-key", virustotal_base_url="http://vt.test/api/v3")
+    conns = Connectors.from_settings(settings, transport=_transport(fake), retry_wait_s=0.0)
+    ctx = make_ctx(connectors=conns, settings=settings)
+    out = await run_tool(ctx, "threat_intel_lookup", {"indicator": indicator, "type": kind})
+    assert out.status == "error" and f"not a valid {kind}" in out.error
+    assert not _calls(fake, "/api/v3")  # nothing was sent, with the key or without
+    with pytest.raises(ValueError, match=f"not a valid {kind}"):
+        IndicatorInput(indicator=indicator, type=kind)
+
+
+async def test_virustotal_puts_an_indicator_in_one_escaped_path_segment() -> None:
+    from soctriage.tools.intel import VirusTotalClient
+
+    sent: list[bytes] = []
+
+    def record(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.url.raw_path)
+        return httpx2.Response(404, json={"error": {"code": "NotFoundError"}})
+
+    transport = httpx2.MockTransport(record)
+    client = VirusTotalClient("vt-key", "http://vt.test/api/v3", transport=transport, retry_wait_s=0.0)
+    await client.lookup("../../users/me?x=", "domain")
+    assert sent == [b"/api/v3/domains/..%2F..%2Fusers%2Fme%3Fx%3D"]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from soctriage.service.domain import Frozen
-from soctriage.tools.intel import IndicatorType
+from soctriage.tools.intel import IndicatorType, normalize_indicator
 from soctriage.tools.registry import ToolContext, ToolError, tool
 
 ActionName = Literal[
@@ -61,6 +61,12 @@ class QuarantineFileInput(Frozen):
 class IndicatorInput(Frozen):
     indicator: str = Field(min_length=1, max_length=2048, description="hash, IP address, domain or URL")
     type: IndicatorType
+
+    @model_validator(mode="after")
+    def _indicator_is_its_type(self) -> IndicatorInput:
+        # A domain blocked as a sha256 (or the reverse) would be a block that does nothing, or the wrong one.
+        normalize_indicator(self.indicator, self.type)
+        return self
 
 
 class UserInput(Frozen):

@@ -19,7 +19,7 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import Frozen
 from soctriage.tools.actions import ActionName, ActionReceipt, action_target
 from soctriage.tools.attack import AttackCatalog
-from soctriage.tools.http import HttpConnector
+from soctriage.tools.http import HttpConnector, path_segment
 from soctriage.tools.intel import BUNDLED_INTEL, AbuseIPDBClient, IntelService, LocalIntel, VirusTotalClient
 from soctriage.tools.inventory import BUNDLED_INVENTORY, Inventory
 from soctriage.tools.known_good import KnownGoodTable, load_tables
@@ -289,19 +289,19 @@ class DefenderConnector(ResponseConnector):
             if action == "isolate_host":
                 body = await self.http.call(
                     "POST",
-                    f"/api/machines/{machine}/isolate",
+                    f"/api/machines/{path_segment(machine)}/isolate",
                     json={"Comment": comment, "IsolationType": "Full"},
                 )
             elif action == "release_host":
                 body = await self.http.call(
-                    "POST", f"/api/machines/{machine}/unisolate", json={"Comment": comment}
+                    "POST", f"/api/machines/{path_segment(machine)}/unisolate", json={"Comment": comment}
                 )
             else:
                 if not data.get("sha1"):
                     raise ConnectorError("defender: StopAndQuarantineFile needs the file's sha1")
                 body = await self.http.call(
                     "POST",
-                    f"/api/machines/{machine}/StopAndQuarantineFile",
+                    f"/api/machines/{path_segment(machine)}/StopAndQuarantineFile",
                     json={"Comment": comment, "Sha1": data["sha1"]},
                 )
             external = body.get("id")
@@ -329,7 +329,7 @@ class DefenderConnector(ResponseConnector):
             )
             ids = [str(item["id"]) for item in found.get("value") or []]
             for ioc_id in ids:
-                await self.http.call("DELETE", f"/api/indicators/{ioc_id}")
+                await self.http.call("DELETE", f"/api/indicators/{path_segment(ioc_id)}")
             detail["removed"] = ids
             external = ids[0] if ids else None
         return ActionReceipt(

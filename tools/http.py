@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 from soctriage.tools.registry import ConnectorError
@@ -23,6 +24,13 @@ class _Retryable(Exception):
 
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _Retryable | httpx2.TransportError)
+
+
+def path_segment(value: object) -> str:
+    """`value` as one URL path segment: `/`, `?`, `#` and `..` in it cannot reach another path of the API."""
+    text = quote(str(value), safe="")
+    # Dots are left as they are by quote(), and a segment of only dots would move up the path.
+    return text.replace(".", "%2E") if text in (".", "..") else text
 
 
 class HttpConnector:

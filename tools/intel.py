@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled, yaml_problem
-from soctriage.tools.http import HttpConnector
+from soctriage.tools.http import HttpConnector, path_segment
 from soctriage.tools.registry import ToolContext, ToolError, tool
 
 IndicatorType = Literal["sha256", "sha1", "md5", "ip", "domain", "url"]
@@ -103,14 +103,18 @@ def is_internal_address(indicator: str) -> bool:
 
 
 def normalize_indicator(value: str, kind: IndicatorType) -> str:
+    """`value` in the one form lookups index it by. ValueError when it is not a `kind`: a type given with an
+    indicator is checked, never trusted, because the indicator goes into connector URLs and block lists."""
     value = value.strip()
     if kind == "url":
-        return value
-    if kind == "domain":
-        return value.lower().rstrip(".")
-    if kind == "ip":
-        return str(ipaddress.ip_address(value))
-    return value.lower()
+        normalized = value
+    elif kind == "domain":
+        normalized = value.lower().rstrip(".")
+    else:
+        normalized = value.lower()
+    if detect_type(normalized) != kind:
+        raise ValueError(f"{value[:80]!r} is not a valid {kind}")
+    return str(ipaddress.ip_address(normalized)) if kind == "ip" else normalized
 
 
 def load_intel_file(path: Path) -> list[IntelRecord]:
@@ -203,7 +207,7 @@ class VirusTotalClient(HttpConnector):
             path = "/urls/" + base64.urlsafe_b64encode(indicator.encode()).decode().rstrip("=")
         else:
             collection = {"ip": "ip_addresses", "domain": "domains"}.get(kind, "files")
-            path = f"/{collection}/{indicator}"
+            path = f"/{collection}/{path_segment(indicator)}"
         response = await self.request("GET", path, headers=self._headers, accept=frozenset({404}))
         if response.status_code == 404:
             return IntelHit(source="virustotal", verdict="unknown", detail="not found")
