@@ -132,6 +132,7 @@ class Intake:
     def __init__(self, store: Store, settings: Settings, fmt: str) -> None:
         self.store, self.settings, self.fmt = store, settings, check_format(fmt)
         self.rejected = 0
+        self.empty: list[str] = []
 
     def alerts(self, names: list[str]) -> Iterator[Alert]:
         for name in names:
@@ -139,18 +140,25 @@ class Intake:
             # A file's rejections are kept in one transaction at its end: one commit per bad record made a
             # file of thousands of them take seconds per thousand.
             rejections: list[Rejection] = []
+            records = 0
             for item in normalize_bytes(read_input(name), source, self.fmt, self.settings.max_record_bytes):
+                records += 1
                 if isinstance(item, Rejection):
                     rejections.append(item)
                     typer.echo(item.message(), err=True)
                 else:
                     yield item
+            if not records:
+                # An empty file is most often the wrong file, or an export that failed: it must not pass.
+                typer.echo(f"{source}: no alert records in it", err=True)
+                self.empty.append(source)
             self.store.quarantine(rejections)
             self.rejected += len(rejections)
 
     def finish(self) -> None:
         if self.rejected:
             typer.echo(f"{self.rejected} record(s) rejected and kept in quarantine", err=True)
+        if self.rejected or self.empty:
             raise typer.Exit(EXIT_BAD_INPUT)
 
 

@@ -231,6 +231,14 @@ def test_the_cli_rejects_hostile_records_names_their_line_and_keeps_the_rest(tmp
     assert len(quarantined(Settings(home=tmp_path / "home"))) == len(records) + 1
 
 
+@pytest.mark.parametrize("command", ["normalize", "triage"])
+def test_an_empty_input_file_is_bad_input_not_a_silent_pass(tmp_path: Path, command: str) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"\n  \n")
+    result = run(tmp_path / "home", command, str(empty))
+    assert_one_line_exit_2(result, f"{empty}: no alert records in it")
+
+
 # --- files and configuration on the command line --------------------------------------------------------------
 
 
