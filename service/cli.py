@@ -29,6 +29,7 @@ from soctriage.service.cli_common import (
     write_out,
 )
 from soctriage.service.cli_eval import eval_app
+from soctriage.service.cli_quarantine import register as register_quarantine
 from soctriage.service.cli_report import export_case_pdf
 from soctriage.service.cli_report import register as register_report
 from soctriage.service.cli_service import register as register_service
@@ -75,6 +76,7 @@ register_service(app)
 register_chat(app)
 register_report(app)
 register_checkpoint(ledger_app)
+register_quarantine(app)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
@@ -152,7 +154,7 @@ class Intake:
                 # An empty file is most often the wrong file, or an export that failed: it must not pass.
                 typer.echo(f"{source}: no alert records in it", err=True)
                 self.empty.append(source)
-            self.store.quarantine(rejections)
+            self.store.quarantine(rejections, self.settings.tenant)
             self.rejected += len(rejections)
 
     def finish(self) -> None:

@@ -3,6 +3,7 @@ raw record kept in quarantine, and every valid record beside it still accepted. 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -359,3 +360,55 @@ def test_keys_create_refuses_a_tenant_the_store_cannot_hold(
         tmp_path / "home", "keys", "create", "--tenant", "t", "--role", "viewer", "--name", "n" * 200, **env
     )
     assert_one_line_exit_2(named, "name: 200 characters, limit is 122")
+
+
+# --- the quarantine's door ------------------------------------------------------------------------------------
+
+
+def test_a_tenants_admin_lists_shows_and_resubmits_its_quarantined_records(api: Api) -> None:
+    alert = next(alert_variants(1, [BENIGN]))
+    [rejected] = api.post("acme-analyst", "/v1/alerts", alert, params={"format": "defender"}).json()[
+        "rejected"
+    ]
+    record = rejected["quarantine_id"]
+    assert api.post("globex-analyst", "/v1/alerts", b"{broken").status_code == 422
+    listed = api.get("acme-admin", "/v1/quarantine").json()
+    assert [(r["id"], r["format"], r["source"]) for r in listed] == [(record, "defender", "POST /v1/alerts")]
+    shown = api.get("acme-admin", f"/v1/quarantine/{record}").json()
+    assert (
+        base64.b64decode(shown["raw_base64"]) == alert.strip() and "looks like crowdstrike" in shown["reason"]
+    )
+    for key in ("acme-analyst", "globex-admin"):  # an analyst may not; another tenant's is not there
+        assert api.get(key, f"/v1/quarantine/{record}").status_code in (403, 404)
+        assert api.post(key, f"/v1/quarantine/{record}/retry", b"").status_code in (403, 404)
+    again = api.post("acme-admin", f"/v1/quarantine/{record}/retry", b"", params={"format": "defender"})
+    assert again.status_code == 422 and again.json()["rejected"][0]["quarantine_id"] == record
+    retried = api.post("acme-admin", f"/v1/quarantine/{record}/retry", b"")
+    assert retried.status_code == 200, retried.text
+    [accepted] = retried.json()["accepted"]
+    assert api.get("acme-viewer", f"/v1/cases/{accepted['case_id']}").status_code == 200
+    assert api.get("acme-admin", "/v1/quarantine").json() == []  # its bytes now live with its alert
+    assert api.get("acme-admin", f"/v1/quarantine/{record}").status_code == 404
+
+
+def test_the_quarantine_commands_list_show_and_retry(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    good = one_line(next(alert_variants(1, [BENIGN])))
+    path = tmp_path / "alerts.jsonl"
+    path.write_bytes(b"{broken\n" + good + b"\n")
+    assert run(home, "normalize", "--format", "defender", str(path)).exit_code == 2
+    listed = json.loads(run(home, "quarantine", "list", "--json").stdout)
+    assert [(r["line"], r["tenant"]) for r in listed] == [(2, "default"), (1, "default")]
+    table = run(home, "quarantine", "list", "--tenant", "default").stdout.splitlines()
+    assert table[0].split()[:4] == ["id", "received", "(UTC)", "tenant"] and len(table) == 3
+    assert run(home, "quarantine", "list", "--tenant", "other", "--json").stdout.strip() == "[]"
+    newest, broken = listed[0]["id"], listed[1]["id"]
+    assert run(home, "quarantine", "show", str(newest), "--raw").stdout_bytes == good
+    assert "looks like crowdstrike" in run(home, "quarantine", "show", str(newest)).stdout
+    still = run(home, "quarantine", "retry", str(broken))
+    assert still.exit_code == 2 and "stays in quarantine" in still.stderr
+    retried = run(home, "quarantine", "retry", str(newest))
+    assert retried.exit_code == 0, retried.output
+    assert "queued for triage in case-" in retried.stdout
+    assert [r["id"] for r in json.loads(run(home, "quarantine", "list", "--json").stdout)] == [broken]
+    assert run(home, "quarantine", "show", "999").exit_code == 2

@@ -352,7 +352,8 @@ def test_quarantine_keeps_raw_bytes_whole(store: Store) -> None:
                 source="alerts.jsonl", line=3, reason="not JSON", field=None, raw=raw, format="crowdstrike"
             ),
             Rejection(source="-", line=1, reason="missing field", field="event.id", raw=b"{}", format=None),
-        ]
+        ],
+        "acme",
     )
 
     assert second > first
@@ -363,6 +364,11 @@ def test_quarantine_keeps_raw_bytes_whole(store: Store) -> None:
     )
     assert oldest.received_at.tzinfo is not None
     assert [r.id for r in store.list_quarantine(limit=1)] == [second]
+    [other] = store.quarantine([Rejection(source="-", line=1, reason="bad", raw=b"x")], "globex")
+    assert [r.id for r in store.list_quarantine(tenant="acme")] == [second, first]
+    assert [r.tenant for r in store.list_quarantine()] == ["globex", "acme", "acme"]
+    assert store.get_quarantined(other) == store.list_quarantine(tenant="globex")[0]
+    assert store.get_quarantined(other + 1) is None
 
 
 def test_ledger_entries_are_plain_domain_objects(store: Store) -> None:

@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from soctriage.agents.run import DecisionRefused, Triager
-from soctriage.service.api import chat, metrics, reports
+from soctriage.service.api import chat, metrics, quarantine, reports
 from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator
@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
     app.include_router(router)
     app.include_router(chat.router)
     app.include_router(reports.router)
+    app.include_router(quarantine.router)
     app.include_router(console.router)
     app.mount("/static", console.StaticAssets(directory=console.STATIC), name="static")
     for error, handler in console.ERROR_HANDLERS.items():
@@ -69,7 +70,10 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
-        return ReplacingJSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors())})
+        # FastAPI's default, minus its echo of the input: hostile input (NaN, infinity) may not render as JSON,
+        # and the client has it anyway. `loc` and `msg` name the field and what is wrong.
+        errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+        return ReplacingJSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> Response:
@@ -88,8 +92,8 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
 
 
 class ReplacingJSONResponse(JSONResponse):
-    """A JSON response that may echo hostile input: a lone surrogate in it (not encodable as UTF-8) becomes
-    `?` instead of failing the response with a 500."""
+    """A JSON response that may quote hostile input (a field name): a lone surrogate in it (not encodable as
+    UTF-8) becomes `?` instead of failing the response with a 500."""
 
     def render(self, content: Any) -> bytes:
         text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

@@ -1,8 +1,9 @@
 """Alert intake: normalize a request body, quarantine what is unusable, and open each new alert's case together
-with its triage job in one transaction."""
+with its triage job in one transaction; and the re-submission of a quarantined record (HTTP and CLI alike)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -10,7 +11,7 @@ from soctriage.service.api import metrics
 from soctriage.service.domain import Alert, AlertFormat, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
 from soctriage.service.queue import JobQueue, JobSpec
-from soctriage.service.store import Store
+from soctriage.service.store import QuarantinedRecord, Store
 from sqlalchemy import Connection
 
 IntakeFormat = Literal["auto", AlertFormat]
@@ -39,23 +40,72 @@ class IntakeReport(BaseModel):
 def accept_alerts(
     store: Store, queue: JobQueue, data: bytes, fmt: IntakeFormat, tenant: str, max_record_bytes: int
 ) -> IntakeReport:
+    alerts, rejections = _normalize(data, SOURCE, fmt, max_record_bytes)
+    rejected = [
+        _rejected(item, quarantine_id)
+        for item, quarantine_id in zip(rejections, store.quarantine(rejections, tenant), strict=True)
+    ]
+    accepted = _open_cases(store, queue, alerts, tenant)
+    metrics.ALERTS_REJECTED.inc(len(rejected))
+    return IntakeReport(accepted=accepted, rejected=rejected)
+
+
+def retry_quarantined(
+    store: Store,
+    queue: JobQueue,
+    record: QuarantinedRecord,
+    fmt: IntakeFormat,
+    tenant: str,
+    max_record_bytes: int,
+) -> IntakeReport:
+    """Submit a quarantined record again (after a fix to a normalizer, or with the right `fmt`) for `tenant`.
+    When every part of it is accepted, its cases open and the quarantine lets it go in one transaction;
+    otherwise nothing changes and the report says what is still wrong."""
+    source = f"quarantine:{record.id}"
+    alerts, rejections = _normalize(record.rejection.raw, source, fmt, max_record_bytes)
+    if not alerts and not rejections:
+        rejections = [Rejection(source=source, line=1, reason="no alert in the record", raw=b"")]
+    if rejections:
+        return IntakeReport(accepted=[], rejected=[_rejected(item, record.id) for item in rejections])
+    released = _open_cases(
+        store, queue, alerts, tenant, also=lambda conn: store.release_quarantined(conn, record.id)
+    )
+    return IntakeReport(accepted=released, rejected=[])
+
+
+def _normalize(
+    data: bytes, source: str, fmt: IntakeFormat, max_record_bytes: int
+) -> tuple[list[Alert], list[Rejection]]:
     alerts: list[Alert] = []
     rejections: list[Rejection] = []
-    for item in normalize_bytes(data, SOURCE, fmt, max_record_bytes):
+    for item in normalize_bytes(data, source, fmt, max_record_bytes):
         (rejections if isinstance(item, Rejection) else alerts).append(item)
-    rejected = [
-        RejectedRecord(
-            line=item.line,
-            field=item.field,
-            reason=item.reason,
-            message=item.message(),
-            quarantine_id=quarantine_id,
-        )
-        for item, quarantine_id in zip(rejections, store.quarantine(rejections), strict=True)
-    ]
+    return alerts, rejections
+
+
+def _rejected(item: Rejection, quarantine_id: int) -> RejectedRecord:
+    return RejectedRecord(
+        line=item.line,
+        field=item.field,
+        reason=item.reason,
+        message=item.message(),
+        quarantine_id=quarantine_id,
+    )
+
+
+def _open_cases(
+    store: Store,
+    queue: JobQueue,
+    alerts: list[Alert],
+    tenant: str,
+    also: Callable[[Connection], None] | None = None,
+) -> list[AcceptedAlert]:
+    """Open a case per new alert with its triage job, and run `also`, in one transaction."""
 
     def enqueue(conn: Connection, cases: list[Case]) -> None:
         queue.enqueue(conn, [JobSpec(case.id, "triage", {}) for case in cases])
+        if also is not None:
+            also(conn)
 
     outcomes = store.create_cases(alerts, tenant, on_created=enqueue) if alerts else []
     accepted = [
@@ -66,5 +116,4 @@ def accept_alerts(
     ]
     metrics.ALERTS_RECEIVED.inc(sum(not a.duplicate for a in accepted))
     metrics.ALERTS_DUPLICATE.inc(sum(a.duplicate for a in accepted))
-    metrics.ALERTS_REJECTED.inc(len(rejected))
-    return IntakeReport(accepted=accepted, rejected=rejected)
+    return accepted

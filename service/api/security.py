@@ -46,4 +46,5 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
 
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Analyst = Annotated[Principal, Depends(require("analyst"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
 Operator = Annotated[Principal, Depends(require("operator"))]

@@ -115,7 +115,9 @@ quarantine = Table(
     Column("reason", Text, nullable=False),
     Column("field", Text, nullable=True),
     Column("raw", LargeBinary, nullable=False),
+    Column("tenant", String(128), nullable=True, comment="whose intake rejected it; NULL before 0007"),
     Index(None, "received_at"),
+    Index(None, "tenant", "id"),
 )
 
 jobs = Table(

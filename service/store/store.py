@@ -114,6 +114,7 @@ class EvidenceError(StoreError, ValueError):
 class QuarantinedRecord:
     id: int
     received_at: datetime
+    tenant: str | None  # None: kept before the quarantine named tenants
     rejection: Rejection
 
 
@@ -559,37 +560,42 @@ class Store:
 
     # ---- quarantine --------------------------------------------------------------------------------
 
-    def quarantine(self, rejections: Sequence[Rejection]) -> list[int]:
-        """Keep records ingestion could not use, raw bytes whole, in one transaction; returns their quarantine
-        ids in order. One transaction for the lot: a body of many bad records must cost one commit, not one
-        each."""
+    def quarantine(self, rejections: Sequence[Rejection], tenant: str) -> list[int]:
+        """Keep records `tenant`'s intake could not use, raw bytes whole, in one transaction; returns their
+        quarantine ids in order. One transaction for the lot: a body of many bad records must cost one commit,
+        not one each."""
         if not rejections:
             return []
         now = utc_now()
-        rows = [{"received_at": now, **rejection.model_dump()} for rejection in rejections]
+        rows = [{"received_at": now, "tenant": tenant, **rejection.model_dump()} for rejection in rejections]
         with write_transaction(self.engine) as conn:
             return list(conn.execute(_INSERT_QUARANTINE, rows).scalars())
 
-    def list_quarantine(self, limit: int = 100) -> list[QuarantinedRecord]:
-        """Newest first."""
+    def list_quarantine(self, limit: int = 100, tenant: str | None = None) -> list[QuarantinedRecord]:
+        """Newest first; one tenant's, or every tenant's when `tenant` is None."""
         query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
+        if tenant is not None:
+            query = query.where(quarantine.c.tenant == tenant)
         with self._read() as conn:
-            rows = conn.execute(query).all()
-        return [
-            QuarantinedRecord(
-                id=row.id,
-                received_at=row.received_at,
-                rejection=Rejection(
-                    source=row.source,
-                    line=row.line,
-                    reason=row.reason,
-                    field=row.field,
-                    raw=row.raw,
-                    format=row.format,
-                ),
-            )
-            for row in rows
-        ]
+            return [_quarantined(row) for row in conn.execute(query)]
+
+    def get_quarantined(self, quarantine_id: int) -> QuarantinedRecord | None:
+        with self._read() as conn:
+            row = conn.execute(select(quarantine).where(quarantine.c.id == quarantine_id)).first()
+        return None if row is None else _quarantined(row)
+
+    @staticmethod
+    def release_quarantined(conn: Connection, quarantine_id: int) -> None:
+        """Drop a quarantined record whose re-submission opened its cases, in that transaction (`conn`): its
+        raw bytes now live with its alerts."""
+        conn.execute(quarantine.delete().where(quarantine.c.id == quarantine_id))
+
+
+def _quarantined(row: Row[Any]) -> QuarantinedRecord:
+    rejection = Rejection(
+        source=row.source, line=row.line, reason=row.reason, field=row.field, raw=row.raw, format=row.format
+    )
+    return QuarantinedRecord(id=row.id, received_at=row.received_at, tenant=row.tenant, rejection=rejection)
 
 
 # The append path runs these thousands of times a second; building them once skips per-call construction
