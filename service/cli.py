@@ -36,6 +36,7 @@ from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import ConfigError, Settings, settings_problem
 from soctriage.service.domain import ALERT_FORMATS, Alert, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
+from soctriage.service.ingest.limits import surrogate_in
 from soctriage.service.store import CaseNotFoundError, CaseVerification, Store
 from soctriage.service.store.transcript import export_transcript
 from typer.core import TyperGroup
@@ -47,6 +48,14 @@ if TYPE_CHECKING:
 class Commands(TyperGroup):
     """The command group: a setting that cannot be used ends any command with one line naming it and exit 2,
     wherever it is found (reading the environment, loading the policy, intel or model), never a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Python hands over argv bytes that are not UTF-8 as lone surrogates, which no ledger, database or
+        # terminal can take: a reason, a name or a question must be text.
+        for number, arg in enumerate(args, start=1):
+            if surrogate_in(arg) is not None:
+                raise fail(f"argument {number} ({ascii(arg)[1:-1][:80]}): not UTF-8 text")
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

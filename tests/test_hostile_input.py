@@ -240,6 +240,23 @@ def test_an_empty_input_file_is_bad_input_not_a_silent_pass(tmp_path: Path, comm
     assert_one_line_exit_2(result, f"{empty}: no alert records in it")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["approve", "case-x", "A2", "--by", "alice", "--reason", "\udcff"],
+        ["approve", "case-x", "A2", "--by", "\udcffalice"],
+        ["chat", "case-x", "why \udcff?"],
+        ["keys", "create", "--tenant", "\udcff", "--role", "viewer"],
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
+    # How Python hands over argv bytes that are not UTF-8 (e.g. `--reason $'\xff'`): a lone surrogate.
+    result = run(tmp_path / "home", *args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
+    [line] = result.stderr.strip().splitlines()
+    assert line.endswith("): not UTF-8 text") and "\\udcff" in line
+
+
 # --- files and configuration on the command line --------------------------------------------------------------
 
 
