@@ -56,7 +56,6 @@ def serve(
     from soctriage.service.api.app import create_app
     from soctriage.service.api.logs import configure_logging
     from soctriage.service.auth import KeyConfigError, configured_keys
-    from soctriage.service.store import Store
 
     settings = Settings()
     configure_logging(settings.log_format)
@@ -74,10 +73,10 @@ def serve(
     if not secured and not is_loopback(host):
         log.warning("authentication is OFF on a non-loopback address", extra={"host": host})
     concurrency = settings.worker_concurrency if workers is None else workers
-    # Create and migrate the database once, before the API and the worker thread both open it: two first
-    # opens of a new SQLite file at once can fail switching it to WAL.
-    with Store.open(settings):
-        pass
+    # Open everything once before the API and the worker thread both do: two first opens of a new SQLite file at
+    # once can fail switching it to WAL, and a setting that cannot be used (policy, intel, model) is then one
+    # line and exit 2 from the command group, not a traceback in a failed uvicorn startup.
+    event_loop.run(_open_once(settings))
     background = BackgroundWorker(settings, concurrency) if concurrency else None
     if background is not None:
         background.start()
@@ -94,6 +93,13 @@ def serve(
     finally:
         if background is not None:
             background.stop()
+
+
+async def _open_once(settings: Settings) -> None:
+    from soctriage.agents.run import Triager
+
+    async with Triager(settings):
+        pass
 
 
 class BackgroundWorker(threading.Thread):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import httpx2
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
-from service_support import SAMPLES, alert_variants
+from service_support import SAMPLES, SOCTRIAGE, alert_variants, service_env
 from soctriage.service.api.app import create_app
 from soctriage.service.auth import create_key
 from soctriage.service.cli import app
@@ -322,6 +323,21 @@ def test_an_unusable_setting_is_one_line_and_exit_2(
     sample = Path(str(SAMPLES.joinpath(BENIGN)))
     result = run(tmp_path / "home", "triage", str(sample), **{name: value})
     assert_one_line_exit_2(result, expected)
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["worker"]])
+def test_the_service_commands_refuse_an_unusable_setting_before_starting(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = service_env(tmp_path / "home", SOCTRIAGE_POLICY_PATH=str(tmp_path / "missing.yaml"))
+    result = subprocess.run([*SOCTRIAGE, *command], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("missing.yaml: cannot read policy: No such file or directory")
+    )
+    assert "Traceback" not in result.stderr
 
 
 # --- tenants --------------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def load_policy(path: Path | None = None) -> Policy:
         text = path.read_text(encoding="utf-8")
         doc = yaml.safe_load(text) or {}
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy: {exc}") from exc
+        raise PolicyError(f"{path}: cannot read policy: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise PolicyError(yaml_problem(path, exc)) from exc
     try:

@@ -122,7 +122,7 @@ def load_intel_file(path: Path) -> list[IntelRecord]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise IntelFileError(f"{path}: cannot read intel file: {exc}") from exc
+        raise IntelFileError(f"{path}: cannot read intel file: {exc.strerror or exc}") from exc
     rows: list[tuple[int, Any]] = []
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
