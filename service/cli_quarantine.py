@@ -12,6 +12,7 @@ import typer
 from soctriage.service.cli_common import echo_json, open_store, render_table
 from soctriage.service.config import Settings
 from soctriage.service.domain import ALERT_FORMATS
+from soctriage.service.ingest.limits import printable
 from soctriage.service.store import QuarantinedRecord, Store
 
 EXIT_BAD_INPUT = 2
@@ -98,12 +99,9 @@ def quarantine_show(
             }
         )
     lines = [f"{name:<12}{value if value is not None else '-'}" for name, value in _summary(record).items()]
-    typer.echo("\n".join(lines) + "\n\n" + _inert(data.decode("utf-8", "replace")))
-
-
-def _inert(text: str) -> str:
-    """`text` with its control characters escaped: a terminal must not run an attacker's escape sequences."""
-    return "".join(c if c.isprintable() or c in "\n\t" else f"\\u{ord(c):04x}" for c in text)
+    # Escaped line by line: a terminal must not run an attacker's escape sequences.
+    text = "\n".join(printable(line) for line in data.decode("utf-8", "replace").split("\n"))
+    typer.echo("\n".join(lines) + "\n\n" + text)
 
 
 @quarantine_app.command("retry")

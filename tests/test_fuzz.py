@@ -26,7 +26,12 @@ BENIGN = "crowdstrike-test-detection.json"
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 # Any code point: lone surrogates (category Cs) and NUL are what broke the ledger hash and PostgreSQL.
-hostile_text = st.text(st.characters(exclude_categories=()) | st.characters(categories=["Cs"]), max_size=20)
+hostile_text = st.text(
+    st.characters(exclude_categories=())
+    | st.characters(categories=["Cs"])
+    | st.sampled_from("\x00\x1b\u2028"),
+    max_size=20,
+)
 scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | hostile_text
 )

@@ -33,6 +33,8 @@ HOSTILE_VALUES = {
     "long integer": "9" * 5000,
     "lone surrogate": SURROGATE,
     "lone surrogate key": "{" + SURROGATE + ": 1}",
+    "NUL": '"a\\u0000b"',
+    "NUL key": '{"a\\u0000": 1}',
     "NaN": "NaN",
     "out of range": "1e999",
 }

@@ -2,8 +2,9 @@
 
 Each limit stops input that would otherwise crash a later step instead of being rejected: Python's JSON parser
 recurses (RecursionError near 1,000 levels), `int()` refuses more than 4,300 digits, a `\\ud800` escape decodes
-to a lone surrogate that UTF-8 cannot encode (the ledger hash, the database), NaN and infinity are not JSON
-(the ledger refuses them), and the store's columns have a width.
+to a lone surrogate that UTF-8 cannot encode (the ledger hash, the database), a `\\u0000` escape to a NUL that
+PostgreSQL's text columns refuse, NaN and infinity are not JSON (the ledger refuses them), and the store's
+columns have a width.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ MAX_VENDOR_ALERT_ID_CHARS = 512
 MAX_TENANT_CHARS = 128
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# A lone surrogate in parsed JSON can only come from a \uD800-\uDFFF escape (UTF-8 bytes never decode to one).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# In parsed JSON these can only come from an escape: UTF-8 bytes never decode to a surrogate, and JSON forbids a
+# raw NUL inside a string.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_UNPRINTABLE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
 class LimitError(ValueError):
@@ -62,19 +66,23 @@ def surrogate_in(text: str) -> int | None:
     return None if found is None else found.start()
 
 
-def check_parsed(value: Any, text: str) -> None:
-    """Raise LimitError when `value` (parsed from the JSON `text`) nests too deep or holds a lone surrogate.
+def printable(text: str) -> str:
+    """`text` with control characters, line breaks and surrogates escaped as `\\uXXXX`: fit for one line of a
+    message, a terminal and any text column."""
+    return _UNPRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
-    The text decides whether the walk is needed at all: most records have few brackets and no escape.
-    """
+
+def check_parsed(value: Any, text: str) -> None:
+    """Raise LimitError when `value` (parsed from the JSON `text`) nests too deep or holds a lone surrogate or
+    a NUL. The text decides whether the walk is needed at all: most records have few brackets and no escape."""
     deep = text.count("[") + text.count("{") > MAX_JSON_DEPTH
-    if deep or _SURROGATE_ESCAPE.search(text):
+    if deep or _UNSTORABLE_ESCAPE.search(text):
         check_value(value)
 
 
 def check_value(value: Any, where: str = "") -> None:
     """Raise LimitError naming the first field of `value` (any JSON-like value) nested deeper than
-    MAX_JSON_DEPTH or holding a lone surrogate in a key or string. Iterative: depth cannot crash it."""
+    MAX_JSON_DEPTH or holding a lone surrogate or a NUL in a key or string. Iterative: depth cannot crash it."""
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     while stack:
         item, path, depth = stack.pop()
@@ -87,14 +95,17 @@ def check_value(value: Any, where: str = "") -> None:
             for key, child in pairs:
                 if isinstance(key, str):
                     _check_text(key, path or None)
-                child_path = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+                name = printable(key) if isinstance(key, str) else key
+                child_path = f"{path}[{name}]" if isinstance(key, int) else f"{path}.{name}" if path else name
                 stack.append((child, child_path, depth + 1))
 
 
 def _check_text(text: str, path: str | None) -> None:
-    at = surrogate_in(text)
-    if at is not None:
-        code = f"\\u{ord(text[at]):04x}"
-        raise LimitError(
-            f"text holds a lone surrogate ({code} at character {at}), which is not Unicode", path
-        )
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return
+    at = found.start()
+    if found.group() == "\x00":
+        raise LimitError(f"text holds a NUL character (at character {at}), which the store cannot keep", path)
+    code = f"\\u{ord(found.group()):04x}"
+    raise LimitError(f"text holds a lone surrogate ({code} at character {at}), which is not Unicode", path)

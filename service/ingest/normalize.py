@@ -9,6 +9,7 @@ from soctriage.service.domain import ALERT_FORMATS, Alert, AlertFormat
 from soctriage.service.ingest import crowdstrike, defender, elastic, ocsf, sentinelone, wazuh
 from soctriage.service.ingest.detect import detect_format
 from soctriage.service.ingest.errors import IngestError, Rejection
+from soctriage.service.ingest.limits import printable
 from soctriage.service.ingest.reader import iter_records
 
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -33,7 +34,9 @@ def normalize_record(
     detected = detect_format(record)
     if fmt == "auto":
         if detected is None:
-            keys = ", ".join(list(record)[:12]) + (", …" if len(record) > 12 else "")
+            keys = ", ".join(printable(key) for key in list(record)[:12]) + (
+                ", …" if len(record) > 12 else ""
+            )
             raise IngestError(f"unknown alert format: no known vendor fields (keys: {keys or 'none'})")
         fmt = detected
     elif fmt not in NORMALIZERS:
