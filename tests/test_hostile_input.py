@@ -143,6 +143,14 @@ def test_a_vendor_alert_id_over_512_characters_is_rejected(api: Api) -> None:
     assert "vendor alert id is 600 characters, limit is 512" in response.json()["rejected"][0]["reason"]
 
 
+def test_a_vendor_or_product_name_wider_than_the_store_is_rejected(api: Api) -> None:
+    record = json.loads(SAMPLES.joinpath("ocsf-scheduled-task-persistence.json").read_bytes())
+    record["metadata"]["product"]["vendor_name"] = "v" * 300
+    response = api.post("acme-analyst", "/v1/alerts", json.dumps(record))
+    assert response.status_code == 422
+    assert "the vendor name is 300 characters, limit is 128" in response.json()["rejected"][0]["reason"]
+
+
 def test_many_bad_records_are_quarantined_in_one_transaction(api: Api) -> None:
     commits = []
 

@@ -33,7 +33,7 @@ from soctriage.service.domain import (
     canonical_json,
 )
 from soctriage.service.ingest.errors import IngestError
-from soctriage.service.ingest.limits import MAX_VENDOR_ALERT_ID_CHARS
+from soctriage.service.ingest.limits import MAX_SOURCE_NAME_CHARS, MAX_VENDOR_ALERT_ID_CHARS
 from soctriage.service.ingest.reader import member_texts
 from soctriage.service.ingest.verdicts import vendor_verdict
 
@@ -458,6 +458,9 @@ def build_alert(
         raise IngestError(
             f"the vendor alert id is {len(vendor_id)} characters, limit is {MAX_VENDOR_ALERT_ID_CHARS}"
         )
+    for name, value in (("vendor", vendor), ("product", product)):
+        if len(value) > MAX_SOURCE_NAME_CHARS:
+            raise IngestError(f"the {name} name is {len(value)} characters, limit is {MAX_SOURCE_NAME_CHARS}")
     seen = observables or Observables()
     entity_observables(seen, device=device, user=user, process=process, file=file, network=network)
     verdict = vendor_verdict(fmt, fields, process)  # before `unmapped`: the field it reads is mapped

@@ -16,8 +16,10 @@ from typing import Any
 MAX_JSON_DEPTH = 100
 # Python's own default limit for int() of a decimal string (sys.int_info.default_max_str_digits).
 MAX_INT_DIGITS = 4300
-# The width of alerts.vendor_alert_id and of cases.tenant / api_keys.tenant in the store's schema.
+# The widths of alerts.vendor_alert_id, alerts.vendor and alerts.product, and of cases.tenant / api_keys.tenant
+# in the store's schema (SQLite ignores them; PostgreSQL refuses a longer value).
 MAX_VENDOR_ALERT_ID_CHARS = 512
+MAX_SOURCE_NAME_CHARS = 128
 MAX_TENANT_CHARS = 128
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
