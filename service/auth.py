@@ -16,7 +16,7 @@ from typing import Literal, get_args
 
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
-from soctriage.service.ingest.limits import MAX_TENANT_CHARS
+from soctriage.service.ingest.limits import MAX_PERSON_CHARS, MAX_TENANT_CHARS
 from soctriage.service.store import Store
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import api_keys
@@ -28,8 +28,6 @@ ROLES: tuple[Role, ...] = get_args(Role)
 # the service's own metrics, which count every tenant, and no tenant's cases; no tenant role includes it.
 _RANK = {role: rank for rank, role in enumerate(("viewer", "analyst", "approver", "admin"))}
 KEY_PREFIX = "stk_"
-# A key's name is its ledger actor, human:<name>, and ledger.actor is 128 characters wide.
-MAX_KEY_NAME_CHARS = 128 - len("human:")
 
 
 class KeyConfigError(ValueError):
@@ -77,8 +75,8 @@ def check_tenant(tenant: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if len(name) > MAX_KEY_NAME_CHARS:
-        raise KeyConfigError(f"name: {len(name)} characters, limit is {MAX_KEY_NAME_CHARS}")
+    if len(name) > MAX_PERSON_CHARS:
+        raise KeyConfigError(f"name: {len(name)} characters, limit is {MAX_PERSON_CHARS}")
     return name
 
 

@@ -36,7 +36,7 @@ from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import ConfigError, Settings, settings_problem
 from soctriage.service.domain import ALERT_FORMATS, Alert, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
-from soctriage.service.ingest.limits import surrogate_in
+from soctriage.service.ingest.limits import MAX_PERSON_CHARS, surrogate_in
 from soctriage.service.store import CaseNotFoundError, CaseVerification, Store
 from soctriage.service.store.transcript import export_transcript
 from typer.core import TyperGroup
@@ -302,6 +302,8 @@ def approve(
     """Approve (or reject) one pending action; the paused triage resumes and carries it out."""
     if not by.strip():
         raise fail("--by: give the name of the person deciding")
+    if len(by.strip()) > MAX_PERSON_CHARS:
+        raise fail(f"--by: {len(by.strip())} characters, limit is {MAX_PERSON_CHARS}")
     settings = Settings()
     require_store(settings)
     event_loop.run(_approve(settings, case_id, action_id, by.strip(), not reject, reason))

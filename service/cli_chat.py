@@ -11,6 +11,7 @@ import typer
 from soctriage.service import event_loop
 from soctriage.service.cli_common import require_store
 from soctriage.service.config import Settings
+from soctriage.service.ingest.limits import MAX_PERSON_CHARS
 
 if TYPE_CHECKING:
     from soctriage.agents.assistant import CaseAssistant
@@ -36,6 +37,9 @@ def chat(
     asker = (by or getpass.getuser()).strip()
     if not asker:
         typer.echo("--by: give the name of the person asking", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if len(asker) > MAX_PERSON_CHARS:
+        typer.echo(f"--by: {len(asker)} characters, limit is {MAX_PERSON_CHARS}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     settings = Settings()
     require_store(settings)

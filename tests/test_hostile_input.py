@@ -391,6 +391,13 @@ def test_cases_list_shows_and_filters_the_tenant(tmp_path: Path) -> None:
     assert run(tmp_path / "home", "cases", "list", "--limit", "-1").exit_code == 2
 
 
+@pytest.mark.parametrize(
+    "args", [["approve", "case-x", "A2", "--by", "n" * 200], ["chat", "case-x", "hi", "--by", "n" * 200]]
+)
+def test_a_person_named_wider_than_the_ledger_actor_is_refused(tmp_path: Path, args: list[str]) -> None:
+    assert_one_line_exit_2(run(tmp_path / "home", *args), "--by: 200 characters, limit is 122")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_keys_create_refuses_a_tenant_the_store_cannot_hold(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path

@@ -21,6 +21,8 @@ MAX_INT_DIGITS = 4300
 MAX_VENDOR_ALERT_ID_CHARS = 512
 MAX_SOURCE_NAME_CHARS = 128
 MAX_TENANT_CHARS = 128
+# A person (a key's name, `--by`) is recorded as the ledger actor human:<name>, and ledger.actor is 128 wide.
+MAX_PERSON_CHARS = 128 - len("human:")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
