@@ -47,8 +47,9 @@ class CaseView(BaseModel):
 
 
 class RequestBody(BaseModel):
-    """A JSON request body. JSON can escape a lone surrogate (`\\ud800`), which is not Unicode: no UTF-8
-    encoder (the ledger hash, the database driver) takes it, so it is refused here, naming the field."""
+    """A JSON request body, held to intake's limits on text: JSON can escape a lone surrogate (`\\ud800`),
+    which no UTF-8 encoder (the ledger hash, the database driver) takes, and a NUL, which PostgreSQL's text
+    columns refuse; either is refused here, naming the field."""
 
     @model_validator(mode="before")
     @classmethod

@@ -148,7 +148,7 @@ async def get_ledger(
     tags=["cases"],
     responses={
         202: {"model": DecisionResult, "description": "queued; a worker will resume the case"},
-        403: {"description": "the key's role may not decide (recorded in the ledger)"},
+        403: {"description": "the key's role may not decide (logged; the case's ledger is not touched)"},
         409: {"description": "the action is not pending or has expired (recorded in the ledger)"},
     },
 )
