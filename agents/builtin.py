@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soctriage.agents.analyst import Step, Task
+from soctriage.agents.calibration import calibrated
 from soctriage.agents.state import (
     DISPOSITIONS_AUTO_CLOSE,
     ActionPlan,
@@ -86,6 +87,8 @@ ORG_BENIGN_SECTIONS = frozenset(
 ORG_CONFIDENCE = 0.9
 KNOWN_GOOD_CONFIDENCE = 0.85
 SIGNED_INSTALL_CONFIDENCE = 0.85
+# The tenant's own analysts confirmed this exact pattern benign (tools/suppression.py).
+ANALYST_RULE_CONFIDENCE = 0.9
 VENDOR_BENIGN: dict[str, tuple[Disposition, float]] = {
     "test": ("benign_true_positive", 0.9),
     "benign": ("benign_true_positive", 0.85),
@@ -214,6 +217,7 @@ class BuiltinAnalyst:
                 want("identity_context", {"username": alert.user.name})
             want("known_good_lookup", {})
             want("org_context", {})
+            want("suppression_rules_lookup", {})
             if alert.process:
                 want("process_lineage", {})
                 for proc in (alert.process, alert.process.parent):
@@ -241,7 +245,9 @@ class BuiltinAnalyst:
     async def decide(self, task: Task) -> Step[Verdict]:
         alert = task.alert
         signals = self.signals(task)
-        disposition, confidence = self.disposition_of(task, signals)
+        disposition, raw = self.disposition_of(task, signals)
+        # The rules give a raw confidence; the verdict carries the probability it is right (agents/calibration).
+        confidence = calibrated(disposition, raw)
         severity = self._severity(alert, signals, disposition)
         summary = f"{disposition.replace('_', ' ')}: {alert.title}"
         if alert.device and alert.device.hostname:
@@ -256,9 +262,8 @@ class BuiltinAnalyst:
             evidence=tuple(sorted(signals.evidence | {task.alert_seq})),
             recommended_actions=tuple(a.tool for a in self._actions(task, disposition, severity, signals)),
         )
-        return Step(
-            answer=verdict, reasoning={"model": NAME, "score": signals.score, "signals": signals.reasons}
-        )
+        reasoning = {"model": NAME, "score": signals.score, "signals": signals.reasons, "raw_confidence": raw}
+        return Step(answer=verdict, reasoning=reasoning)
 
     def signals(self, task: Task) -> Signals:
         """What the alert and the lookups about it say. Findings about anything the alert does not name are
@@ -316,11 +321,25 @@ class BuiltinAnalyst:
             out = finding.output
             if out.get("status") == "unknown":
                 s.techniques.discard(out.get("technique_id", ""))
+        self._analyst_rules(task, s)
         sanctioned = self._org_context(task, s)
         self._known_good(task, s, sanctioned)
         self._signed_install(task, s)
         self._precedent(task, s)
         return s
+
+    @staticmethod
+    def _analyst_rules(task: Task, s: Signals) -> None:
+        """A suppression rule the tenant's analysts taught on this exact pattern (detection, program, hash,
+        parent, account, command shape): a benign fact, cited with the cases it came from."""
+        for finding in _findings(task, "suppression_rules_lookup"):
+            for hit in finding.output.get("matches", ()):
+                taught = ", ".join(hit.get("source_cases", ()))
+                why = (
+                    f"analyst rule {hit['rule_id']} by {hit['author']} ({hit.get('reason') or 'no reason given'}),"
+                    f" taught on cases {taught}"
+                )
+                s.benign_facts.append((why, hit["disposition"], ANALYST_RULE_CONFIDENCE, finding.seq))
 
     @staticmethod
     def _org_context(task: Task, s: Signals) -> bool:
@@ -493,8 +512,9 @@ class BuiltinAnalyst:
         from the weight of the evidence; everything else goes to a human as inconclusive."""
         disposition: Disposition
         if s.benign_facts and not s.decisive:
-            why, disposition, confidence, _ = s.benign_facts[0]
+            why, disposition, confidence, seq = s.benign_facts[0]
             s.reasons.append(f"benign: {why}")
+            s.evidence.add(seq)  # the verdict cites the entry that holds its benign fact
             return disposition, confidence
         if s.benign_facts and not s.conclusive:
             s.reasons.append(

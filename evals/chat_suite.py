@@ -200,7 +200,7 @@ async def run_chat_suite(
     progress: ProgressFn | None = None,
 ) -> list[QuestionRecord]:
     """Triage the suite's cases with the builtin analyst, then ask every question with `model`."""
-    from soctriage.agents.assistant import give_feedback
+    from soctriage.agents.feedback import give_feedback
     from soctriage.agents.run import Triager
     from soctriage.service.store.transcript import export_transcript
     from soctriage.tools.retrieval import flush_index

@@ -27,6 +27,7 @@ from soctriage.service.cli_common import (
 from soctriage.service.cli_eval import eval_app
 from soctriage.service.cli_report import export_case_pdf
 from soctriage.service.cli_report import register as register_report
+from soctriage.service.cli_rules import register as register_rules
 from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import Settings
 from soctriage.service.domain import ALERT_FORMATS, Alert, Case
@@ -50,6 +51,7 @@ app.add_typer(eval_app, name="eval")
 register_service(app)
 register_chat(app)
 register_report(app)
+register_rules(app)
 register_checkpoint(ledger_app)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from enum import IntEnum
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,6 +32,7 @@ FINAL_CASE_STATUSES: frozenset[str] = frozenset({"contained", "closed", "escalat
 DECIDABLE_CASE_STATUSES: frozenset[str] = frozenset({"awaiting_approval", "escalated"})
 
 Disposition = Literal["true_positive", "benign_true_positive", "false_positive", "inconclusive"]
+DISPOSITIONS: tuple[Disposition, ...] = get_args(Disposition)
 
 LedgerKind = Literal[
     "alert_received",
