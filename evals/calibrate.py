@@ -45,7 +45,8 @@ def observations(runs: dict[str, Path]) -> list[Observation]:
             if raw is None:
                 continue
             found.append(Observation(suite, record.id, kind_of(record.disposition), raw, record.correct))
-    return found
+    # Runs finish cases in any order; the folds (and so the cross-validated figures) must not depend on it.
+    return sorted(found, key=lambda o: (o.suite, o.case))
 
 
 def _raw_confidence(ledger: Path) -> float | None:

@@ -21,7 +21,10 @@ from service_support import SOCTRIAGE, service_env, serving
 from soctriage.service.api.app import create_app
 from soctriage.service.auth import create_key
 from soctriage.service.config import Settings
+from soctriage.service.domain import Alert
+from soctriage.service.ingest import normalize_bytes
 from soctriage.service.store import Store
+from soctriage.tools.suppression import RuleKey, rule_key
 
 AGENT = r"C:\Program Files\Tallyhall Backup\thb-agent.exe"
 AGENT_SHA = "5c0ffee5" * 8
@@ -30,7 +33,7 @@ EVIL_IP = "198.51.100.77"
 
 
 def nightly(
-    n: int, *, sha: str = AGENT_SHA, ip: str | None = None, desc: str | None = None
+    n: int, *, sha: str = AGENT_SHA, ip: str | None = None, desc: str | None = None, cmd: str | None = None
 ) -> dict[str, Any]:
     """An OCSF detection of the backup agent's nightly LSASS read on host n (job number n)."""
     finding: dict[str, Any] = {
@@ -63,7 +66,7 @@ def nightly(
             "process": {
                 "name": "thb-agent.exe",
                 "pid": 4100 + n,
-                "cmd_line": f'"{AGENT}" --job {4400 + n} --snapshot lsass --verify',
+                "cmd_line": cmd or f'"{AGENT}" --job {4400 + n} --snapshot lsass --verify',
                 "file": {
                     "name": "thb-agent.exe",
                     "path": AGENT,
@@ -81,6 +84,39 @@ def nightly(
         alert["evidences"] = [{"dst_endpoint": {"ip": ip, "port": 443}}]
         alert["observables"] = [{"name": "dst", "type_id": 2, "type": "IP Address", "value": ip}]
     return alert
+
+
+def key(alert: dict[str, Any]) -> RuleKey | None:
+    [normalized] = normalize_bytes(json.dumps(alert).encode(), "test.json")
+    assert isinstance(normalized, Alert)
+    return rule_key(normalized)
+
+
+def test_a_pattern_keeps_its_key_across_hosts_and_runs_and_loses_it_on_any_structured_change() -> None:
+    push = r"thb-agent.exe \\{target} --push \\fs01\deploy\thb-{n}.msi --run {guid}"
+    guid = "{6f2a9c3e-1b4d-4e8f-9a7c-2d5e8f1b3c4a}"
+
+    def variant(n: int, target: str, server: str = "fs01") -> dict[str, Any]:
+        cmd = push.format(target=target, n=n, guid=guid).replace("fs01", server)
+        return nightly(n, cmd=cmd)
+
+    same = {key(variant(1, "FIN-LT-ANNA")), key(variant(2, "hr-ws-bob")), key(variant(3, "fs-03"))}
+    assert len(same) == 1 and None not in same
+    # The payload's server, the build, the parent, the account: each is another pattern.
+    another_server = variant(4, "FIN-LT-ANNA", server="files-evil")
+    another_build = nightly(5, sha=OTHER_BUILD_SHA)
+    another_parent = nightly(6)
+    another_parent["actor"]["process"]["parent_process"]["file"]["path"] = r"C:\Windows\System32\cmd.exe"
+    another_user = nightly(7)
+    another_user["actor"]["user"]["name"] = "helpdesk"
+    taught = key(nightly(8))
+    for other in (another_build, another_parent, another_user):
+        assert key(other) != taught
+    assert key(another_server) not in same
+    # An alert naming no program or file teaches nothing.
+    bare = nightly(9)
+    del bare["actor"]["process"]
+    assert key(bare) is None
 
 
 @pytest.fixture

@@ -60,14 +60,23 @@ class RuleKey(Frozen):
 _GUID = re.compile(r"\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?")
 _LONG_HEX = re.compile(r"\b[0-9a-f]{16,}\b")
 _NUMBER = re.compile(r"\d+")
+# A bare `\\host` argument (PsExec's target); a UNC path's server (`\\server\share\...`) says where a payload
+# comes from, so it stays.
+_UNC_HOST = re.compile(r"\\\\[^\\\s\"']+(?=[\s\"']|$)")
 
 
-def cmdline_shape(cmdline: str | None) -> str | None:
-    """The command line with what changes from run to run (numbers, GUIDs, long hex) elided: the same
-    command on another day or against another ticket number keeps its shape, another command does not."""
+def cmdline_shape(cmdline: str | None, host: str | None = None) -> str | None:
+    """The command line with what changes from run to run elided: numbers, GUIDs, long hex, the host it ran
+    on and a bare `\\host` target. The same push to another workstation, or the same job on another day,
+    keeps its shape; another command does not."""
     if not cmdline or not cmdline.strip():
         return None
     shape = " ".join(cmdline.lower().split())
+    names = sorted({host.lower(), host.lower().split(".")[0]}, key=len, reverse=True) if host else []
+    for name in names:
+        if len(name) >= 3:
+            shape = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", "<host>", shape)
+    shape = _UNC_HOST.sub(r"\\\\<host>", shape)
     shape = _GUID.sub("<guid>", shape)
     shape = _LONG_HEX.sub("<hex>", shape)
     return _NUMBER.sub("<n>", shape)
@@ -99,7 +108,9 @@ def rule_key(alert: Alert, *, host: bool = False) -> RuleKey | None:
         process_sha256=_hash(process.sha256) if process else None,
         parent_path=_path(parent.path) if parent else None,
         user=account,
-        cmdline_shape=cmdline_shape(process.cmdline) if process else None,
+        cmdline_shape=cmdline_shape(process.cmdline, alert.device.hostname if alert.device else None)
+        if process
+        else None,
         file_path=_path(file.path) if file else None,
         file_sha256=_hash(file.sha256) if file else None,
         host=(alert.device.hostname or "").lower() or None if host and alert.device else None,
