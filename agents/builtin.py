@@ -111,6 +111,9 @@ class Signals:
     # model's word. The decisive part (intel, malicious lineage, injection, the vendor) outranks even the
     # builtin's own structured benign facts.
     attack_evidence: list[str] = field(default_factory=list)
+    # The part of the attack evidence that does not merely restate the detection (its severity and its ATT&CK
+    # mapping are why the alert exists): a true-positive call needs some of it.
+    corroborating: list[str] = field(default_factory=list)
     decisive: list[str] = field(default_factory=list)
     # The part of the decisive evidence that also settles a conflict with benign facts as an attack: a
     # malicious intel hit, the vendor's true-positive call, a known program outside its sanctioned context.
@@ -138,9 +141,12 @@ class Signals:
         *,
         decisive: bool = False,
         conclusive: bool = False,
+        corroborates: bool = True,
     ) -> None:
         self.add(points, reason, seq)
         self.attack_evidence.append(reason)
+        if corroborates:
+            self.corroborating.append(reason)
         if decisive or conclusive:
             self.decisive.append(reason)
         if conclusive:
@@ -294,7 +300,12 @@ class BuiltinAnalyst:
         self._lolbin_abuse(task, s)
         high_impact = sorted(t for t in s.techniques if HIGH_IMPACT.match(t))
         if high_impact:
-            s.attack(2, f"high-impact ATT&CK techniques {', '.join(high_impact)}", task.alert_seq)
+            s.attack(
+                2,
+                f"high-impact ATT&CK techniques {', '.join(high_impact)}",
+                task.alert_seq,
+                corroborates=False,
+            )
         elif s.techniques:
             s.add(1, f"the detection maps to ATT&CK {', '.join(sorted(s.techniques)[:3])}", task.alert_seq)
         if category_of(alert) == "credential_access":
@@ -392,13 +403,19 @@ class BuiltinAnalyst:
         that folder: a signature the EDR validated, a hash intel knows as benign, or an organisation entry
         that applies. A remote-management tool is benign only where the organisation sanctions it."""
         second = _second_fact(task, s)
+        configured = any(f.output.get("configured") for f in _findings(task, "org_context"))
         for finding in _findings(task, "known_good_lookup"):
             for match in finding.output.get("matches", ()):
                 cited = ", ".join(_citation(src) for src in match.get("sources", ()))
                 name = f"{match['name']} [{match['entry_id']}; {cited}]"
                 if match["kind"] == "remote_admin_tool":
-                    if not sanctioned:
-                        tool = match.get("tool") or match["name"]
+                    tool = match.get("tool") or match["name"]
+                    if not configured:
+                        # Without the organisation's word, a remote-management tool is neither sanctioned nor
+                        # rogue: worth a look, not a verdict.
+                        why = f"remote-management tool {tool}; no organisation context says whether it is sanctioned"
+                        s.attack(1, why, finding.seq, corroborates=False)
+                    elif not sanctioned:
                         why = f"remote-management tool {tool} with no sanctioned use in the organisation context"
                         s.attack(2, why, finding.seq, conclusive=True)
                     continue
@@ -529,6 +546,13 @@ class BuiltinAnalyst:
             return "inconclusive", 0.5
         if s.vendor_true_positive:
             disposition, confidence = "true_positive", 0.85
+        elif not s.corroborating and (task.alert.process or task.alert.file):
+            # Severity and an ATT&CK mapping only say what the detection looks for; on a program or file that
+            # nothing found backs up, a human decides. (A logon or network detection has nothing else to
+            # corroborate it: there the detection is the evidence.)
+            if s.score >= 3:
+                s.reasons.append("nothing beyond the detection's own severity and technique backs an attack")
+            disposition, confidence = "inconclusive", 0.5
         elif s.score >= 5:
             disposition, confidence = "true_positive", min(0.97, 0.55 + 0.06 * s.score)
         elif s.score >= 3 and task.alert.severity.id >= SeverityId.MEDIUM:
