@@ -545,21 +545,17 @@ class BuiltinAnalyst:
             s.reasons.append("benign software not proven against weak attack signals: a human decides")
             return "inconclusive", 0.5
         if s.vendor_true_positive:
-            disposition, confidence = "true_positive", 0.85
-        elif not s.corroborating and (task.alert.process or task.alert.file):
+            return "true_positive", 0.85
+        weighed = weight_of_evidence(task, s)
+        if weighed is None:
+            return "inconclusive", 0.5
+        if not s.corroborating and (task.alert.process or task.alert.file):
             # Severity and an ATT&CK mapping only say what the detection looks for; on a program or file that
             # nothing found backs up, a human decides. (A logon or network detection has nothing else to
             # corroborate it: there the detection is the evidence.)
-            if s.score >= 3:
-                s.reasons.append("nothing beyond the detection's own severity and technique backs an attack")
-            disposition, confidence = "inconclusive", 0.5
-        elif s.score >= 5:
-            disposition, confidence = "true_positive", min(0.97, 0.55 + 0.06 * s.score)
-        elif s.score >= 3 and task.alert.severity.id >= SeverityId.MEDIUM:
-            disposition, confidence = "true_positive", 0.6
-        else:
-            disposition, confidence = "inconclusive", 0.5
-        return disposition, round(confidence, 2)
+            s.reasons.append("nothing beyond the detection's own severity and technique backs an attack")
+            return "inconclusive", 0.5
+        return "true_positive", weighed
 
     @staticmethod
     def _severity(alert: Alert, s: Signals, disposition: Disposition) -> int:
@@ -643,6 +639,16 @@ class BuiltinAnalyst:
         return actions
 
 
+def weight_of_evidence(task: Task, s: Signals) -> float | None:
+    """The raw confidence of a true-positive call by the score alone, or None when the score does not
+    reach one."""
+    if s.score >= 5:
+        return round(min(0.97, 0.55 + 0.06 * s.score), 2)
+    if s.score >= 3 and task.alert.severity.id >= SeverityId.MEDIUM:
+        return 0.6
+    return None
+
+
 def independent_objection(task: Task) -> str | None:
     """Why the evidence rules out closing this case as benign, or None. The floor under every auto-close:
     whatever a model says, the builtin's own reading of the intel, lineage, techniques, injection findings and
@@ -656,8 +662,10 @@ def independent_objection(task: Task) -> str | None:
         return None
     if s.attack_evidence:
         return "independent evidence of an attack: " + "; ".join(s.attack_evidence)
-    if disposition == "true_positive":
-        return f"the builtin analyst calls it a true positive (score {s.score}: {'; '.join(s.reasons)})"
+    if disposition == "true_positive" or weight_of_evidence(task, s) is not None:
+        # An uncorroborated detection is not enough for the builtin to call an attack, nor for a model to
+        # close one: without a benign fact it goes to a human.
+        return f"the weight of the evidence says attack (score {s.score}: {'; '.join(s.reasons)})"
     return None
 
 
