@@ -220,7 +220,7 @@ async def run_chat_suite(
     _start(out, spec, folder, model, sum(len(c.questions) for c in cases))
     triage_settings = eval_settings(out, "builtin", base_settings)
     case_ids: dict[str, str] = {}
-    async with Triager(triage_settings) as triager:
+    async with Triager(triage_settings, group=False) as triager:
         for case, (_, alert) in zip(cases, alerts, strict=True):
             result = await triager.triage(alert, tenant=EVAL_TENANT)
             case_ids[case.id] = result.case_id

@@ -205,6 +205,19 @@ class Alert(Frozen):
     def techniques(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a.technique_id for a in self.attacks if a.technique_id))
 
+    @property
+    def account(self) -> str | None:
+        """The user as `domain\\name`, lower case (None when the alert names no user)."""
+        user = self.user
+        if user is None or not user.name:
+            return None
+        return (f"{user.domain}\\{user.name}" if user.domain and "\\" not in user.name else user.name).lower()
+
+    @property
+    def detection(self) -> str:
+        """What fired: the vendor's rule id, else its rule name, else the alert title."""
+        return (self.rule and (self.rule.uid or self.rule.name)) or self.title
+
 
 def alert_id(vendor: str, vendor_alert_id: str) -> str:
     """Stable alert id: the same vendor alert always maps to the same id (re-deliveries dedupe on it)."""

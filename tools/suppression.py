@@ -96,14 +96,9 @@ def rule_key(alert: Alert, *, host: bool = False) -> RuleKey | None:
     a rule on a detection alone would silence every alert of it."""
     process, file = alert.process, alert.file
     parent = process.parent if process else None
-    user = alert.user
-    account = None
-    if user and user.name:
-        account = (
-            f"{user.domain}\\{user.name}" if user.domain and "\\" not in user.name else user.name
-        ).lower()
+    account = alert.account
     key = RuleKey(
-        detection=(alert.rule and (alert.rule.uid or alert.rule.name)) or alert.title,
+        detection=alert.detection,
         process_path=_path(process.path) if process else None,
         process_sha256=_hash(process.sha256) if process else None,
         parent_path=_path(parent.path) if parent else None,

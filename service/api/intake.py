@@ -10,7 +10,7 @@ from soctriage.service.api import metrics
 from soctriage.service.domain import Alert, AlertFormat, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
 from soctriage.service.queue import JobQueue, JobSpec
-from soctriage.service.store import Store
+from soctriage.service.store import Grouping, Joined, Store
 from sqlalchemy import Connection
 
 IntakeFormat = Literal["auto", AlertFormat]
@@ -21,6 +21,9 @@ class AcceptedAlert(BaseModel):
     alert_id: str
     case_id: str
     duplicate: bool = Field(description="the alert was already received; this is its existing case")
+    grouped: bool = Field(
+        default=False, description="the alert joined the open case of its incident (policy `grouping`)"
+    )
 
 
 class RejectedRecord(BaseModel):
@@ -40,7 +43,13 @@ class IntakeReport(BaseModel):
 
 
 def accept_alerts(
-    store: Store, queue: JobQueue, data: bytes, fmt: IntakeFormat, tenant: str, max_record_bytes: int
+    store: Store,
+    queue: JobQueue,
+    data: bytes,
+    fmt: IntakeFormat,
+    tenant: str,
+    max_record_bytes: int,
+    grouping: Grouping | None = None,
 ) -> IntakeReport:
     alerts: list[Alert] = []
     rejected: list[RejectedRecord] = []
@@ -58,14 +67,18 @@ def accept_alerts(
         else:
             alerts.append(item)
 
-    def enqueue(conn: Connection, cases: list[Case]) -> None:
-        queue.enqueue(conn, [JobSpec(case.id, "triage", {}) for case in cases])
+    def enqueue(conn: Connection, opened: list[Case | Joined]) -> None:
+        queue.enqueue(conn, [_job(outcome) for outcome in opened])
 
     accepted: list[AcceptedAlert] = []
-    outcomes = store.create_cases(alerts, tenant, on_created=enqueue) if alerts else []
+    outcomes = store.create_cases(alerts, tenant, on_created=enqueue, grouping=grouping) if alerts else []
     for alert, outcome in zip(alerts, outcomes, strict=True):
         if isinstance(outcome, Case):
             accepted.append(AcceptedAlert(alert_id=alert.id, case_id=outcome.id, duplicate=False))
+        elif isinstance(outcome, Joined):
+            accepted.append(
+                AcceptedAlert(alert_id=alert.id, case_id=outcome.case_id, duplicate=False, grouped=True)
+            )
         elif outcome.tenant == tenant:
             accepted.append(AcceptedAlert(alert_id=alert.id, case_id=outcome.case_id, duplicate=True))
         else:
@@ -80,3 +93,9 @@ def accept_alerts(
     metrics.ALERTS_DUPLICATE.inc(sum(a.duplicate for a in accepted))
     metrics.ALERTS_REJECTED.inc(len(rejected))
     return IntakeReport(accepted=accepted, rejected=rejected)
+
+
+def _job(outcome: Case | Joined) -> JobSpec:
+    if isinstance(outcome, Joined):
+        return JobSpec(outcome.case_id, "grouped", {"alert_id": outcome.alert_id})
+    return JobSpec(outcome.id, "triage", {})

@@ -242,3 +242,16 @@ suppression_rules = Table(
     CheckConstraint("status IN ('candidate', 'active', 'revoked')", name="status"),
     Index(None, "tenant", "key_hash"),
 )
+
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    # The grouping keys each case was seen with (service/store/grouping.py), so a storm's next alert finds its
+    # case with one indexed lookup. Times are alert times: the span of the case's alerts with this key.
+    Column("tenant", String(128), nullable=False),
+    Column("key_hash", String(64), nullable=False, comment="sha256 of the grouping rule and its values"),
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("first_at", UTCDateTime(), nullable=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("tenant", "key_hash", "case_id"),
+)
