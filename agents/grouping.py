@@ -19,6 +19,7 @@ from soctriage.agents.injection import scan_alert
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE
 from soctriage.service.domain import Alert, Case, Disposition, Severity, Verdict, canonical_json
 from soctriage.tools.registry import ToolOutcome
+from soctriage.tools.suppression import rule_key
 
 INTEL_TOOL = "threat_intel_lookup"
 # Stronger first: a re-run may move a case's verdict up this order, never down.
@@ -92,6 +93,10 @@ async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> Score:
         adds["injection"] = list(markers)
     if hits := await _new_intel_hits(deps, case, alert, seq):
         adds["malicious_intel"] = hits
+    if (case.verdict is None or case.verdict.disposition != "true_positive") and (
+        activity := _new_activity(alert, earlier)
+    ):
+        adds["new_activity"] = activity
     score = _decide(case, alert.id, adds)
     await store.io(deps.record, case.id, "system", "note", {"event": "grouped_alert", **score.model_dump()})
     return score
@@ -142,6 +147,24 @@ async def _new_intel_hits(deps: Deps, case: Case, alert: Alert, seq: int) -> lis
             hits.append(str(call.args.get("indicator")))
     await store.io(store.append_many, case.id, records)
     return hits
+
+
+def _new_activity(alert: Alert, earlier: list[dict[str, Any]]) -> list[str]:
+    """The joined alert's program, command shape, parent, account or file when no earlier alert of the case had
+    the same (the structured key a suppression rule matches on): under one detection on one host, an attacker's
+    own command must not be scored as a repeat of the benign one the case was closed on."""
+    seen = set()
+    for payload in earlier:
+        try:
+            seen.add(rule_key(Alert.model_validate(payload)))
+        except ValueError:
+            continue  # an earlier alert that no longer validates proves no repeat
+    mine = rule_key(alert)
+    if mine in seen:
+        return []
+    if mine is None:
+        return [alert.detection]
+    return [mine.cmdline_shape or mine.process_path or mine.file_path or mine.file_sha256 or mine.detection]
 
 
 def _severity_rank(severity: Severity) -> int:

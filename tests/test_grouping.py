@@ -124,6 +124,23 @@ async def test_a_benign_closed_case_reopens_and_escalates_on_a_malicious_looking
     assert "higher_severity" in note["adds"] and note["escalation"].startswith("re-opened")
 
 
+async def test_another_command_under_a_benign_closed_detection_is_not_scored_as_a_repeat(home: Path) -> None:
+    alert = sample("crowdstrike-test-detection.json")
+    assert alert.process is not None
+    settings = Settings(home=home)
+    encoded = "powershell.exe -nop -w hidden -enc " + "SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA" * 2
+    # Its own command line: the vendor's test-detection verdict (which needs the test command) no longer holds.
+    changed = {"process": alert.process.model_copy(update={"cmdline": encoded}), "vendor_verdict": None}
+    attack = variant(alert, 1, **changed)
+    async with triager(settings) as t:
+        first = await t.triage(alert)
+        assert first.status == "closed"
+        joined = await t.triage(attack)
+    assert joined.case_id == first.case_id and joined.status != "closed", joined
+    [note] = grouped_notes(settings, first.case_id)
+    assert "new_activity" in note["adds"] and note["outcome"] == "retriage"
+
+
 async def test_grouping_never_crosses_tenants_and_the_window_bounds_an_incident(home: Path) -> None:
     alert = sample("sentinelone-vssadmin-shadow-delete.json")
     settings = Settings(home=home)
