@@ -27,7 +27,6 @@ from soctriage.agents.llm import ChatClient, LLMError, LLMResult
 from soctriage.agents.prompting import fence, load_prompt
 from soctriage.agents.state import PlannedAction
 from soctriage.service.domain import LedgerEntry
-from soctriage.tools.retrieval import case_document, open_index
 
 MAX_QUESTION_CHARS = 4000
 MAX_TOOL_ROUNDS = 4
@@ -237,19 +236,3 @@ def _history(entries: list[LedgerEntry], before: int) -> list[dict[str, Any]]:
         {"role": "assistant" if e.actor == ACTOR else "user", "content": str(e.payload.get("text", ""))}
         for e in turns[-2 * HISTORY_TURNS :]
     ]
-
-
-def give_feedback(
-    deps: Deps, case_id: str, *, by: str, disposition: str, reason_code: str | None, note: str | None
-) -> LedgerEntry:
-    """Record an analyst's final disposition (`feedback` entry) and re-index the case at once, so similar
-    cases show the analyst's word rather than the model's from now on."""
-    case = deps.store.get_case(case_id)
-    if case is None or not case.alert_ids:
-        raise AssistantError(f"case {case_id} does not exist")
-    payload = {"disposition": disposition, "reason_code": reason_code, "note": note}
-    entry = deps.record(case_id, f"human:{by}", "feedback", payload)
-    alert = deps.store.get_alert(case.alert_ids[0], case.tenant)
-    if alert is not None:
-        open_index(deps.settings).index_cases([case_document(case, alert, payload)])
-    return entry

@@ -53,6 +53,7 @@ def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry
         deps.connectors,
         dry_run=deps.settings.dry_run,
         results=results,
+        rules=deps.rules,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soctriage.agents.analyst import Step, Task
+from soctriage.agents.calibration import calibrated
 from soctriage.agents.state import (
     DISPOSITIONS_AUTO_CLOSE,
     ActionPlan,
@@ -86,6 +87,8 @@ ORG_BENIGN_SECTIONS = frozenset(
 ORG_CONFIDENCE = 0.9
 KNOWN_GOOD_CONFIDENCE = 0.85
 SIGNED_INSTALL_CONFIDENCE = 0.85
+# The tenant's own analysts confirmed this exact pattern benign (tools/suppression.py).
+ANALYST_RULE_CONFIDENCE = 0.9
 VENDOR_BENIGN: dict[str, tuple[Disposition, float]] = {
     "test": ("benign_true_positive", 0.9),
     "benign": ("benign_true_positive", 0.85),
@@ -108,6 +111,9 @@ class Signals:
     # model's word. The decisive part (intel, malicious lineage, injection, the vendor) outranks even the
     # builtin's own structured benign facts.
     attack_evidence: list[str] = field(default_factory=list)
+    # The part of the attack evidence that does not merely restate the detection (its severity and its ATT&CK
+    # mapping are why the alert exists): a true-positive call needs some of it.
+    corroborating: list[str] = field(default_factory=list)
     decisive: list[str] = field(default_factory=list)
     # The part of the decisive evidence that also settles a conflict with benign facts as an attack: a
     # malicious intel hit, the vendor's true-positive call, a known program outside its sanctioned context.
@@ -135,9 +141,12 @@ class Signals:
         *,
         decisive: bool = False,
         conclusive: bool = False,
+        corroborates: bool = True,
     ) -> None:
         self.add(points, reason, seq)
         self.attack_evidence.append(reason)
+        if corroborates:
+            self.corroborating.append(reason)
         if decisive or conclusive:
             self.decisive.append(reason)
         if conclusive:
@@ -214,6 +223,7 @@ class BuiltinAnalyst:
                 want("identity_context", {"username": alert.user.name})
             want("known_good_lookup", {})
             want("org_context", {})
+            want("suppression_rules_lookup", {})
             if alert.process:
                 want("process_lineage", {})
                 for proc in (alert.process, alert.process.parent):
@@ -241,7 +251,9 @@ class BuiltinAnalyst:
     async def decide(self, task: Task) -> Step[Verdict]:
         alert = task.alert
         signals = self.signals(task)
-        disposition, confidence = self.disposition_of(task, signals)
+        disposition, raw = self.disposition_of(task, signals)
+        # The rules give a raw confidence; the verdict carries the probability it is right (agents/calibration).
+        confidence = calibrated(disposition, raw)
         severity = self._severity(alert, signals, disposition)
         summary = f"{disposition.replace('_', ' ')}: {alert.title}"
         if alert.device and alert.device.hostname:
@@ -256,9 +268,8 @@ class BuiltinAnalyst:
             evidence=tuple(sorted(signals.evidence | {task.alert_seq})),
             recommended_actions=tuple(a.tool for a in self._actions(task, disposition, severity, signals)),
         )
-        return Step(
-            answer=verdict, reasoning={"model": NAME, "score": signals.score, "signals": signals.reasons}
-        )
+        reasoning = {"model": NAME, "score": signals.score, "signals": signals.reasons, "raw_confidence": raw}
+        return Step(answer=verdict, reasoning=reasoning)
 
     def signals(self, task: Task) -> Signals:
         """What the alert and the lookups about it say. Findings about anything the alert does not name are
@@ -289,7 +300,12 @@ class BuiltinAnalyst:
         self._lolbin_abuse(task, s)
         high_impact = sorted(t for t in s.techniques if HIGH_IMPACT.match(t))
         if high_impact:
-            s.attack(2, f"high-impact ATT&CK techniques {', '.join(high_impact)}", task.alert_seq)
+            s.attack(
+                2,
+                f"high-impact ATT&CK techniques {', '.join(high_impact)}",
+                task.alert_seq,
+                corroborates=False,
+            )
         elif s.techniques:
             s.add(1, f"the detection maps to ATT&CK {', '.join(sorted(s.techniques)[:3])}", task.alert_seq)
         if category_of(alert) == "credential_access":
@@ -316,11 +332,25 @@ class BuiltinAnalyst:
             out = finding.output
             if out.get("status") == "unknown":
                 s.techniques.discard(out.get("technique_id", ""))
+        self._analyst_rules(task, s)
         sanctioned = self._org_context(task, s)
         self._known_good(task, s, sanctioned)
         self._signed_install(task, s)
         self._precedent(task, s)
         return s
+
+    @staticmethod
+    def _analyst_rules(task: Task, s: Signals) -> None:
+        """A suppression rule the tenant's analysts taught on this exact pattern (detection, program, hash,
+        parent, account, command shape): a benign fact, cited with the cases it came from."""
+        for finding in _findings(task, "suppression_rules_lookup"):
+            for hit in finding.output.get("matches", ()):
+                taught = ", ".join(hit.get("source_cases", ()))
+                why = (
+                    f"analyst rule {hit['rule_id']} by {hit['author']} ({hit.get('reason') or 'no reason given'}),"
+                    f" taught on cases {taught}"
+                )
+                s.benign_facts.append((why, hit["disposition"], ANALYST_RULE_CONFIDENCE, finding.seq))
 
     @staticmethod
     def _org_context(task: Task, s: Signals) -> bool:
@@ -373,13 +403,19 @@ class BuiltinAnalyst:
         that folder: a signature the EDR validated, a hash intel knows as benign, or an organisation entry
         that applies. A remote-management tool is benign only where the organisation sanctions it."""
         second = _second_fact(task, s)
+        configured = any(f.output.get("configured") for f in _findings(task, "org_context"))
         for finding in _findings(task, "known_good_lookup"):
             for match in finding.output.get("matches", ()):
                 cited = ", ".join(_citation(src) for src in match.get("sources", ()))
                 name = f"{match['name']} [{match['entry_id']}; {cited}]"
                 if match["kind"] == "remote_admin_tool":
-                    if not sanctioned:
-                        tool = match.get("tool") or match["name"]
+                    tool = match.get("tool") or match["name"]
+                    if not configured:
+                        # Without the organisation's word, a remote-management tool is neither sanctioned nor
+                        # rogue: worth a look, not a verdict.
+                        why = f"remote-management tool {tool}; no organisation context says whether it is sanctioned"
+                        s.attack(1, why, finding.seq, corroborates=False)
+                    elif not sanctioned:
                         why = f"remote-management tool {tool} with no sanctioned use in the organisation context"
                         s.attack(2, why, finding.seq, conclusive=True)
                     continue
@@ -493,8 +529,9 @@ class BuiltinAnalyst:
         from the weight of the evidence; everything else goes to a human as inconclusive."""
         disposition: Disposition
         if s.benign_facts and not s.decisive:
-            why, disposition, confidence, _ = s.benign_facts[0]
+            why, disposition, confidence, seq = s.benign_facts[0]
             s.reasons.append(f"benign: {why}")
+            s.evidence.add(seq)  # the verdict cites the entry that holds its benign fact
             return disposition, confidence
         if s.benign_facts and not s.conclusive:
             s.reasons.append(
@@ -508,14 +545,17 @@ class BuiltinAnalyst:
             s.reasons.append("benign software not proven against weak attack signals: a human decides")
             return "inconclusive", 0.5
         if s.vendor_true_positive:
-            disposition, confidence = "true_positive", 0.85
-        elif s.score >= 5:
-            disposition, confidence = "true_positive", min(0.97, 0.55 + 0.06 * s.score)
-        elif s.score >= 3 and task.alert.severity.id >= SeverityId.MEDIUM:
-            disposition, confidence = "true_positive", 0.6
-        else:
-            disposition, confidence = "inconclusive", 0.5
-        return disposition, round(confidence, 2)
+            return "true_positive", 0.85
+        weighed = weight_of_evidence(task, s)
+        if weighed is None:
+            return "inconclusive", 0.5
+        if not s.corroborating and (task.alert.process or task.alert.file):
+            # Severity and an ATT&CK mapping only say what the detection looks for; on a program or file that
+            # nothing found backs up, a human decides. (A logon or network detection has nothing else to
+            # corroborate it: there the detection is the evidence.)
+            s.reasons.append("nothing beyond the detection's own severity and technique backs an attack")
+            return "inconclusive", 0.5
+        return "true_positive", weighed
 
     @staticmethod
     def _severity(alert: Alert, s: Signals, disposition: Disposition) -> int:
@@ -599,6 +639,16 @@ class BuiltinAnalyst:
         return actions
 
 
+def weight_of_evidence(task: Task, s: Signals) -> float | None:
+    """The raw confidence of a true-positive call by the score alone, or None when the score does not
+    reach one."""
+    if s.score >= 5:
+        return round(min(0.97, 0.55 + 0.06 * s.score), 2)
+    if s.score >= 3 and task.alert.severity.id >= SeverityId.MEDIUM:
+        return 0.6
+    return None
+
+
 def independent_objection(task: Task) -> str | None:
     """Why the evidence rules out closing this case as benign, or None. The floor under every auto-close:
     whatever a model says, the builtin's own reading of the intel, lineage, techniques, injection findings and
@@ -612,8 +662,10 @@ def independent_objection(task: Task) -> str | None:
         return None
     if s.attack_evidence:
         return "independent evidence of an attack: " + "; ".join(s.attack_evidence)
-    if disposition == "true_positive":
-        return f"the builtin analyst calls it a true positive (score {s.score}: {'; '.join(s.reasons)})"
+    if disposition == "true_positive" or weight_of_evidence(task, s) is not None:
+        # An uncorroborated detection is not enough for the builtin to call an attack, nor for a model to
+        # close one: without a benign fact it goes to a human.
+        return f"the weight of the evidence says attack (score {s.score}: {'; '.join(s.reasons)})"
     return None
 
 

@@ -16,6 +16,7 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry, LedgerKind
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, Registry, ToolContext
+from soctriage.tools.suppression import RuleBook
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,12 @@ class Deps:
             dry_run=self.settings.dry_run,
             results=results,
             approval_required=state.get("escalation"),
+            rules=self.rules,
         )
+
+    @property
+    def rules(self) -> RuleBook:
+        return RuleBook(self.store.engine)
 
     def executed_keys(self, case_id: str) -> set[str]:
         """Idempotency keys of actions this case's ledger says were carried out: they never run again."""

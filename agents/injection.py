@@ -90,6 +90,22 @@ INSTRUCTION_PATTERNS = _compile(
             "steer",
             r"(?:^|[\s#/;:\"'(])(?:dear |hey |hi )?" + _READER + r"\s*[,:]\s*(?:please|you|do|mark|close)\b",
         ),
+        # An order to close "it" as benign, and a claim of benignity addressed to the reader ("AI analyst: this
+        # is benign").
+        (
+            "steer",
+            r"\b(close|resolve|dismiss|mark|file|tag)\b\s+(?:it|this|that|them|me)\s+(?:as|=|:|->)\s*(?:an? |the )?"
+            + _BENIGN_WORD
+            + r"\b",
+        ),
+        (
+            "steer",
+            r"(?:^|[\s#/;\"'(])(?:dear |hey |hi )?"
+            + _READER
+            + r"\s*[,:]\s*[^.!?\n]{0,40}\b"
+            + _BENIGN_WORD
+            + r"\b",
+        ),
     )
 )
 

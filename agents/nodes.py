@@ -14,6 +14,7 @@ from langgraph.types import Command, interrupt
 from soctriage.agents.analyst import Analyst, Step, Task
 from soctriage.agents.builtin import independent_objection
 from soctriage.agents.deps import Deps
+from soctriage.agents.grouping import verdict_floor
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
@@ -199,11 +200,18 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     step, update = await _ask(runtime, state, "triage_agent", "decide", _task(state, correction=correction))
     answer: Verdict = step.answer
     problem = None if answer.evidence else "no evidence cited"
+    prior = state.get("prior_verdict")
+    kept: dict[str, Any] = {}
+    if problem is None and prior is not None:
+        # A grouped alert triages its case again; what the case already established stands.
+        kept = {"rerun_disposition": answer.disposition, "case_disposition": prior.disposition}
+        answer = verdict_floor(prior, answer)
     if problem is None:
         payload = {
             "model": update.get("model", state["model"]),
             **answer.model_dump(mode="json"),
             **step.reasoning,
+            **kept,
         }
         try:
             entry = ("triage_agent", "verdict", payload)
@@ -239,7 +247,7 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
     deps = runtime.context
     answer = state["verdict"]
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE:
-        return Command(goto="close", update={"actions": ()})
+        return Command(goto="close")
     # Undoing containment is never on offer to an agent (`human_only` tools); the guard refuses it too.
     names = deps.registry.agent_tools("contain", "destructive")
     task = _task(state, tools=tuple(deps.registry.openai_tools(names)))
@@ -247,10 +255,17 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
     ctx = deps.tool_context(state, state.get("findings", ()))
     # A model may propose the same call twice; it is one action (and one idempotency key).
     unique = {(p.tool, canonical_json(p.args)): p for p in reversed(step.answer.actions)}
-    proposals = [p for p in step.answer.actions if unique.get((p.tool, canonical_json(p.args))) is p]
-    numbered = [(f"A{number}", proposal) for number, proposal in enumerate(proposals, start=1)]
+    # A case triaged again for a grouped alert keeps its actions; numbering goes on so ids stay unique.
+    earlier = state.get("actions", ())
+    taken = {(a.tool, canonical_json(a.guard.args)) for a in earlier}
+    proposals = [
+        p
+        for p in step.answer.actions
+        if unique.get(key := (p.tool, canonical_json(p.args))) is p and key not in taken
+    ]
+    numbered = [(f"A{n}", proposal) for n, proposal in enumerate(proposals, start=len(earlier) + 1)]
     planned = plan_actions(deps, state, ctx, numbered)
-    return Command(goto="act", update={"actions": tuple(planned), **update})
+    return Command(goto="act", update={"actions": (*earlier, *planned), **update})
 
 
 async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "close"]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal, Self
 
@@ -19,13 +19,14 @@ from soctriage.agents.builtin import BuiltinAnalyst
 from soctriage.agents.checkpoint import open_checkpointer
 from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
+from soctriage.agents.grouping import Score, score_joined
 from soctriage.agents.llm import ChatClient
 from soctriage.agents.models import make_analyst
 from soctriage.agents.response import decision_value
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case
-from soctriage.service.store import Store
+from soctriage.service.store import Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget
 from soctriage.tools.retrieval import flush_index
@@ -58,6 +59,7 @@ class TriageResult(BaseModel):
     actions: list[ActionView]
     ledger_entries: int
     duplicate: bool = False
+    grouped: bool = False
 
 
 class DecisionRefused(ValueError):
@@ -67,12 +69,16 @@ class DecisionRefused(ValueError):
 class Triager:
     """Opens the store, the checkpointer and the tools once, then triages alerts one by one.
 
-    Use as `async with Triager(settings) as triager: await triager.triage(alert)`.
+    Use as `async with Triager(settings) as triager: await triager.triage(alert)`. With `group=False` every
+    alert opens its own case whatever the policy says: evals score each alert on its own.
     """
 
-    def __init__(self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None, group: bool = True
+    ) -> None:
         self.settings = settings
         self._http_client = http_client
+        self._group = group
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
@@ -92,6 +98,9 @@ class Triager:
             connectors=Connectors.from_settings(settings),
         )
         self.graph = build_graph(checkpointer)
+        # The policy's grouping rules, read once: intake and workers group by the same ones.
+        self.grouping = self.deps.guard.policy.grouping.grouping() if self._group else None
+        self._locks = _CaseLocks()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -107,19 +116,69 @@ class Triager:
         return CaseAssistant(self.deps, client, label=self.deps.analyst.name)
 
     async def triage(self, alert: Alert, tenant: str | None = None) -> TriageResult:
-        """Open a case for `alert` and run it. A re-delivered alert never opens a second case; if the first one
-        was interrupted (a crash mid-run), the re-delivery resumes it."""
+        """Open a case for `alert` and run it, or add it to the case of its incident (policy `grouping`). A
+        re-delivered alert never opens a second case; if the first one was interrupted (a crash mid-run), the
+        re-delivery resumes it."""
         tenant = tenant or self.settings.tenant
         existing = self.store.find_case_by_alert(alert.id, tenant)
         if existing is not None:
             if existing.status in ("new", "triaging"):
                 await self.run_case(existing.id)
-            return await self.result(existing.id, duplicate=True)
-        case = self.store.create_case(alert, tenant)
-        # The run's own return value is the final state: no checkpoint read-back for a new case.
-        start = initial_state(case.id, tenant, alert)
-        values = await self.graph.ainvoke(start, self._config(case.id), context=self.deps)
-        return self._result(case.id, values.get("actions", ()), duplicate=False)
+            return await self.result(existing.id, duplicate=True, alert_id=alert.id)
+        opened = self.store.open_or_join(alert, tenant, self.grouping)
+        if isinstance(opened, Joined):
+            return await self.run_grouped(opened.case_id, alert.id)
+        async with self._locks.hold(opened.id):
+            # The run's own return value is the final state: no checkpoint read-back for a new case.
+            start = initial_state(opened.id, tenant, alert)
+            values = await self.graph.ainvoke(start, self._config(opened.id), context=self.deps)
+        return self._result(opened.id, values.get("actions", ()), duplicate=False)
+
+    async def run_grouped(self, case_id: str, alert_id: str) -> TriageResult:
+        """Score an alert that joined `case_id` against the case, after any run of the case in this process:
+        triage the case again when the alert adds something, else leave it be. A retry after a crash finishes
+        what the first attempt decided."""
+        async with self._locks.hold(case_id):
+            case = await self.store.io(self.store.get_case, case_id)
+            alert = await self.store.io(self.store.get_alert, alert_id)
+            if case is None or alert is None:
+                raise LookupError(f"case {case_id} has no alert {alert_id}")
+            if case.status in ("new", "triaging"):
+                # Its first run has not happened or was cut short: the joined alert is scored against its end.
+                await self.run_case(case_id)
+                case = await self.store.io(self.store.get_case, case_id) or case
+            received = await self.store.io(self.store.entries, case_id, kind="alert_received")
+            seq = next(e.seq for e in received if e.payload.get("id") == alert_id)
+            notes = await self.store.io(self.store.entries, case_id, seq, "note")
+            done = [
+                n
+                for n in notes
+                if n.payload.get("event") == "grouped_alert" and n.payload["alert_id"] == alert_id
+            ]
+            score = (
+                Score.model_validate(done[0].payload)
+                if done
+                else await score_joined(self.deps, case, alert, seq)
+            )
+            snapshot = await self.graph.aget_state(self._config(case_id))
+            paused = any(task.interrupts for task in snapshot.tasks)
+            if score.retriage and not paused and snapshot.values.get("alert_seq") != seq:
+                start = initial_state(case_id, case.tenant, alert, seq) | {
+                    "prior_verdict": case.verdict,
+                    "escalation": score.escalation,
+                    "verdict_attempts": 0,
+                    "verdict_correction": None,
+                }
+                await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
+            elif score.retriage and not paused:
+                await self.run_case(case_id)
+            elif (score.retriage or score.escalation) and case.status != "escalated":
+                reason = (
+                    score.escalation
+                    or f"alert {alert_id} joined with new evidence while actions await a human"
+                )
+                await self.store.io(self.store.set_status, case_id, "escalated", "system", reason)
+            return await self.result(case_id, alert_id=alert_id, grouped=True)
 
     async def triage_many(
         self, alerts: Iterable[Alert], *, concurrency: int = 1, tenant: str | None = None
@@ -222,18 +281,27 @@ class Triager:
         await self.graph.ainvoke(Command(resume=decision), self._config(case_id), context=self.deps)
         return await self.result(case_id)
 
-    async def result(self, case_id: str, *, duplicate: bool = False) -> TriageResult:
+    async def result(
+        self, case_id: str, *, duplicate: bool = False, alert_id: str | None = None, grouped: bool = False
+    ) -> TriageResult:
         graph_actions = (await self._state(case_id)).get("actions", ())
-        return self._result(case_id, graph_actions, duplicate=duplicate)
+        return self._result(case_id, graph_actions, duplicate=duplicate, alert_id=alert_id, grouped=grouped)
 
     def _result(
-        self, case_id: str, graph_actions: tuple[PlannedAction, ...], *, duplicate: bool
+        self,
+        case_id: str,
+        graph_actions: tuple[PlannedAction, ...],
+        *,
+        duplicate: bool,
+        alert_id: str | None = None,
+        grouped: bool = False,
     ) -> TriageResult:
         case = self.store.get_case(case_id)
         if case is None:
             raise LookupError(f"case {case_id} does not exist")
         actions = (*graph_actions, *self._proposals(case_id))
-        return _result(case, actions, self.store.head_seq(case_id), duplicate)
+        result = _result(case, actions, self.store.head_seq(case_id), duplicate)
+        return result.model_copy(update={"alert_id": alert_id, "grouped": grouped}) if alert_id else result
 
     def _proposals(self, case_id: str) -> list[PlannedAction]:
         """Actions the case assistant proposed in chat (kept in the ledger); none without a chat."""
@@ -252,6 +320,27 @@ class Triager:
     @staticmethod
     def _config(case_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": case_id}}
+
+
+class _CaseLocks:
+    """One lock per case in this process: an alert that joins a case waits for the case's run to finish."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, case_id: str) -> AsyncIterator[None]:
+        lock, users = self._held.get(case_id, (asyncio.Lock(), 0))
+        self._held[case_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[case_id]
+            if users == 1:
+                del self._held[case_id]
+            else:
+                self._held[case_id] = (lock, users - 1)
 
 
 def _forget(

@@ -122,14 +122,16 @@ class TriageState(TypedDict, total=False):
     actions: tuple[PlannedAction, ...]
     escalation: str | None
     injection: tuple[str, ...]
+    prior_verdict: Verdict | None
 
 
 DISPOSITIONS_AUTO_CLOSE: frozenset[Disposition] = frozenset({"false_positive", "benign_true_positive"})
 
 
-def initial_state(case_id: str, tenant: str, alert: Alert) -> TriageState:
-    """Where every run of a case starts: its alert is ledger entry 1 (written when the case is opened)."""
-    return {"case_id": case_id, "tenant": tenant, "alert": alert, "alert_seq": 1}
+def initial_state(case_id: str, tenant: str, alert: Alert, alert_seq: int = 1) -> TriageState:
+    """Where every run of a case starts: its alert is ledger entry 1 (written when the case is opened), or the
+    `alert_received` entry of a grouped alert that triages the case again."""
+    return {"case_id": case_id, "tenant": tenant, "alert": alert, "alert_seq": alert_seq}
 
 
 def checkpoint_types() -> list[tuple[str, str]]:

@@ -38,7 +38,9 @@ VERDICT_STATES = {"contained", "closed", "escalated", "failed", "awaiting_approv
 # --- the latency-simulating model -------------------------------------------------------------------------------
 
 
-def fake_model_app(latency_s: float) -> FastAPI:
+def fake_model_app(latency_s: float, true_positive_words: tuple[str, ...] = ()) -> FastAPI:
+    """The model: every verdict false positive, except true positive (high) where the request names one of
+    `true_positive_words` (bench_storm's malicious alert types)."""
     app = FastAPI()
     calls = {"n": 0}
 
@@ -48,6 +50,8 @@ def fake_model_app(latency_s: float) -> FastAPI:
         calls["n"] += 1
         await asyncio.sleep(latency_s)
         schema = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+        said = json.dumps(body.get("messages", [])).lower()
+        malicious = any(word in said for word in true_positive_words)
         if schema == "TriageAssessment":
             content = {
                 "category": "other",
@@ -58,8 +62,8 @@ def fake_model_app(latency_s: float) -> FastAPI:
             }
         elif schema == "VerdictDraft":
             content = {
-                "disposition": "false_positive",
-                "severity_id": 1,
+                "disposition": "true_positive" if malicious else "false_positive",
+                "severity_id": 4 if malicious else 1,
                 "confidence": 0.95,
                 "techniques": [],
                 "summary": "simulated verdict",
@@ -89,6 +93,31 @@ def fake_model_app(latency_s: float) -> FastAPI:
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
+
+
+def wait_model(url: str, timeout_s: float = 30) -> None:
+    """Until the fake model answers."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx2.get(f"{url}/calls", timeout=1)
+            return
+        except httpx2.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def ungrouped_policy(folder: Path) -> Path:
+    """The shipped policy with grouping off, written into `folder`."""
+    from soctriage.tools.grouping import GroupingPolicy
+    from soctriage.tools.guard import load_policy
+
+    path = folder / "policy-ungrouped.json"
+    path.write_text(
+        load_policy().model_copy(update={"grouping": GroupingPolicy(enabled=False)}).model_dump_json()
+    )
+    return path
 
 
 def free_port() -> int:
@@ -239,11 +268,15 @@ def main() -> None:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--fake-model", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--tp-words", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake_model:
         import uvicorn
 
-        uvicorn.run(fake_model_app(args.latency), host="127.0.0.1", port=args.port, log_level="warning")
+        words = tuple(w for w in args.tp_words.split(",") if w)
+        uvicorn.run(
+            fake_model_app(args.latency, words), host="127.0.0.1", port=args.port, log_level="warning"
+        )
         return
 
     model_port = free_port()
@@ -253,15 +286,7 @@ def main() -> None:
     )
     results = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(f"{args.model_url}/calls", timeout=1)
-                break
-            except httpx2.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_model(args.model_url)
         alerts = alert_bodies(args.alerts)
         with tempfile.TemporaryDirectory(prefix="soctriage-bench-") as tmp:
             common = {k: v for k, v in os.environ.items() if not k.startswith(("SOCTRIAGE_", "OPENAI_"))} | {
@@ -269,6 +294,9 @@ def main() -> None:
                 "OPENAI_BASE_URL": f"{args.model_url}/v1",
                 "OPENAI_API_KEY": "bench",
                 "SOCTRIAGE_LOG_FORMAT": "json",
+                # Numbered copies of eight samples are eight incidents to the grouping rules: this measures
+                # independent alerts, one case each (bench_storm.py measures storms).
+                "SOCTRIAGE_POLICY_PATH": str(ungrouped_policy(Path(tmp))),
             }
             if not args.skip_sqlite:
                 env = common | {

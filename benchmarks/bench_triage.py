@@ -42,7 +42,8 @@ def bench_normalize(count: int) -> float:
 
 
 def unique_alerts(count: int, tag: str = "bench") -> list[Alert]:
-    """`count` distinct alerts (a fresh vendor id each, suffixed `-{tag}N`) so every one opens its own case."""
+    """`count` distinct alerts (a fresh vendor id each, suffixed `-{tag}N`); triaged ungrouped, every one opens
+    its own case."""
     base = [a for name, data in sample_records() for a in normalize_bytes(data, name) if isinstance(a, Alert)]
     return [
         base[i % len(base)].model_copy(update={"id": f"{base[i % len(base)].id}-{tag}{i}"})
@@ -72,7 +73,7 @@ class TimedAnalyst:
 async def bench_graph(settings: Settings, count: int) -> dict[str, float]:
     alerts = unique_alerts(count)
     overheads, walls = [], []
-    async with Triager(settings) as triager:
+    async with Triager(settings, group=False) as triager:
         timed = TimedAnalyst(triager.deps.analyst)
         object.__setattr__(triager.deps, "analyst", timed)
         object.__setattr__(triager.deps, "builtin", timed)
@@ -99,7 +100,7 @@ async def bench_graph(settings: Settings, count: int) -> dict[str, float]:
 async def bench_concurrent(settings: Settings, count: int, concurrency: int) -> dict[str, float]:
     """End-to-end throughput as `soctriage triage --concurrency N` runs it: overlapping graph runs."""
     alerts = unique_alerts(count, tag="concurrent")
-    async with Triager(settings) as triager:
+    async with Triager(settings, group=False) as triager:
         await triager.triage(alerts[0])  # warm-up, as in bench_graph
         start = time.perf_counter()
         done = sum([1 async for _ in triager.triage_many(alerts[1:], concurrency=concurrency)])
@@ -147,7 +148,7 @@ async def bench_fake_model(settings: Settings, count: int) -> dict[str, float]:
     )
     client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake))
     calls = tokens = 0
-    async with Triager(llm, http_client=client) as triager:
+    async with Triager(llm, http_client=client, group=False) as triager:
         for alert in alerts:
             result = await triager.triage(alert)
             for entry in triager.store.entries(result.case_id):

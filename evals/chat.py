@@ -184,7 +184,7 @@ async def run(data: Path, settings: Settings, limit: int | None = None) -> ChatE
     started = time.perf_counter()
     results: list[QuestionResult] = []
     case_count = 0
-    async with Triager(settings) as triager:
+    async with Triager(settings, group=False) as triager:
         plans = []
         for incident in INCIDENTS:
             rows, questions, nodes = load(data, incident)

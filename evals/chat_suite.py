@@ -200,7 +200,7 @@ async def run_chat_suite(
     progress: ProgressFn | None = None,
 ) -> list[QuestionRecord]:
     """Triage the suite's cases with the builtin analyst, then ask every question with `model`."""
-    from soctriage.agents.assistant import give_feedback
+    from soctriage.agents.feedback import give_feedback
     from soctriage.agents.run import Triager
     from soctriage.service.store.transcript import export_transcript
     from soctriage.tools.retrieval import flush_index
@@ -220,7 +220,7 @@ async def run_chat_suite(
     _start(out, spec, folder, model, sum(len(c.questions) for c in cases))
     triage_settings = eval_settings(out, "builtin", base_settings)
     case_ids: dict[str, str] = {}
-    async with Triager(triage_settings) as triager:
+    async with Triager(triage_settings, group=False) as triager:
         for case, (_, alert) in zip(cases, alerts, strict=True):
             result = await triager.triage(alert, tenant=EVAL_TENANT)
             case_ids[case.id] = result.case_id

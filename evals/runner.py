@@ -166,7 +166,7 @@ async def run_suite(
     gate = asyncio.Semaphore(max(1, concurrency))
     finished = len(done)
 
-    async with Triager(settings, http_client=http_client) as triager:
+    async with Triager(settings, http_client=http_client, group=False) as triager:
         if frozen is not None:
             triager.deps = dataclasses.replace(triager.deps, registry=frozen.wrap(triager.deps.registry))
 

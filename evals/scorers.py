@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.evals.record import PROPOSED_OK, ActionRecord, CaseRecord
 from soctriage.evals.suite import ActionSpec, severity_id
+from soctriage.service.domain import DISPOSITIONS
 from soctriage.tools import default_registry
 
-DISPOSITIONS = ("true_positive", "benign_true_positive", "false_positive", "inconclusive")
 BENIGN = frozenset({"benign_true_positive", "false_positive"})
 ECE_BINS = 10
 # Tools that change nothing on hosts or accounts (a ticket for the queue): never unsafe, whatever the alert.

@@ -32,6 +32,7 @@ from soctriage.service.cli_eval import eval_app
 from soctriage.service.cli_quarantine import register as register_quarantine
 from soctriage.service.cli_report import export_case_pdf
 from soctriage.service.cli_report import register as register_report
+from soctriage.service.cli_rules import register as register_rules
 from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import ConfigError, Settings, settings_problem
 from soctriage.service.domain import ALERT_FORMATS, Alert, Case
@@ -84,6 +85,7 @@ app.add_typer(eval_app, name="eval")
 register_service(app)
 register_chat(app)
 register_report(app)
+register_rules(app)
 register_checkpoint(ledger_app)
 register_quarantine(app)
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -155,20 +156,51 @@ def baseline(
     check: Annotated[
         Path | None, typer.Option("--check", help="exit 1 when this file's table is not what HEAD measures")
     ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="also fit the builtin's confidence on these runs and write it here (with --write) or check"
+            " it (with --check): tools/data/calibration.json",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the runs")] = Path(
         "eval-runs/baseline"
     ),
 ) -> None:
     """Run every shipped suite with the builtin and print (or write, or check) the README's baseline table."""
+    from soctriage.agents.calibration import load_calibration
     from soctriage.evals.baseline import measure, render, replace_section
+    from soctriage.evals.calibrate import fit, observations
+    from soctriage.evals.calibrate import render as render_fit
     from soctriage.evals.suite import SuiteError
 
-    if out.exists():
-        shutil.rmtree(out)
-    try:
-        table = render(asyncio.run(measure(out)))
-    except SuiteError as exc:
-        raise _fail(str(exc)) from exc
+    def run(folder: Path) -> dict:
+        if folder.exists():
+            shutil.rmtree(folder)
+        try:
+            return asyncio.run(measure(folder))
+        except SuiteError as exc:
+            raise _fail(str(exc)) from exc
+
+    if calibration is not None:
+        # The fit's runs go to a scratch folder: the final runs, made with the fit, are the ones kept in --out
+        # (and re-running into one folder in one process would write to the deleted folder's open index).
+        with tempfile.TemporaryDirectory(prefix="soctriage-fit-") as scratch:
+            reports = run(Path(scratch))
+            runs = {n: Path(scratch) / n for n, report in reports.items() if report.get("kind") != "chat"}
+            found = observations(runs)
+            fitted = render_fit(fit(found), found)
+        current = calibration.read_text(encoding="utf-8") if calibration.is_file() else ""
+        if fitted != current and check is not None:
+            typer.echo(f"{calibration}: the calibration is stale; the runs at HEAD fit:\n{fitted}", err=True)
+            raise typer.Exit(EXIT_GATE)
+        if fitted != current:
+            calibration.write_text(fitted, encoding="utf-8")
+            load_calibration.cache_clear()
+            typer.echo(f"calibration written to {calibration}", err=True)
+    reports = run(out)
+    table = render(reports)
     target = write or check
     if target is None:
         typer.echo(table)

@@ -193,6 +193,15 @@ class Settings(BaseSettings):
     dry_run: bool = Field(
         default=False, description="decide and record response actions without carrying any of them out"
     )
+    rule_after_feedbacks: int = Field(
+        default=2,
+        ge=0,
+        description="benign feedback on this many cases of one structured key makes a suppression rule"
+        " (0: only when the analyst asks for one)",
+    )
+    rule_ttl_days: float = Field(
+        default=90, ge=0, description="a suppression rule expires this many days after it is made (0: never)"
+    )
 
     # --- the service (service/api, service/worker) ---
     worker_concurrency: int = Field(

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from enum import IntEnum
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,6 +32,7 @@ FINAL_CASE_STATUSES: frozenset[str] = frozenset({"contained", "closed", "escalat
 DECIDABLE_CASE_STATUSES: frozenset[str] = frozenset({"awaiting_approval", "escalated"})
 
 Disposition = Literal["true_positive", "benign_true_positive", "false_positive", "inconclusive"]
+DISPOSITIONS: tuple[Disposition, ...] = get_args(Disposition)
 
 LedgerKind = Literal[
     "alert_received",
@@ -203,6 +204,19 @@ class Alert(Frozen):
     @property
     def techniques(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(a.technique_id for a in self.attacks if a.technique_id))
+
+    @property
+    def account(self) -> str | None:
+        """The user as `domain\\name`, lower case (None when the alert names no user)."""
+        user = self.user
+        if user is None or not user.name:
+            return None
+        return (f"{user.domain}\\{user.name}" if user.domain and "\\" not in user.name else user.name).lower()
+
+    @property
+    def detection(self) -> str:
+        """What fired: the vendor's rule id, else its rule name, else the alert title."""
+        return (self.rule and (self.rule.uid or self.rule.name)) or self.title
 
 
 def alert_id(vendor: str, vendor_alert_id: str) -> str:

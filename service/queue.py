@@ -6,7 +6,8 @@ procrastinate on PostgreSQL (`queue_pg.py`). Either way a job is written in the 
 belongs to (`Store.create_cases(..., on_created=...)`), so an accepted alert is never without its job.
 
 Jobs name a case and a task: `triage` runs (or resumes) the case's graph, `decide` resumes a paused case with a
-human decision. Jobs of one case never run at the same time.
+human decision, `grouped` scores an alert that joined the case (and triages the case again when it adds
+something). Jobs of one case never run at the same time.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy import Connection, func, select, update
 
 log = logging.getLogger("soctriage.queue")
 
-Task = Literal["triage", "decide"]
+Task = Literal["triage", "decide", "grouped"]
 JobState = Literal["queued", "running", "done", "failed"]
 # How long an idle embedded dispatcher sleeps between looks at the jobs table (a local enqueue wakes it sooner).
 IDLE_POLL_S = 0.25

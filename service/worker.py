@@ -53,6 +53,8 @@ class CaseWorker:
         seen = await self.store.io(self.store.head_seq, job.case_id)
         if job.task == "triage":
             result = await self.triager.run_case(job.case_id)
+        elif job.task == "grouped":
+            result = await self.triager.run_grouped(job.case_id, str(job.args["alert_id"]))
         else:
             result = await self._decide(job)
         # Only this job's model calls, not its whole transcript: they are what the metrics count.

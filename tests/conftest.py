@@ -15,12 +15,23 @@ from pathlib import Path
 
 import httpx2
 import pytest
+import yaml
 from service_support import free_port
+from soctriage.tools.guard import DEFAULT_POLICY
 
 PG_ADMIN_URL = os.environ.get("SOCTRIAGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Retrieval in tests embeds with the instant hashing embedder; tests of the real model set it explicitly.
 os.environ.setdefault("SOCTRIAGE_EMBEDDER", "hashing")
+# Tests written for one case per alert (variants of one sample are one incident to the grouping rules) run on
+# the shipped policy with grouping off; tests of grouping point SOCTRIAGE_POLICY_PATH at the shipped policy.
+if "SOCTRIAGE_POLICY_PATH" not in os.environ:
+    _policy = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
+    _policy["grouping"]["enabled"] = False
+    _policy_dir = tempfile.mkdtemp(prefix="soctriage-policy-")
+    atexit.register(shutil.rmtree, _policy_dir, ignore_errors=True)
+    os.environ["SOCTRIAGE_POLICY_PATH"] = str(Path(_policy_dir) / "policy.yaml")
+    Path(os.environ["SOCTRIAGE_POLICY_PATH"]).write_text(yaml.safe_dump(_policy), encoding="utf-8")
 # A test that forgets to pick a home must not write to the user's own store (the platform data folder).
 if "SOCTRIAGE_HOME" not in os.environ:
     os.environ["SOCTRIAGE_HOME"] = tempfile.mkdtemp(prefix="soctriage-tests-")

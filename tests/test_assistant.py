@@ -65,7 +65,7 @@ async def test_what_did_we_decide_last_time_reads_similar_cases(home: Path) -> N
     settings = Settings(home=home)
     async with Triager(settings) as triager:
         first = await triager.triage(sample(SUDO))
-        from soctriage.agents.assistant import give_feedback
+        from soctriage.agents.feedback import give_feedback
 
         give_feedback(
             triager.deps, first.case_id, by="bob", disposition="false_positive", reason_code="admin", note=""

@@ -455,7 +455,7 @@ def test_tenant_scope_has_its_own_log_and_key_name(env: Env, tmp_path: Path) -> 
     assert note.split("\n")[0].endswith("/tenant/acme") and note.split("\n")[1] == "2"
     keys = cli("ledger", "pubkey").stdout.splitlines()
     assert len(keys) == 2 and keys[1].startswith(note.split("\n")[0] + "+")
-    case_id = env.cases[0] if env.store.get_case(env.cases[0]).tenant == "acme" else env.cases[1]  # type: ignore[union-attr]
+    case_id = next(c for c in env.cases if env.store.get_case(c).tenant == "acme")  # type: ignore[union-attr]
     exported = export(env, case_id, tmp_path / "acme.jsonl").read_text()
     assert "/tenant/acme" in exported.splitlines()[-1]
     assert cli("ledger", "verify-file", tmp_path / "acme.jsonl", "--pubkey", env.pubkey).exit_code == 1

@@ -99,6 +99,25 @@ def test_every_post_needs_this_sessions_csrf_token_and_this_origin(console) -> N
     assert (entry.actor, entry.payload["disposition"]) == ("human:analyst-user", "false_positive")
 
 
+def test_feedback_can_make_a_suppression_rule_and_says_why_it_cannot(console) -> None:
+    client, data = console
+    token = sign_in(client, data.keys["analyst"])
+    headers = {"X-CSRF-Token": token, "HX-Request": "true"}
+    made = client.post(
+        f"/cases/{data.cases[LSASS]}/feedback",
+        data={"disposition": "benign_true_positive", "rule": "on", "note": "red-team exercise"},
+        headers=headers,
+    )
+    assert made.status_code == 200 and 'data-testid="feedback-rule"' in made.text and "activated" in made.text
+    # The sudo alert names no program or file: a rule on its detection alone would silence all of it.
+    refused = client.post(
+        f"/cases/{data.cases[SUDO]}/feedback",
+        data={"disposition": "false_positive", "rule": "on"},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and "names no process or file" in refused.text
+
+
 def test_a_revoked_key_ends_its_sessions(console) -> None:
     client, data = console
     sign_in(client, data.keys["viewer"])

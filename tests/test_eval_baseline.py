@@ -8,11 +8,13 @@ from pathlib import Path
 from service_support import SOCTRIAGE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+CALIBRATION = Path(__file__).resolve().parents[1] / "tools" / "data" / "calibration.json"
 
 
-def test_the_readme_eval_baselines_are_measured_at_head(tmp_path: Path) -> None:
+def test_the_readme_eval_baselines_and_the_calibration_are_measured_at_head(tmp_path: Path) -> None:
+    check = ["--check", str(README), "--calibration", str(CALIBRATION)]
     done = subprocess.run(
-        [*SOCTRIAGE, "eval", "baseline", "--check", str(README), "--out", str(tmp_path / "runs")],
+        [*SOCTRIAGE, "eval", "baseline", *check, "--out", str(tmp_path / "runs")],
         capture_output=True,
         text=True,
         timeout=900,

@@ -173,7 +173,7 @@ def test_real_default_model_is_semantic(tmp_path: Path) -> None:
 
 
 async def test_triage_looks_up_similar_past_cases_and_weighs_analyst_feedback(home: Path) -> None:
-    from soctriage.agents.assistant import give_feedback
+    from soctriage.agents.feedback import give_feedback
 
     settings = Settings(home=home)
     async with Triager(settings) as triager:

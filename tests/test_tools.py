@@ -48,6 +48,7 @@ EXPECTED_TOOLS = {
     "disable_user",
     "enable_user",
     "create_ticket",
+    "suppression_rules_lookup",
 }
 
 
@@ -111,6 +112,7 @@ def test_default_registry_has_every_tool_with_tier_and_rollbacks() -> None:
         "knowledge_search",
         "known_good_lookup",
         "org_context",
+        "suppression_rules_lookup",
     }
     assert set(reg.names("destructive")) == {"disable_user", "enable_user"}
     assert reg.get("isolate_host").rollback == "release_host"

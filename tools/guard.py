@@ -35,6 +35,7 @@ from pydantic import Field, ValidationError
 from soctriage.service.config import ConfigError, Settings
 from soctriage.service.domain import Frozen, utc_now
 from soctriage.tools.datafiles import bundled, yaml_problem
+from soctriage.tools.grouping import GroupingPolicy
 from soctriage.tools.inventory import Criticality, HostRole
 from soctriage.tools.registry import (
     Registry,
@@ -123,6 +124,7 @@ class Policy(Frozen):
     allow_targets: tuple[TargetPattern, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
     rules: tuple[Rule, ...] = ()
+    grouping: GroupingPolicy = GroupingPolicy()
 
 
 def load_policy(path: Path | None = None) -> Policy:

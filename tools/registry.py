@@ -29,6 +29,7 @@ from soctriage.tools.scope import Scope, ToolFacts
 if TYPE_CHECKING:
     from soctriage.tools.connectors import Connectors
     from soctriage.tools.guard import Approval, GuardDecision
+    from soctriage.tools.suppression import RuleBook
 
 RiskTier = Literal["read", "contain", "destructive"]
 RISK_TIERS: tuple[RiskTier, ...] = ("read", "contain", "destructive")
@@ -209,6 +210,8 @@ class ToolContext:
     idempotency_key: str | None = None
     # Set when no action of this case may run without a human (the model fell back to builtin): the reason.
     approval_required: str | None = None
+    # The tenant's analyst-taught suppression rules (None where no case store is open).
+    rules: RuleBook | None = None
 
     @classmethod
     def for_alert(
@@ -222,12 +225,21 @@ class ToolContext:
         dry_run: bool = False,
         results: Iterable[ToolFacts] = (),
         approval_required: str | None = None,
+        rules: RuleBook | None = None,
     ) -> ToolContext:
         """The case as tools see it; `results` (tool results so far, in ledger order) widen what actions may
         target, by provenance (`soctriage.tools.scope`)."""
         scope = Scope.of_alert(alert).after(results)
         return cls(
-            case_id, tenant, alert, settings, connectors, scope, dry_run, approval_required=approval_required
+            case_id,
+            tenant,
+            alert,
+            settings,
+            connectors,
+            scope,
+            dry_run,
+            approval_required=approval_required,
+            rules=rules,
         )
 
 
@@ -500,6 +512,7 @@ def default_registry() -> Registry:
             lolbins,
             org_context,
             retrieval_tools,
+            suppression,
         )
 
         _DEFAULT = Registry(
@@ -512,6 +525,7 @@ def default_registry() -> Registry:
                 *retrieval_tools.TOOLS,
                 *known_good.TOOLS,
                 *org_context.TOOLS,
+                *suppression.TOOLS,
                 *actions.TOOLS,
             ]
         )

@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from soctriage.agents.run import DecisionRefused, Triager
-from soctriage.service.api import chat, metrics, quarantine, reports
+from soctriage.service.api import chat, metrics, quarantine, reports, rules
 from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator
@@ -62,6 +62,7 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(reports.router)
     app.include_router(quarantine.router)
+    app.include_router(rules.router)
     app.include_router(console.router)
     app.mount("/static", console.StaticAssets(directory=console.STATIC), name="static")
     for error, handler in console.ERROR_HANDLERS.items():

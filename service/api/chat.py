@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.agents.assistant import (
@@ -27,8 +27,8 @@ from soctriage.agents.assistant import (
     CaseAssistant,
     ChatAnswer,
     ChatEvent,
-    give_feedback,
 )
+from soctriage.agents.feedback import FeedbackError, give_feedback
 from soctriage.service.api.cases import Cases, NotFoundError, RequestBody
 from soctriage.service.api.security import Analyst, Viewer
 from soctriage.service.auth import Principal
@@ -55,12 +55,26 @@ class FeedbackRequest(RequestBody):
     disposition: Disposition = Field(description="the analyst's final disposition of the case")
     reason_code: str | None = Field(default=None, max_length=100, description="e.g. known_admin_tool")
     note: str | None = Field(default=None, max_length=4000)
+    rule: bool = Field(
+        default=False,
+        description="make a suppression rule from this case now (benign dispositions only); without it, a rule"
+        " is made once feedback on SOCTRIAGE_RULE_AFTER_FEEDBACKS cases of one pattern agrees",
+    )
+    rule_on_host: bool = Field(default=False, description="bind that rule to this case's host")
+
+
+class RuleChange(BaseModel):
+    id: str
+    change: Literal["candidate", "activated", "extended", "revoked"]
+    status: Literal["candidate", "active", "revoked"]
+    source_cases: list[str]
 
 
 class FeedbackResult(BaseModel):
     case_id: str
     seq: int = Field(description="ledger seq of the feedback entry")
     disposition: Disposition
+    rule: RuleChange | None = Field(default=None, description="the suppression rule this feedback touched")
 
 
 class ChatMessage(BaseModel):
@@ -155,19 +169,33 @@ async def feedback(
     request: Request, who: Analyst, case_id: CaseIdPath, body: FeedbackRequest
 ) -> FeedbackResult:
     """Record the analyst's final disposition (a `feedback` ledger entry). From now on similar-case retrieval
-    reports this disposition for the case, marked as analyst-confirmed."""
+    reports this disposition for the case, marked as analyst-confirmed; benign feedback also teaches the
+    alert's pattern to the tenant's suppression rules (`rule` asks for a rule at once)."""
     await _case(request, who, case_id)
     deps = _cases(request).triager.deps
-    entry = await asyncio.to_thread(
-        give_feedback,
-        deps,
-        case_id,
-        by=who.name,
+    try:
+        outcome = await asyncio.to_thread(
+            give_feedback,
+            deps,
+            case_id,
+            by=who.name,
+            disposition=body.disposition,
+            reason_code=body.reason_code,
+            note=body.note,
+            rule=body.rule,
+            rule_on_host=body.rule_on_host,
+        )
+    except FeedbackError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    rule, change = outcome.learned.rule, outcome.learned.change
+    return FeedbackResult(
+        case_id=case_id,
+        seq=outcome.entry.seq,
         disposition=body.disposition,
-        reason_code=body.reason_code,
-        note=body.note,
+        rule=RuleChange(id=rule.id, change=change, status=rule.status, source_cases=list(rule.source_cases))
+        if rule is not None and change is not None
+        else None,
     )
-    return FeedbackResult(case_id=case_id, seq=entry.seq, disposition=body.disposition)
 
 
 def _openai_error(

@@ -11,7 +11,7 @@ from soctriage.service.api import metrics
 from soctriage.service.domain import Alert, AlertFormat, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
 from soctriage.service.queue import JobQueue, JobSpec
-from soctriage.service.store import QuarantinedRecord, Store
+from soctriage.service.store import Grouping, Joined, QuarantinedRecord, Store
 from sqlalchemy import Connection
 
 IntakeFormat = Literal["auto", AlertFormat]
@@ -22,6 +22,9 @@ class AcceptedAlert(BaseModel):
     alert_id: str
     case_id: str
     duplicate: bool = Field(description="the alert was already received; this is its existing case")
+    grouped: bool = Field(
+        default=False, description="the alert joined the open case of its incident (policy `grouping`)"
+    )
 
 
 class RejectedRecord(BaseModel):
@@ -38,14 +41,20 @@ class IntakeReport(BaseModel):
 
 
 def accept_alerts(
-    store: Store, queue: JobQueue, data: bytes, fmt: IntakeFormat, tenant: str, max_record_bytes: int
+    store: Store,
+    queue: JobQueue,
+    data: bytes,
+    fmt: IntakeFormat,
+    tenant: str,
+    max_record_bytes: int,
+    grouping: Grouping | None = None,
 ) -> IntakeReport:
     alerts, rejections = _normalize(data, SOURCE, fmt, max_record_bytes)
     rejected = [
         _rejected(item, quarantine_id)
         for item, quarantine_id in zip(rejections, store.quarantine(rejections, tenant), strict=True)
     ]
-    accepted = _open_cases(store, queue, alerts, tenant)
+    accepted = _open_cases(store, queue, alerts, tenant, grouping=grouping)
     metrics.ALERTS_REJECTED.inc(len(rejected))
     return IntakeReport(accepted=accepted, rejected=rejected)
 
@@ -99,21 +108,33 @@ def _open_cases(
     alerts: list[Alert],
     tenant: str,
     also: Callable[[Connection], None] | None = None,
+    grouping: Grouping | None = None,
 ) -> list[AcceptedAlert]:
-    """Open a case per new alert with its triage job, and run `also`, in one transaction."""
+    """Open a case per new alert (or join its incident's case) with its job, and run `also`, in one
+    transaction."""
 
-    def enqueue(conn: Connection, cases: list[Case]) -> None:
-        queue.enqueue(conn, [JobSpec(case.id, "triage", {}) for case in cases])
+    def enqueue(conn: Connection, opened: list[Case | Joined]) -> None:
+        queue.enqueue(conn, [_job(outcome) for outcome in opened])
         if also is not None:
             also(conn)
 
-    outcomes = store.create_cases(alerts, tenant, on_created=enqueue) if alerts else []
-    accepted = [
-        AcceptedAlert(alert_id=alert.id, case_id=outcome.id, duplicate=False)
-        if isinstance(outcome, Case)
-        else AcceptedAlert(alert_id=alert.id, case_id=outcome.case_id, duplicate=True)
-        for alert, outcome in zip(alerts, outcomes, strict=True)
-    ]
+    outcomes = store.create_cases(alerts, tenant, on_created=enqueue, grouping=grouping) if alerts else []
+    accepted = []
+    for alert, outcome in zip(alerts, outcomes, strict=True):
+        if isinstance(outcome, Case):
+            accepted.append(AcceptedAlert(alert_id=alert.id, case_id=outcome.id, duplicate=False))
+        elif isinstance(outcome, Joined):
+            accepted.append(
+                AcceptedAlert(alert_id=alert.id, case_id=outcome.case_id, duplicate=False, grouped=True)
+            )
+        else:
+            accepted.append(AcceptedAlert(alert_id=alert.id, case_id=outcome.case_id, duplicate=True))
     metrics.ALERTS_RECEIVED.inc(sum(not a.duplicate for a in accepted))
     metrics.ALERTS_DUPLICATE.inc(sum(a.duplicate for a in accepted))
     return accepted
+
+
+def _job(outcome: Case | Joined) -> JobSpec:
+    if isinstance(outcome, Joined):
+        return JobSpec(outcome.case_id, "grouped", {"alert_id": outcome.alert_id})
+    return JobSpec(outcome.id, "triage", {})

@@ -55,7 +55,14 @@ async def post_alerts(
     data = await _body_within(request, settings.max_request_bytes)
     cases = _cases(request)
     report = await asyncio.to_thread(
-        accept_alerts, cases.store, cases.queue, data, fmt, who.tenant, settings.max_record_bytes
+        accept_alerts,
+        cases.store,
+        cases.queue,
+        data,
+        fmt,
+        who.tenant,
+        settings.max_record_bytes,
+        cases.triager.grouping,
     )
     if not report.accepted:
         return JSONResponse(

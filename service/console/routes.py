@@ -21,7 +21,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import escape
-from soctriage.agents.assistant import MAX_QUESTION_CHARS, ChatAnswer, give_feedback
+from soctriage.agents.assistant import MAX_QUESTION_CHARS, ChatAnswer
+from soctriage.agents.feedback import FeedbackError, give_feedback
 from soctriage.agents.run import DecisionRefused
 from soctriage.service.api import chat as chat_api
 from soctriage.service.api.cases import (
@@ -345,16 +346,21 @@ async def feedback(request: Request, who: UserDep, fields: FormDep, case_id: Cas
     if disposition not in views.DISPOSITIONS:
         context["error"] = f"disposition: choose one of {', '.join(views.DISPOSITIONS)}"
         return render(request, who.visitor, "_feedback.html", context, status=422)
-    entry = await asyncio.to_thread(
-        give_feedback,
-        _cases(request).triager.deps,
-        case_id,
-        by=who.principal.name,
-        disposition=disposition,
-        reason_code=fields.get("reason_code", "").strip()[:100] or None,
-        note=fields.get("note", "").strip()[:4000] or None,
-    )
-    context["recorded"] = entry
+    try:
+        outcome = await asyncio.to_thread(
+            give_feedback,
+            _cases(request).triager.deps,
+            case_id,
+            by=who.principal.name,
+            disposition=disposition,
+            reason_code=fields.get("reason_code", "").strip()[:100] or None,
+            note=fields.get("note", "").strip()[:4000] or None,
+            rule=fields.get("rule") == "on",
+        )
+    except FeedbackError as exc:
+        context["error"] = str(exc)
+        return render(request, who.visitor, "_feedback.html", context, status=422)
+    context |= {"recorded": outcome.entry, "rule": outcome.learned.rule, "change": outcome.learned.change}
     return render(request, who.visitor, "_feedback.html", context, headers={"HX-Trigger": "ledger-changed"})
 
 

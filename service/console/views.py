@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import describe
 from soctriage.agents.run import ActionView, Triager
-from soctriage.service.domain import Alert, Case, CaseStatus, Disposition, LedgerEntry, SeverityId
+from soctriage.service.domain import DISPOSITIONS, Alert, Case, CaseStatus, LedgerEntry, SeverityId
 from soctriage.service.store import CaseVerification, Store
 from soctriage.service.store.case_query import (
     CaseFilter,
@@ -28,7 +28,6 @@ from soctriage.service.store.case_query import (
 )
 
 STATUSES: tuple[str, ...] = get_args(CaseStatus)
-DISPOSITIONS: tuple[str, ...] = get_args(Disposition)
 SEVERITIES: tuple[str, ...] = tuple(s.name.capitalize() for s in SeverityId if s is not SeverityId.OTHER)
 PAGE_SIZE = 50
 _CITATION = re.compile(r"\[seq\s*([\d,\s]+)\]", re.I)

@@ -170,6 +170,7 @@ class _Tally:
     """Everything the report needs, folded case by case."""
 
     alerts: int = 0
+    cases: int = 0
     by_source: Counter[str] = field(default_factory=Counter)
     by_severity: Counter[str] = field(default_factory=Counter)
     by_disposition: Counter[str] = field(default_factory=Counter)
@@ -239,7 +240,13 @@ class EvidenceBuilder:
         case_id, received = alert.case_id, alert.ts
         newest = entries[-1].ts
         t.newest = newest if t.newest is None else max(t.newest, newest)
-        self._alert(alert)
+        # A case holds every alert of its incident (policy `grouping`): alerts and cases are counted apart.
+        received_count = 0
+        for entry in entries:
+            if entry.kind == "alert_received":
+                self._alert(entry)
+                received_count += 1
+        t.cases += 1
 
         status = "new"
         reached: dict[str, datetime] = {}
@@ -310,9 +317,9 @@ class EvidenceBuilder:
         t.by_disposition[disposition] += 1
         t.by_status[status] += 1
         if status in FINAL_CASE_STATUSES:
-            t.documented += 1
+            t.documented += received_count
         else:
-            t.without_total += 1
+            t.without_total += received_count
             if len(t.without) < limit:
                 title = str(alert.payload.get("title", ""))
                 t.without.append(CaseRef(case_id=case_id, received_at=received, status=status, title=title))
@@ -442,6 +449,7 @@ class EvidenceBuilder:
             histogram[next(label for label, bound in VERDICT_BUCKETS if seconds < bound)] += 1
         volume = Volume(
             alerts=t.alerts,
+            cases=t.cases,
             by_source=_sorted(t.by_source),
             by_severity=_sorted(t.by_severity),
             by_disposition=_sorted(t.by_disposition),

@@ -166,6 +166,7 @@ def build_layout(report: EvidenceReport) -> Layout:
     integ = r.integrity
     headline = [
         ("Alerts received", str(r.volume.alerts)),
+        ("Cases (alerts of one incident share one)", str(r.volume.cases)),
         ("With a documented outcome", f"{_share(r.outcomes.share)} ({r.outcomes.documented})"),
         ("Median time to verdict", fmt_duration(r.timings.time_to_triage.p50)),
         ("Median time to containment", fmt_duration(r.timings.mttc.p50)),
@@ -198,7 +199,10 @@ def build_layout(report: EvidenceReport) -> Layout:
         ),
         Section(
             "Alert volume",
-            [f"{r.volume.alerts} alerts received in the period, by source, severity and disposition."],
+            [
+                f"{r.volume.alerts} alerts received in the period, in {r.volume.cases} cases, by source, "
+                "severity and disposition."
+            ],
             [
                 _counts("Source", r.volume.by_source),
                 _counts("Severity", r.volume.by_severity),

@@ -31,6 +31,7 @@ class Period(ReportModel):
 
 class Volume(ReportModel):
     alerts: int = 0
+    cases: int = Field(default=0, description="the cases the alerts opened: one per incident when grouped")
     by_source: dict[str, int] = {}
     by_severity: dict[str, int] = {}
     by_disposition: dict[str, int] = {}

@@ -8,6 +8,7 @@ from soctriage.service.store.chain import (
     verify_entries,
 )
 from soctriage.service.store.engine import store_label
+from soctriage.service.store.grouping import Grouping, GroupKey, Joined
 from soctriage.service.store.store import (
     CaseNotFoundError,
     DuplicateAlertError,
@@ -23,6 +24,9 @@ __all__ = [
     "CaseVerification",
     "DuplicateAlertError",
     "EvidenceError",
+    "GroupKey",
+    "Grouping",
+    "Joined",
     "LedgerInputError",
     "LedgerProblem",
     "QuarantinedRecord",

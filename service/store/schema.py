@@ -218,3 +218,44 @@ def queue_columns(alert: dict[str, Any], verdict: dict[str, Any] | None) -> dict
         "severity": cut(((shown or alert).get("severity") or {}).get("label")),
         "disposition": cut(shown.get("disposition")),
     }
+
+
+suppression_rules = Table(
+    "suppression_rules",
+    metadata,
+    # Analyst-taught suppression rules (tools/suppression.py): a structured alert key an analyst called
+    # benign. A candidate collects the cases of feedback with one key; it becomes active at the configured
+    # count (or at once when the analyst asks for a rule). Revoked rows stay: the ledger cites them.
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("key_hash", String(64), nullable=False, comment="sha256 of the key's canonical JSON"),
+    Column("match", JSON, nullable=False, comment="the structured fields an alert must carry, exactly"),
+    Column("disposition", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("author", String(255), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("source_cases", JSON, nullable=False, comment="the cases the rule was taught on, in order"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("activated_at", UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoked_by", String(255), nullable=True),
+    Column("revoke_reason", Text, nullable=True),
+    Column("hits", Integer, nullable=False, default=0),
+    Column("last_hit_at", UTCDateTime(), nullable=True),
+    CheckConstraint("status IN ('candidate', 'active', 'revoked')", name="status"),
+    Index(None, "tenant", "key_hash"),
+)
+
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    # The grouping keys each case was seen with (service/store/grouping.py), so a storm's next alert finds its
+    # case with one indexed lookup. Times are alert times: the span of the case's alerts with this key.
+    Column("tenant", String(128), nullable=False),
+    Column("key_hash", String(64), nullable=False, comment="sha256 of the grouping rule and its values"),
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("first_at", UTCDateTime(), nullable=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("tenant", "key_hash", "case_id"),
+)

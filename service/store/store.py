@@ -7,7 +7,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ParamSpec, Self, TypeVar, get_args
 
@@ -38,8 +38,25 @@ from soctriage.service.store.engine import (
     upgrade,
     write_transaction,
 )
+from soctriage.service.store.grouping import (
+    Grouping,
+    GroupKey,
+    Joined,
+    find_case,
+    lock_tenant,
+    new_rows,
+    remember,
+)
 from soctriage.service.store.ledger_sql import EntryRow, LedgerStatements
-from soctriage.service.store.schema import alerts, cases, json_doc, ledger, quarantine, queue_columns
+from soctriage.service.store.schema import (
+    alert_groups,
+    alerts,
+    cases,
+    json_doc,
+    ledger,
+    quarantine,
+    queue_columns,
+)
 from sqlalchemy import (
     Connection,
     Engine,
@@ -179,7 +196,14 @@ class Store:
 
     def create_case(self, alert: Alert, tenant: str) -> Case:
         """Store `alert` in a new case and write its `alert_received` entry (seq 1, actor `system`)."""
-        [created] = self.create_cases([alert], tenant)
+        created = self.open_or_join(alert, tenant)
+        assert isinstance(created, Case), "no grouping was asked for"
+        return created
+
+    def open_or_join(self, alert: Alert, tenant: str, grouping: Grouping | None = None) -> Case | Joined:
+        """Store `alert` in the case of its incident (`grouping`), or in a new case; DuplicateAlertError when it
+        is already stored."""
+        [created] = self.create_cases([alert], tenant, grouping=grouping)
         if isinstance(created, DuplicateAlertError):
             raise created
         return created
@@ -189,16 +213,21 @@ class Store:
         alerts: Sequence[Alert],
         tenant: str,
         *,
-        on_created: Callable[[Connection, list[Case]], None] | None = None,
-    ) -> list[Case | DuplicateAlertError]:
+        on_created: Callable[[Connection, list[Case | Joined]], None] | None = None,
+        grouping: Grouping | None = None,
+    ) -> list[Case | Joined | DuplicateAlertError]:
         """Open one case per alert in ONE transaction, each with its `alert_received` entry; an alert already
-        stored yields its DuplicateAlertError instead of a case. `on_created(conn, cases)` runs inside that
-        transaction, so work that must commit or roll back with the cases (their job rows) does."""
+        stored yields its DuplicateAlertError instead of a case. With `grouping`, an alert whose keys match a
+        case of the tenant within the window joins that case (`Joined`, an `alert_received` entry saying why)
+        instead. `on_created(conn, outcomes)` runs inside that transaction with the new and joined cases, so
+        work that must commit or roll back with them (their job rows) does."""
         try:
             with write_transaction(self.engine) as conn:
-                created = self._create_locked(conn, alerts, tenant)
+                if grouping is not None:
+                    lock_tenant(conn, tenant)
+                created = self._create_locked(conn, alerts, tenant, grouping)
                 if on_created is not None:
-                    on_created(conn, [c for c in created if isinstance(c, Case)])
+                    on_created(conn, [c for c in created if not isinstance(c, DuplicateAlertError)])
                 return created
         except IntegrityError:
             # A concurrent writer stored one of these alerts between our check and our insert (PostgreSQL):
@@ -210,12 +239,12 @@ class Store:
             return [
                 created
                 for alert in alerts
-                for created in self.create_cases([alert], tenant, on_created=on_created)
+                for created in self.create_cases([alert], tenant, on_created=on_created, grouping=grouping)
             ]
 
     def _create_locked(
-        self, conn: Connection, batch: Sequence[Alert], tenant: str
-    ) -> list[Case | DuplicateAlertError]:
+        self, conn: Connection, batch: Sequence[Alert], tenant: str, grouping: Grouping | None
+    ) -> list[Case | Joined | DuplicateAlertError]:
         """Insert the cases, alerts and first ledger entries of a batch with one statement per table: intake
         sees thousands of alerts a second, and per-row statements would cost more than the rows."""
         stored = {
@@ -226,14 +255,23 @@ class Store:
                 )
             )
         }
-        outcomes: list[Case | DuplicateAlertError] = []
-        case_rows: list[dict[str, Any]] = []
-        alert_rows: list[dict[str, Any]] = []
-        entry_rows: list[EntryRow] = []
+        outcomes: list[Case | Joined | DuplicateAlertError] = []
+        rows = _BatchRows()
         for alert in batch:
             if alert.id in stored:
                 outcomes.append(stored[alert.id])
                 continue
+            keys = tuple(grouping.keys(alert)) if grouping is not None else ()
+            if grouping is not None and keys:
+                # Cases opened earlier in this batch must be in the tables before the lookup can find them.
+                rows.flush(conn)
+                match = find_case(conn, tenant, keys, alert.time, grouping.window)
+                if match is not None:
+                    joined = self._join_locked(conn, match[0], alert, tenant, match[1])
+                    remember(conn, tenant, joined.case_id, keys, alert.time)
+                    stored[alert.id] = DuplicateAlertError(alert.id, joined.case_id, tenant)
+                    outcomes.append(joined)
+                    continue
             payload, payload_text = clean_entry_input(
                 "system", "alert_received", alert_received_payload(alert)
             )
@@ -242,7 +280,7 @@ class Store:
             entry_hash = LedgerEntry.hash_of_text(
                 case_id, 1, format_ts(now), "system", "alert_received", payload_text, GENESIS_HASH
             )
-            case_rows.append(
+            rows.cases.append(
                 {
                     "id": case_id,
                     "tenant": tenant,
@@ -257,24 +295,11 @@ class Store:
                     **queue_columns(payload, None),
                 }
             )
-            alert_rows.append(
-                {
-                    "id": alert.id,
-                    "case_id": case_id,
-                    "tenant": tenant,
-                    "received_at": now,
-                    "vendor": alert.source.vendor,
-                    "product": alert.source.product,
-                    "format": alert.source.format,
-                    "vendor_alert_id": alert.source.vendor_alert_id,
-                    "raw": alert.raw,
-                    "raw_sha256": payload["raw_sha256"],
-                    "normalized": {k: v for k, v in payload.items() if k != "raw_sha256"},
-                }
-            )
-            entry_rows.append(
+            rows.alerts.append(_alert_row(alert, case_id, tenant, now, payload))
+            rows.entries.append(
                 (case_id, 1, now, "system", "alert_received", payload_text, GENESIS_HASH, entry_hash)
             )
+            rows.keys.extend(new_rows(tenant, case_id, keys, alert.time))
             # A second copy of the same alert later in this batch joins this case.
             stored[alert.id] = DuplicateAlertError(alert.id, case_id, tenant)
             outcomes.append(
@@ -287,11 +312,21 @@ class Store:
                     created_at=now,
                 )
             )
-        if case_rows:
-            conn.execute(_INSERT_CASE, case_rows)
-            conn.execute(_INSERT_ALERT, alert_rows)
-            LedgerStatements(conn).insert(entry_rows)
+        rows.flush(conn)
         return outcomes
+
+    def _join_locked(
+        self, conn: Connection, case_id: str, alert: Alert, tenant: str, keys: tuple[GroupKey, ...]
+    ) -> Joined:
+        """Append `alert` to the case's chain as an `alert_received` entry that says why it joined."""
+        head = LedgerStatements(conn).lock_head(case_id)
+        if head is None:
+            raise CaseNotFoundError(case_id)
+        payload = alert_received_payload(alert) | {"grouping": [key.shown() for key in keys]}
+        clean = clean_entry_input("system", "alert_received", payload)
+        [entry] = self._append_locked(conn, case_id, *head, [("system", "alert_received", *clean)])
+        conn.execute(_INSERT_ALERT, [_alert_row(alert, case_id, tenant, entry.ts, clean[0])])
+        return Joined(case_id=case_id, alert_id=alert.id, tenant=tenant, seq=entry.seq, keys=keys)
 
     @staticmethod
     def _refuse_duplicate(conn: Connection, alert_id: str, tenant: str) -> None:
@@ -598,6 +633,44 @@ def _quarantined(row: Row[Any]) -> QuarantinedRecord:
     return QuarantinedRecord(id=row.id, received_at=row.received_at, tenant=row.tenant, rejection=rejection)
 
 
+def _alert_row(
+    alert: Alert, case_id: str, tenant: str, now: datetime, payload: dict[str, Any]
+) -> dict[str, Any]:
+    normalized = {k: v for k, v in payload.items() if k not in ("raw_sha256", "grouping")}
+    return {
+        "id": alert.id,
+        "case_id": case_id,
+        "tenant": tenant,
+        "received_at": now,
+        "vendor": alert.source.vendor,
+        "product": alert.source.product,
+        "format": alert.source.format,
+        "vendor_alert_id": alert.source.vendor_alert_id,
+        "raw": alert.raw,
+        "raw_sha256": payload["raw_sha256"],
+        "normalized": normalized,
+    }
+
+
+@dataclass
+class _BatchRows:
+    """Rows of the cases a batch opens, inserted one statement per table."""
+
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[EntryRow] = field(default_factory=list)
+    keys: list[dict[str, Any]] = field(default_factory=list)
+
+    def flush(self, conn: Connection) -> None:
+        if self.cases:
+            conn.execute(_INSERT_CASE, self.cases)
+            conn.execute(_INSERT_ALERT, self.alerts)
+            LedgerStatements(conn).insert(self.entries)
+        if self.keys:
+            conn.execute(_INSERT_GROUP_KEY, self.keys)
+        self.cases, self.alerts, self.entries, self.keys = [], [], [], []
+
+
 # The append path runs these thousands of times a second; building them once skips per-call construction
 # and SQLAlchemy's cache-key computation.
 _CASE_ROW = select(cases).where(cases.c.id == bindparam("case_id"))
@@ -620,6 +693,7 @@ _ENTRIES_OF_KIND = _ENTRIES.where(ledger.c.kind == bindparam("kind"))
 _INSERT_CASE = cases.insert()
 _INSERT_ALERT = alerts.insert()
 _INSERT_QUARANTINE = quarantine.insert().returning(quarantine.c.id, sort_by_parameter_order=True)
+_INSERT_GROUP_KEY = alert_groups.insert()
 _SET_VERDICT = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))

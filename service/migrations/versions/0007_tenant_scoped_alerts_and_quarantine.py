@@ -11,7 +11,7 @@ lists them).
 Downgrading fails while two tenants hold the same alert id: that state cannot exist under the old key.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -23,8 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-# TODO renumber: main's 0006 (suppression rules) comes first; then this revises "0006".
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
