@@ -25,6 +25,7 @@ from importlib import resources
 from urllib.parse import unquote
 
 from soctriage.service.domain import Alert
+from soctriage.service.ingest.limits import unstorable_escapes
 
 
 def _compile(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
@@ -268,5 +269,10 @@ def find_injection(text: str) -> list[str]:
 
 
 def scan_alert(alert: Alert) -> tuple[str, ...]:
-    """Injection markers anywhere in the alert, including fields we did not map (they reach the model too)."""
-    return tuple(find_injection(alert.raw))
+    """Injection markers anywhere in the alert, including fields we did not map (they reach the model too).
+    A lone surrogate or NUL in the record (replaced at intake, kept in the raw text) is one too: it has no
+    business in an EDR record, and it is how one would try to break the pipeline."""
+    markers = find_injection(alert.raw)
+    if unstorable_escapes(alert.raw):
+        markers.append("unstorable_characters")
+    return tuple(markers)

@@ -29,6 +29,12 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # In parsed JSON these can only come from an escape: UTF-8 bytes never decode to a surrogate, and JSON forbids a
 # raw NUL inside a string.
 _UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_LONE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"|\\u0000"
+)
+REPLACEMENT = "\ufffd"
 _UNPRINTABLE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
@@ -76,12 +82,39 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
-def check_parsed(value: Any, text: str) -> None:
-    """Raise LimitError when `value` (parsed from the JSON `text`) nests too deep or holds a lone surrogate or
-    a NUL. The text decides whether the walk is needed at all: most records have few brackets and no escape."""
+def clean_parsed(value: Any, text: str) -> Any:
+    """`value` (parsed from the JSON alert record `text`) with every lone surrogate and NUL in its strings and
+    keys replaced by U+FFFD; LimitError when it nests deeper than MAX_JSON_DEPTH. A record is not refused for
+    such characters: an attacker who puts an unpaired UTF-16 surrogate into a file name or command line would
+    otherwise keep their alert out of triage. The raw record keeps them, and the injection scan flags the alert
+    (`unstorable_escapes`). The text decides whether the walk is needed at all: most records have few brackets
+    and no escape."""
     deep = text.count("[") + text.count("{") > MAX_JSON_DEPTH
     if deep or _UNSTORABLE_ESCAPE.search(text):
-        check_value(value)
+        return _scrubbed(value, "", 0)
+    return value
+
+
+def unstorable_escapes(text: str) -> bool:
+    """Whether the JSON `text` escapes a lone surrogate or a NUL (a surrogate pair is a character, not one)."""
+    return _LONE_ESCAPE.search(text) is not None
+
+
+def _scrubbed(item: Any, path: str, depth: int) -> Any:
+    if isinstance(item, str):
+        return _UNSTORABLE.sub(REPLACEMENT, item)
+    if not isinstance(item, dict | list):
+        return item
+    if depth >= MAX_JSON_DEPTH:
+        raise LimitError(TOO_DEEP, path or None)
+    if isinstance(item, list):
+        return [_scrubbed(child, f"{path}[{n}]", depth + 1) for n, child in enumerate(item)]
+    return {
+        _UNSTORABLE.sub(REPLACEMENT, key): _scrubbed(
+            child, f"{path}.{printable(key)}" if path else printable(key), depth + 1
+        )
+        for key, child in item.items()
+    }
 
 
 def check_value(value: Any, where: str = "") -> None:

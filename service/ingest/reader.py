@@ -221,7 +221,7 @@ def _parse(text: str, raw: bytes, source: str, line_no: int, column: int) -> dic
             parse_float=limits.parse_float,
             parse_constant=limits.parse_constant,
         )
-        limits.check_parsed(value, text)
+        value = limits.clean_parsed(value, text)
     except json.JSONDecodeError as exc:
         if exc.lineno == 1:
             where = f"column {column + exc.colno - 1}"
