@@ -140,7 +140,7 @@ class Triager:
         what the first attempt decided."""
         async with self._locks.hold(case_id):
             case = await self.store.io(self.store.get_case, case_id)
-            alert = await self.store.io(self.store.get_alert, alert_id)
+            alert = await self.store.io(self.store.get_alert, alert_id, case.tenant) if case else None
             if case is None or alert is None:
                 raise LookupError(f"case {case_id} has no alert {alert_id}")
             if case.status in ("new", "triaging"):
