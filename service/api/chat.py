@@ -29,7 +29,8 @@ from soctriage.agents.assistant import (
     ChatEvent,
 )
 from soctriage.agents.feedback import FeedbackError, give_feedback
-from soctriage.service.api.cases import Cases, NotFoundError, RequestBody
+from soctriage.service.api.cases import NotFoundError, RequestBody
+from soctriage.service.api.deps import cases_of
 from soctriage.service.api.security import Analyst, Viewer
 from soctriage.service.auth import Principal
 from soctriage.service.domain import Case, Disposition
@@ -95,19 +96,15 @@ class CompletionRequest(RequestBody):
     stream: bool = False
 
 
-def _cases(request: Request) -> Cases:
-    return request.app.state.cases
-
-
 async def _case(request: Request, who: Principal, case_id: str) -> Case:
-    case = await asyncio.to_thread(_cases(request).store.get_case, case_id)
+    case = await asyncio.to_thread(cases_of(request).store.get_case, case_id)
     if case is None or case.tenant != who.tenant:
         raise NotFoundError(f"case {case_id} does not exist")
     return case
 
 
 def _assistant(request: Request) -> CaseAssistant:
-    return _cases(request).triager.assistant()
+    return cases_of(request).triager.assistant()
 
 
 def produce(assistant: CaseAssistant, case_id: str, question: str, by: str) -> asyncio.Queue[Any]:
@@ -172,7 +169,7 @@ async def feedback(
     reports this disposition for the case, marked as analyst-confirmed; benign feedback also teaches the
     alert's pattern to the tenant's suppression rules (`rule` asks for a rule at once)."""
     await _case(request, who, case_id)
-    deps = _cases(request).triager.deps
+    deps = cases_of(request).triager.deps
     try:
         outcome = await asyncio.to_thread(
             give_feedback,
@@ -306,7 +303,7 @@ def _extension(answer: ChatAnswer) -> dict[str, Any]:
 @router.get("/v1/models", tags=["chat"])
 async def models(request: Request, who: Viewer) -> dict[str, Any]:
     """The tenant's 100 newest cases as `case:<id>` models, for chat UIs that list models."""
-    cases = await _cases(request).list(who, None, 100)
+    cases = await cases_of(request).list(who, None, 100)
     return {
         "object": "list",
         "data": [

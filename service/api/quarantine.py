@@ -11,8 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from soctriage.service.api.cases import Cases, NotFoundError
-from soctriage.service.api.intake import IntakeFormat, IntakeReport, retry_quarantined
+from soctriage.service.api.cases import NotFoundError
+from soctriage.service.api.deps import FormatQuery, cases_of
+from soctriage.service.api.intake import IntakeReport, retry_quarantined
 from soctriage.service.api.security import Admin
 from soctriage.service.auth import Principal
 from soctriage.service.domain import AlertFormat
@@ -53,12 +54,8 @@ class QuarantinedRecordView(QuarantinedView):
     raw_text: str = Field(description="the same as UTF-8 text, undecodable bytes replaced (attacker written)")
 
 
-def _cases(request: Request) -> Cases:
-    return request.app.state.cases
-
-
 async def _visible(request: Request, who: Principal, quarantine_id: int) -> QuarantinedRecord:
-    record = await asyncio.to_thread(_cases(request).store.get_quarantined, quarantine_id)
+    record = await asyncio.to_thread(cases_of(request).store.get_quarantined, quarantine_id)
     if record is None or record.tenant != who.tenant:
         raise NotFoundError(f"quarantined record {quarantine_id} does not exist")
     return record
@@ -69,7 +66,7 @@ async def list_quarantine(
     request: Request, who: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[QuarantinedView]:
     """The records your tenant's intake rejected, newest first, without their bytes."""
-    records = await asyncio.to_thread(_cases(request).store.list_quarantine, limit, who.tenant)
+    records = await asyncio.to_thread(cases_of(request).store.list_quarantine, limit, who.tenant)
     return [QuarantinedView.of(record) for record in records]
 
 
@@ -96,14 +93,12 @@ async def retry(
     request: Request,
     who: Admin,
     quarantine_id: QuarantineId,
-    fmt: Annotated[
-        IntakeFormat, Query(alias="format", description="vendor format; auto detects it")
-    ] = "auto",
+    fmt: FormatQuery = "auto",
 ) -> IntakeReport | JSONResponse:
     """Submit a rejected record again, e.g. with the right `format`. Accepted, it opens its cases (queued for
     triage) and leaves the quarantine; still rejected, it stays and the report says why."""
     record = await _visible(request, who, quarantine_id)
-    cases = _cases(request)
+    cases = cases_of(request)
     max_record_bytes = request.app.state.settings.max_record_bytes
     report = await asyncio.to_thread(
         retry_quarantined, cases.store, cases.queue, record, fmt, who.tenant, max_record_bytes

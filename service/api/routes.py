@@ -9,8 +9,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from soctriage.service.api import metrics
-from soctriage.service.api.cases import Cases, CaseView, DecisionRequest, DecisionResult
-from soctriage.service.api.intake import IntakeFormat, IntakeReport, accept_alerts
+from soctriage.service.api.cases import CaseView, DecisionRequest, DecisionResult
+from soctriage.service.api.deps import FormatQuery, cases_of
+from soctriage.service.api.intake import IntakeReport, accept_alerts
 from soctriage.service.api.security import Analyst, Operator, Viewer
 from soctriage.service.domain import Case, CaseStatus, Disposition, LedgerEntry
 from soctriage.service.store.case_query import MAX_SEARCH_CHARS, CaseFilter, CursorError
@@ -29,10 +30,6 @@ _ALERTS_BODY = {
 }
 
 
-def _cases(request: Request) -> Cases:
-    return request.app.state.cases
-
-
 @router.post(
     "/v1/alerts",
     status_code=202,
@@ -44,16 +41,14 @@ def _cases(request: Request) -> Cases:
 async def post_alerts(
     request: Request,
     who: Analyst,
-    fmt: Annotated[
-        IntakeFormat, Query(alias="format", description="vendor format; auto detects it")
-    ] = "auto",
+    fmt: FormatQuery = "auto",
 ) -> IntakeReport | JSONResponse:
     """Accept one alert, an array of alerts, or JSONL. Each new alert opens a case and queues its triage in one
     transaction; a re-delivered alert (same vendor alert id) returns its existing case. Rejected records are
     quarantined and listed with the line and field that is wrong."""
     settings = request.app.state.settings
     data = await _body_within(request, settings.max_request_bytes)
-    cases = _cases(request)
+    cases = cases_of(request)
     report = await asyncio.to_thread(
         accept_alerts,
         cases.store,
@@ -122,7 +117,7 @@ async def list_cases(
     and `Link` headers."""
     wanted = CaseFilter(status=status, disposition=disposition, severity=severity, text=q)
     try:
-        page = await _cases(request).page(who, wanted, limit, cursor)
+        page = await cases_of(request).page(who, wanted, limit, cursor)
     except CursorError as exc:
         raise HTTPException(422, {"field": "cursor", "error": str(exc)}) from exc
     if page.next_cursor:
@@ -135,7 +130,7 @@ async def list_cases(
 @router.get("/v1/cases/{case_id}", response_model=CaseView, tags=["cases"])
 async def get_case(request: Request, who: Viewer, case_id: CaseId) -> CaseView:
     """A case: status, verdict, status times, and its actions with their guard decisions."""
-    return await _cases(request).get(who, case_id)
+    return await cases_of(request).get(who, case_id)
 
 
 @router.get("/v1/cases/{case_id}/ledger", response_model=list[LedgerEntry], tags=["cases"])
@@ -146,7 +141,7 @@ async def get_ledger(
     from_seq: Annotated[int, Query(ge=1, le=2**31 - 1, description="first seq to return")] = 1,
 ) -> list[LedgerEntry]:
     """The case's hash-chained ledger entries, in seq order."""
-    return await _cases(request).ledger(who, case_id, from_seq)
+    return await cases_of(request).ledger(who, case_id, from_seq)
 
 
 @router.post(
@@ -167,7 +162,7 @@ async def decide(
     body: DecisionRequest,
 ) -> DecisionResult | JSONResponse:
     """Approve or reject an action waiting for approval; the paused triage resumes and carries it out."""
-    result = await _cases(request).decide(who, case_id, action_id, body)
+    result = await cases_of(request).decide(who, case_id, action_id, body)
     if result.state == "queued":
         return JSONResponse(status_code=202, content=result.model_dump(mode="json"))
     return result
@@ -176,7 +171,7 @@ async def decide(
 @router.get("/healthz", tags=["operations"])
 async def healthz(request: Request) -> JSONResponse:
     """Liveness and database reachability (no auth)."""
-    cases = _cases(request)
+    cases = cases_of(request)
 
     def probe() -> int:
         with cases.store.engine.connect() as conn:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.agents.feedback import FeedbackError, UnknownRule, revoke_rule
 from soctriage.service.api.cases import NotFoundError
+from soctriage.service.api.deps import cases_of
 from soctriage.service.api.security import Analyst, Viewer
-from soctriage.service.store import Store
 from soctriage.tools.suppression import RuleBook, SuppressionRule
 
 router = APIRouter(tags=["rules"])
@@ -25,10 +25,6 @@ class RevokeRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=4000, description="why the rule no longer holds")
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.cases.store
-
-
 @router.get("/v1/rules", response_model=list[SuppressionRule])
 async def list_rules(
     request: Request,
@@ -36,13 +32,13 @@ async def list_rules(
     revoked: Annotated[bool, Query(description="also list revoked rules")] = False,
 ) -> list[SuppressionRule]:
     """The caller's tenant's suppression rules (active and candidates), newest first."""
-    book = RuleBook(_store(request).engine)
+    book = RuleBook(cases_of(request).store.engine)
     return await asyncio.to_thread(book.list, who.tenant, revoked=revoked)
 
 
 @router.get("/v1/rules/{rule_id}", response_model=SuppressionRule)
 async def get_rule(request: Request, who: Viewer, rule_id: RuleId) -> SuppressionRule:
-    found = await asyncio.to_thread(RuleBook(_store(request).engine).get, rule_id)
+    found = await asyncio.to_thread(RuleBook(cases_of(request).store.engine).get, rule_id)
     if found is None or found.tenant != who.tenant:
         raise NotFoundError(f"rule {rule_id} does not exist")
     return found
@@ -53,7 +49,7 @@ async def revoke(request: Request, who: Analyst, rule_id: RuleId, body: RevokeRe
     """Revoke a rule; the ledger of every case it was taught on records who and why."""
     try:
         return await asyncio.to_thread(
-            revoke_rule, _store(request), rule_id, by=who.name, reason=body.reason, tenant=who.tenant
+            revoke_rule, cases_of(request).store, rule_id, by=who.name, reason=body.reason, tenant=who.tenant
         )
     except UnknownRule as exc:
         raise NotFoundError(str(exc)) from exc

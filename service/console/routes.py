@@ -26,12 +26,12 @@ from soctriage.agents.feedback import FeedbackError, give_feedback
 from soctriage.agents.run import DecisionRefused
 from soctriage.service.api import chat as chat_api
 from soctriage.service.api.cases import (
-    Cases,
     ConflictError,
     DecisionRequest,
     ForbiddenError,
     NotFoundError,
 )
+from soctriage.service.api.deps import cases_of
 from soctriage.service.console import views
 from soctriage.service.console.access import (
     BadRequest,
@@ -105,10 +105,6 @@ CSP = (
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
 
-def _cases(request: Request) -> Cases:
-    return request.app.state.cases
-
-
 def secure(request: Request, response: Response, visitor: Visitor | None, csp: str = CSP) -> Response:
     """Security headers on every console response, and the session cookie when it is new."""
     response.headers["Content-Security-Policy"] = csp
@@ -148,7 +144,7 @@ def is_htmx(request: Request) -> bool:
 
 async def _visible(request: Request, who: User, case_id: str) -> Case:
     try:
-        return await _cases(request).visible(who.principal, case_id)
+        return await cases_of(request).visible(who.principal, case_id)
     except NotFoundError as exc:
         raise BadRequest(404, str(exc)) from exc
 
@@ -221,7 +217,7 @@ def _queue_context(request: Request, view: views.QueueView, problems: list[str])
 async def _queue(request: Request, who: User) -> tuple[views.QueueView, list[str]]:
     wanted, problems = views.filter_from(dict(request.query_params))
     cursor = request.query_params.get("cursor") or None
-    store = _cases(request).store
+    store = cases_of(request).store
     try:
         view = await asyncio.to_thread(views.queue_view, store, who.principal.tenant, wanted, cursor)
     except CursorError as exc:
@@ -239,7 +235,7 @@ async def queue_page(request: Request, who: UserDep) -> Response:
 @router.get("/queue/rows")
 async def queue_rows(request: Request, who: UserDep, stamp: str = "") -> Response:
     """The queue's live part; 204 (htmx keeps what it shows) while nothing of the tenant changed."""
-    current = await asyncio.to_thread(views.queue_stamp, _cases(request).store, who.principal.tenant)
+    current = await asyncio.to_thread(views.queue_stamp, cases_of(request).store, who.principal.tenant)
     if stamp and stamp == current:
         return secure(request, Response(status_code=204), who.visitor)
     view, problems = await _queue(request, who)
@@ -252,21 +248,21 @@ async def queue_rows(request: Request, who: UserDep, stamp: str = "") -> Respons
 @router.get("/cases/{case_id}")
 async def case_page(request: Request, who: UserDep, case_id: CaseId) -> Response:
     case = await _visible(request, who, case_id)
-    view = await views.case_view(_cases(request).triager, case)
+    view = await views.case_view(cases_of(request).triager, case)
     return render(request, who.visitor, "case.html", {"v": view, "max_question": MAX_QUESTION_CHARS})
 
 
 @router.get("/cases/{case_id}/timeline")
 async def case_timeline(request: Request, who: UserDep, case_id: CaseId) -> Response:
     case = await _visible(request, who, case_id)
-    view = await views.case_view(_cases(request).triager, case)
+    view = await views.case_view(cases_of(request).triager, case)
     return render(request, who.visitor, "_timeline.html", {"v": view})
 
 
 @router.get("/cases/{case_id}/integrity")
 async def case_integrity(request: Request, who: UserDep, case_id: CaseId) -> Response:
     case = await _visible(request, who, case_id)
-    view = await views.case_view(_cases(request).triager, case)
+    view = await views.case_view(cases_of(request).triager, case)
     return render(request, who.visitor, "_integrity.html", {"v": view})
 
 
@@ -280,7 +276,7 @@ async def _actions_fragment(
     status: int = 200,
 ) -> Response:
     case = await _visible(request, who, case_id)
-    view = await views.case_view(_cases(request).triager, case)
+    view = await views.case_view(cases_of(request).triager, case)
     if waiting is not None:
         row = next((a for a in view.actions if a.view.id == waiting), None)
         if row is None or not row.pending:
@@ -318,7 +314,7 @@ async def decide(
         )
     reason = fields.get("reason", "").strip()[:4000] or None
     try:
-        await _cases(request).decide(
+        await cases_of(request).decide(
             who.principal, case_id, action_id, DecisionRequest(approve=choice == "approve", reason=reason)
         )
     except (ForbiddenError, ConflictError, DecisionRefused) as exc:
@@ -349,7 +345,7 @@ async def feedback(request: Request, who: UserDep, fields: FormDep, case_id: Cas
     try:
         outcome = await asyncio.to_thread(
             give_feedback,
-            _cases(request).triager.deps,
+            cases_of(request).triager.deps,
             case_id,
             by=who.principal.name,
             disposition=disposition,
@@ -377,7 +373,7 @@ async def chat(request: Request, who: UserDep, fields: FormDep, case_id: CaseId)
         problem = "question: type a question first"
     elif len(question) > MAX_QUESTION_CHARS:
         problem = f"question: longer than {MAX_QUESTION_CHARS} characters"
-    cases = _cases(request)
+    cases = cases_of(request)
 
     async def stream() -> AsyncIterator[bytes]:
         if problem is not None:
@@ -411,7 +407,7 @@ async def chat(request: Request, who: UserDep, fields: FormDep, case_id: CaseId)
 async def raw_alert(request: Request, who: UserDep, case_id: CaseId) -> Response:
     """The alert exactly as received, as text: it is attacker-written, so never rendered as a page."""
     case = await _visible(request, who, case_id)
-    alert = await asyncio.to_thread(_cases(request).store.get_alert, case.alert_ids[0], case.tenant)
+    alert = await asyncio.to_thread(cases_of(request).store.get_alert, case.alert_ids[0], case.tenant)
     if alert is None:
         raise NotFoundError(f"case {case_id}: its alert is not stored")
     response = PlainTextResponse(
@@ -433,7 +429,7 @@ async def transcript(request: Request, who: UserDep, case_id: CaseId, format: st
     await _visible(request, who, case_id)
     if format not in TRANSCRIPT_TYPES:
         raise BadRequest(422, f"format {format!r}: choose one of {', '.join(TRANSCRIPT_TYPES)}")
-    store = _cases(request).store
+    store = cases_of(request).store
 
     def build() -> bytes:
         if format == "pdf":
@@ -495,7 +491,7 @@ async def report_file(request: Request, who: UserDep, format: str = "html") -> R
         tenant=who.principal.tenant,
         notification_window_h=settings.notification_window_h,
     )
-    store = _cases(request).store
+    store = cases_of(request).store
     fmt: ReportFormat = format  # type: ignore[assignment]
     body = await asyncio.to_thread(lambda: render_report(evidence_from_store(store, params), fmt))
     headers = {}

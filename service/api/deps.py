@@ -1,0 +1,15 @@
+"""What every router reads from the app (the one case service it was built with) and the parameters they share."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query, Request
+from soctriage.service.api.cases import Cases
+from soctriage.service.api.intake import IntakeFormat
+
+FormatQuery = Annotated[IntakeFormat, Query(alias="format", description="vendor format; auto detects it")]
+
+
+def cases_of(request: Request) -> Cases:
+    return request.app.state.cases
