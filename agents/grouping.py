@@ -155,8 +155,10 @@ def _new_activity(alert: Alert, earlier: list[dict[str, Any]]) -> list[str]:
     own command must not be scored as a repeat of the benign one the case was closed on."""
     seen = set()
     for payload in earlier:
+        # The ledger keeps the normalized fields (raw is in the alerts table, by digest here).
+        fields = {name: value for name, value in payload.items() if name in Alert.model_fields}
         try:
-            seen.add(rule_key(Alert.model_validate(payload)))
+            seen.add(rule_key(Alert.model_validate({**fields, "raw": ""})))
         except ValueError:
             continue  # an earlier alert that no longer validates proves no repeat
     mine = rule_key(alert)

@@ -98,7 +98,7 @@ async def triage_all(
     async with httpx2.AsyncClient() as client, Triager(settings, http_client=client, group=group) as triager:
         async for result in triager.triage_many(alerts, concurrency=concurrency):
             results[result.alert_id] = result
-        stored = sum(triager.store.get_alert(a.id) is not None for a in alerts)
+        stored = sum(triager.store.get_alert(a.id, settings.tenant) is not None for a in alerts)
         cases = {r.case_id for r in results.values()}
         verdicts = {case_id: triager.store.get_case(case_id) for case_id in cases}
         verified = triager.store.verify().ok

@@ -135,10 +135,13 @@ async def test_another_command_under_a_benign_closed_detection_is_not_scored_as_
     async with triager(settings) as t:
         first = await t.triage(alert)
         assert first.status == "closed"
+        repeat = await t.triage(variant(alert, 2))
         joined = await t.triage(attack)
+    assert repeat.case_id == first.case_id and repeat.status == "closed"
     assert joined.case_id == first.case_id and joined.status != "closed", joined
-    [note] = grouped_notes(settings, first.case_id)
-    assert "new_activity" in note["adds"] and note["outcome"] == "retriage"
+    again, new = grouped_notes(settings, first.case_id)
+    assert again["adds"] == {}, "the same activity again is a repeat"
+    assert "new_activity" in new["adds"] and new["outcome"] == "retriage"
 
 
 async def test_grouping_never_crosses_tenants_and_the_window_bounds_an_incident(home: Path) -> None:
