@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,17 @@ def bench_normalize(count: int) -> float:
     return done / (time.perf_counter() - start)
 
 
+# Alert ids unique to this run: a PostgreSQL database outlives the run, and an id seen before is a duplicate
+# (deduplicated, not triaged), which would time the dedupe path instead of triage.
+RUN = uuid.uuid4().hex[:8]
+
+
 def unique_alerts(count: int, tag: str = "bench") -> list[Alert]:
-    """`count` distinct alerts (a fresh vendor id each, suffixed `-{tag}N`); triaged ungrouped, every one opens
-    its own case."""
+    """`count` distinct alerts (a fresh vendor id each, suffixed `-{tag}{run}-N`); triaged ungrouped, every one
+    opens its own case."""
     base = [a for name, data in sample_records() for a in normalize_bytes(data, name) if isinstance(a, Alert)]
     return [
-        base[i % len(base)].model_copy(update={"id": f"{base[i % len(base)].id}-{tag}{i}"})
+        base[i % len(base)].model_copy(update={"id": f"{base[i % len(base)].id}-{tag}{RUN}-{i}"})
         for i in range(count)
     ]
 
