@@ -20,9 +20,14 @@ from soctriage.service.cli_chat import register as register_chat
 from soctriage.service.cli_checkpoint import PubkeyOption, verify_against_checkpoints
 from soctriage.service.cli_checkpoint import register as register_checkpoint
 from soctriage.service.cli_common import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    JsonOption,
     Progress,
     announce_store,
     echo_json,
+    fail,
     open_store,
     render_table,
     require_store,
@@ -89,9 +94,7 @@ register_rules(app)
 register_checkpoint(ledger_app)
 register_quarantine(app)
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")]
 
 
 def _print_version(value: bool) -> None:
@@ -117,11 +120,6 @@ FormatOption = Annotated[
 FilesArgument = Annotated[
     list[str], typer.Argument(help="alert files: a JSON object, an array or JSONL; - is stdin")
 ]
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
 
 
 def check_format(fmt: str) -> str:

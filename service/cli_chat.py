@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from soctriage.service import event_loop
-from soctriage.service.cli_common import require_store
+from soctriage.service.cli_common import EXIT_BAD_INPUT, require_store
 from soctriage.service.config import Settings
 from soctriage.service.ingest.limits import MAX_PERSON_CHARS
 
 if TYPE_CHECKING:
     from soctriage.agents.assistant import CaseAssistant
-
-EXIT_BAD_INPUT = 2
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from soctriage.service.cli_common import write_out
+from soctriage.service.cli_common import EXIT_CHECK_FAILED, fail, write_out
 from soctriage.service.config import Settings
 from soctriage.service.store import Store, verify_entries
 from soctriage.service.store.checkpoint import (
@@ -29,8 +29,6 @@ from soctriage.service.store.proof import (
 from soctriage.service.store.signing import SigningKey, SigningKeyError, load_signing_key
 from soctriage.service.store.transcript import read_checkpoint_record, read_entries
 
-EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 1, 2
-
 PubkeyOption = Annotated[
     Path | None,
     typer.Option(
@@ -41,16 +39,11 @@ PubkeyOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
-
-
 def _signing_key(settings: Settings, *, create: bool) -> SigningKey:
     try:
         key, created = load_signing_key(settings, create=create)
     except SigningKeyError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if created:
         typer.echo(
             f"created the ledger signing key {key.path} (mode 0600); keep it out of reach of whoever can write "
@@ -64,7 +57,7 @@ def _read_text(option: str, path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(f"{option} {path}: cannot read it ({exc})") from exc
+        raise fail(f"{option} {path}: cannot read it ({exc})") from exc
 
 
 def trusted_keys(settings: Settings, pubkey: Path | None, notes: list[str]) -> list[VerifierKey]:
@@ -73,7 +66,7 @@ def trusted_keys(settings: Settings, pubkey: Path | None, notes: list[str]) -> l
         try:
             return read_verifier_keys(_read_text("--pubkey", pubkey))
         except ProofError as exc:
-            raise _fail(f"--pubkey {pubkey}: {exc}") from exc
+            raise fail(f"--pubkey {pubkey}: {exc}") from exc
     public = _signing_key(settings, create=False).public
     origins = set()
     for note in notes:
@@ -149,7 +142,7 @@ def checkpoint(
         try:
             written = write_checkpoint(store, key, tenant=tenant, log_file=log_file)
         except CheckpointRefused as exc:
-            raise _fail(str(exc), EXIT_CHECK_FAILED) from exc
+            raise fail(str(exc), EXIT_CHECK_FAILED) from exc
     assert written is not None  # only_if_changed is off: a checkpoint is always signed
     if out is not None:
         write_out(out, written.note.encode())
@@ -190,16 +183,16 @@ def verify_file(
     try:
         entries = list(read_entries(lines, str(export)))
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if not entries:
-        raise _fail(f"{export}: no ledger entries")
+        raise fail(f"{export}: no ledger entries")
     case_id = entries[0].case_id
     problem = verify_entries(entries)
     if problem is not None:
-        raise _fail(f"{export}: case {case_id}: FAILED at seq {problem.seq}: {problem}", EXIT_CHECK_FAILED)
+        raise fail(f"{export}: case {case_id}: FAILED at seq {problem.seq}: {problem}", EXIT_CHECK_FAILED)
     record = read_checkpoint_record(lines)
     if record is None:
-        raise _fail(
+        raise fail(
             f"{export}: case {case_id}: the chain is intact, but the export carries no checkpoint (none covered "
             "the case when it was exported: run soctriage ledger checkpoint, then export again)",
             EXIT_CHECK_FAILED,
@@ -209,5 +202,5 @@ def verify_file(
     try:
         done = check_commitment(record, case_id, {e.seq: e.hash for e in entries}, trusted)
     except ProofError as exc:
-        raise _fail(f"{export}: case {case_id}: FAILED: {exc}", EXIT_CHECK_FAILED) from exc
+        raise fail(f"{export}: case {case_id}: FAILED: {exc}", EXIT_CHECK_FAILED) from exc
     typer.echo(f"{export}: {describe(case_id, len(entries), done)}")

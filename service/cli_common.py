@@ -12,11 +12,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 from soctriage.service.config import Settings
 from soctriage.service.store import Store, StoreNotFoundError, store_label
+
+# DESIGN §7: 0 ok, 1 a check failed, 2 bad input or usage.
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Say what is wrong on stderr (one line) and end the command with `code`: `raise fail(...)`."""
+    typer.echo(message, err=True)
+    return typer.Exit(code)
 
 
 def announce_store(settings: Settings) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from soctriage.service.cli_common import EXIT_CHECK_FAILED, EXIT_OK, fail
 
 if TYPE_CHECKING:
     from soctriage.evals.chat_suite import QuestionRecord
@@ -23,18 +24,12 @@ if TYPE_CHECKING:
 
 eval_app = typer.Typer(help="Offline eval suites: score the agents' decisions.", no_args_is_help=True)
 
-EXIT_OK, EXIT_GATE, EXIT_BAD_INPUT = 0, 1, 2
 
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", "-m", help="builtin, openai:<model> or replay:<dir> (default SOCTRIAGE_MODEL)"),
 ]
 ConcurrencyOption = Annotated[int, typer.Option("--concurrency", "-j", min=1, help="alerts triaged at once")]
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
 
 
 def _progress(done: int, total: int, record: CaseRecord) -> None:
@@ -76,7 +71,10 @@ def list_suites(
 ) -> None:
     """List the shipped suites."""
     from soctriage.evals.suite import SUITES_ROOT, load_spec, shipped_suites
-    from soctriage.service.cli_common import echo_json, render_table
+    from soctriage.service.cli_common import (
+        echo_json,
+        render_table,
+    )
 
     specs = [load_spec(SUITES_ROOT / name) for name in shipped_suites()]
     if as_json:
@@ -125,7 +123,7 @@ def run(
         check_gate_names(loaded.spec)
         settings = loaded.settings(settings)
     except SuiteError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     out = out or Path("eval-runs") / loaded.spec.name / model_slug(model)
     if fresh and (out / RUN_FILE).is_file():
         shutil.rmtree(out)
@@ -140,12 +138,12 @@ def run(
             )
         )
     except (SuiteError, RunDirError, ModelConfigError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     info, _ = read_run(out)
     report = build_report(info, loaded.spec, records, out)
     write_reports(out, report)
     typer.echo(_summary(report))
-    raise typer.Exit(EXIT_OK if report["passed"] else EXIT_GATE)
+    raise typer.Exit(EXIT_OK if report["passed"] else EXIT_CHECK_FAILED)
 
 
 @eval_app.command("baseline")
@@ -181,7 +179,7 @@ def baseline(
         try:
             return asyncio.run(measure(folder))
         except SuiteError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
 
     if calibration is not None:
         # The fit's runs go to a scratch folder: the final runs, made with the fit, are the ones kept in --out
@@ -194,7 +192,7 @@ def baseline(
         current = calibration.read_text(encoding="utf-8") if calibration.is_file() else ""
         if fitted != current and check is not None:
             typer.echo(f"{calibration}: the calibration is stale; the runs at HEAD fit:\n{fitted}", err=True)
-            raise typer.Exit(EXIT_GATE)
+            raise typer.Exit(EXIT_CHECK_FAILED)
         if fitted != current:
             calibration.write_text(fitted, encoding="utf-8")
             load_calibration.cache_clear()
@@ -209,13 +207,13 @@ def baseline(
         text = target.read_text(encoding="utf-8")
         updated = replace_section(text, table, str(target))
     except (OSError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if write is not None:
         write.write_text(updated, encoding="utf-8")
         typer.echo(f"eval baselines written to {write}", err=True)
     elif updated != text:
         typer.echo(f"{check}: the eval baselines are stale; the code at HEAD measures:\n{table}", err=True)
-        raise typer.Exit(EXIT_GATE)
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 def _chat_progress(done: int, total: int, record: QuestionRecord) -> None:
@@ -248,7 +246,7 @@ def _run_chat(folder: Path, model: str, out: Path | None, fresh: bool, settings:
             run_chat_suite(folder, spec, out, model=model, base_settings=settings, progress=_chat_progress)
         )
     except (SuiteError, RunDirError, ModelConfigError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     report = build_chat_report(spec, model, records, out)
     write_chat_reports(out, report)
     metrics = report["metrics"]
@@ -258,7 +256,7 @@ def _run_chat(folder: Path, model: str, out: Path | None, fresh: bool, settings:
     typer.echo(
         f"{spec.name} on {model}: {len(records)} questions; {shown}\n{gates}; reports in {out}/report.{{json,md}}"
     )
-    raise typer.Exit(EXIT_OK if report["passed"] else EXIT_GATE)
+    raise typer.Exit(EXIT_OK if report["passed"] else EXIT_CHECK_FAILED)
 
 
 _CHAT_SUMMARY = ("pass_rate", "fact_recall", "unexpected_proposals", "invalid_citations")
@@ -276,14 +274,14 @@ def compare(
     try:
         comparison = compare_reports(load_report(a), load_report(b))
     except CompareError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
         typer.echo(
             json.dumps({**comparison.model_dump(mode="json"), "regressed": comparison.regressed}, indent=2)
         )
     else:
         typer.echo(render(comparison), nl=False)
-    raise typer.Exit(EXIT_GATE if comparison.regressed else EXIT_OK)
+    raise typer.Exit(EXIT_CHECK_FAILED if comparison.regressed else EXIT_OK)
 
 
 @eval_app.command("replay")
@@ -322,14 +320,14 @@ def replay(
             )
         )
     except (SuiteError, RunDirError, ModelConfigError, FileNotFoundError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     typer.echo(_summary(report))
     typer.echo(
         f"frozen tool results: {frozen.stats['hit']} served from {run_dir}, {frozen.stats['miss']} not recorded"
         + (" (failed: --strict-tools)" if strict_tools else " (ran live)")
     )
     typer.echo(render(comparison), nl=False)
-    raise typer.Exit(EXIT_GATE if comparison.regressed or not report["passed"] else EXIT_OK)
+    raise typer.Exit(EXIT_CHECK_FAILED if comparison.regressed or not report["passed"] else EXIT_OK)
 
 
 @eval_app.command("export-feedback")

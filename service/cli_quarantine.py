@@ -9,18 +9,16 @@ import sys
 from typing import Annotated
 
 import typer
-from soctriage.service.cli_common import echo_json, open_store, render_table
+from soctriage.service.cli_common import EXIT_BAD_INPUT, JsonOption, echo_json, open_store, render_table
 from soctriage.service.config import Settings
 from soctriage.service.domain import ALERT_FORMATS
 from soctriage.service.ingest.limits import printable
 from soctriage.service.store import QuarantinedRecord, Store
 
-EXIT_BAD_INPUT = 2
 quarantine_app = typer.Typer(help="List, show and re-submit rejected records.", no_args_is_help=True)
 IdArgument = Annotated[
     int, typer.Argument(min=1, help="quarantine id (from a rejection or `quarantine list`)")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")]
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from soctriage.service.cli_common import Progress, open_store, write_out
+from soctriage.service.cli_common import (
+    EXIT_CHECK_FAILED,
+    Progress,
+    fail,
+    open_store,
+    write_out,
+)
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
 from soctriage.service.provenance import in_force
@@ -21,17 +27,11 @@ from soctriage.service.reports import (
 )
 from soctriage.service.store.signing import local_public_key
 
-EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 1, 2
 report_app = typer.Typer(help="Evidence reports for insurers and auditors.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(report_app, name="report")
-
-
-def _bad(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 def _day(option: str, text: str | None, *, end: bool = False) -> object:
@@ -40,18 +40,18 @@ def _day(option: str, text: str | None, *, end: bool = False) -> object:
     try:
         return parse_day(text, end=end)
     except ValueError as exc:
-        raise _bad(f"{option}: {exc}") from exc
+        raise fail(f"{option}: {exc}") from exc
 
 
 def _previous(path: Path) -> EvidenceReport:
     try:
         return EvidenceReport.model_validate_json(path.read_bytes())
     except OSError as exc:
-        raise _bad(f"--verify-from {path}: cannot read: {exc.strerror}") from exc
+        raise fail(f"--verify-from {path}: cannot read: {exc.strerror}") from exc
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "<report>"
-        raise _bad(
+        raise fail(
             f"--verify-from {path}: not a JSON evidence report (field {where}: {error['msg']})"
         ) from exc
 
@@ -82,14 +82,14 @@ def evidence(
     integrity for a period, every number recomputed from the case ledgers."""
     if as_json:
         if fmt not in ("md", "json"):
-            raise _bad(f"--json and --format {fmt}: give one of them")
+            raise fail(f"--json and --format {fmt}: give one of them")
         fmt = "json"
     if fmt not in REPORT_FORMATS:
-        raise _bad(f"--format: unknown report format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}")
+        raise fail(f"--format: unknown report format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}")
     if fmt == "pdf" and out is None:
-        raise _bad("--format pdf: give --out FILE (a PDF is not written to a terminal)")
+        raise fail("--format pdf: give --out FILE (a PDF is not written to a terminal)")
     if verify_from is not None and no_verify:
-        raise _bad("give --verify-from or --no-verify, not both")
+        raise fail("give --verify-from or --no-verify, not both")
     settings = Settings()
     params = EvidenceParams(
         generated_at=utc_now(),
@@ -99,7 +99,7 @@ def evidence(
         notification_window_h=settings.notification_window_h,
     )
     if params.since and params.until and params.since >= params.until:
-        raise _bad(f"--since {since} is not before --until {until}")
+        raise fail(f"--since {since} is not before --until {until}")
     previous = None if verify_from is None else _previous(verify_from)
     mode = "previous" if previous is not None else ("none" if no_verify else "full")
     with open_store(settings, create=False) as store, Progress("report: cases read", None) as progress:
@@ -134,11 +134,11 @@ def export_case_pdf(case_id: str, out: Path | None) -> None:
     from soctriage.service.store import CaseNotFoundError
 
     if out is None:
-        raise _bad("--format pdf: give --out FILE (a PDF is not written to a terminal)")
+        raise fail("--format pdf: give --out FILE (a PDF is not written to a terminal)")
     with open_store(Settings(), create=False) as store:
         try:
             data = case_pdf(store, case_id)
         except CaseNotFoundError as exc:
-            raise _bad(str(exc)) from exc
+            raise fail(str(exc)) from exc
     write_out(out, data)
     typer.echo(f"wrote {out}", err=True)

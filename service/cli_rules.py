@@ -7,12 +7,9 @@ from typing import Annotated
 
 import typer
 from soctriage.service import event_loop
-from soctriage.service.cli_common import echo_json, open_store, render_table, require_store
+from soctriage.service.cli_common import JsonOption, echo_json, fail, open_store, render_table, require_store
 from soctriage.service.config import Settings
 from soctriage.service.domain import DISPOSITIONS
-
-EXIT_BAD_INPUT = 2
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts instead of text")]
 
 rules_app = typer.Typer(help="Suppression rules analysts taught through feedback.", no_args_is_help=True)
 
@@ -20,11 +17,6 @@ rules_app = typer.Typer(help="Suppression rules analysts taught through feedback
 def register(app: typer.Typer) -> None:
     app.command()(feedback)
     app.add_typer(rules_app, name="rules")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 def feedback(
@@ -42,9 +34,9 @@ def feedback(
     """Record an analyst's final disposition of a case. Benign feedback teaches the alert's pattern: a rule is
     made at once with --rule, or when feedback on SOCTRIAGE_RULE_AFTER_FEEDBACKS cases of one pattern agrees."""
     if disposition not in DISPOSITIONS:
-        raise _fail(f"--disposition: {disposition!r} is not one of {', '.join(DISPOSITIONS)}")
+        raise fail(f"--disposition: {disposition!r} is not one of {', '.join(DISPOSITIONS)}")
     if not by.strip():
-        raise _fail("--by: give the name of the person deciding")
+        raise fail("--by: give the name of the person deciding")
     settings = Settings()
     require_store(settings)
     outcome = event_loop.run(
@@ -98,7 +90,7 @@ async def _feedback(
                 rule_on_host=on_host,
             )
         except FeedbackError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
 
 
 @rules_app.command("list")
@@ -141,7 +133,7 @@ def rules_show(rule_id: Annotated[str, typer.Argument(help="rule id")], as_json:
     with open_store(Settings(), create=False) as store:
         found = RuleBook(store.engine).get(rule_id)
     if found is None:
-        raise _fail(f"rule {rule_id} does not exist")
+        raise fail(f"rule {rule_id} does not exist")
     view = found.model_dump(mode="json")
     if as_json:
         return echo_json(view)
@@ -161,10 +153,10 @@ def rules_revoke(
     from soctriage.agents.feedback import FeedbackError, revoke_rule
 
     if not by.strip() or not reason.strip():
-        raise _fail("--by and --reason: say who revokes the rule and why")
+        raise fail("--by and --reason: say who revokes the rule and why")
     with open_store(Settings(), create=False) as store:
         try:
             revoked = revoke_rule(store, rule_id, by=by.strip(), reason=reason.strip(), tenant=None)
         except FeedbackError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
     typer.echo(f"rule {revoked.id} revoked by {revoked.revoked_by}: {revoked.revoke_reason}")
