@@ -67,7 +67,7 @@ def give_feedback(
             reason=note or reason_code,
             explicit=rule,
             bind_host=rule_on_host,
-            after=settings.rule_after_feedbacks if settings.rule_after_feedbacks else 10**9,
+            after=settings.rule_after_feedbacks,
             ttl=_ttl(settings),
         )
     except RuleError as exc:

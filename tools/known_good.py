@@ -498,6 +498,9 @@ class KnownGoodTable:
             if entry.id in self.entries:
                 raise KnownGoodError(f"known-good entry id {entry.id!r} is used twice")
             self.entries[entry.id] = entry
+        # The last alert matched and its matches: `known_good_lookup` and `org_context` both match the case's
+        # alert in the same enrichment round, and a match walks every entry.
+        self._last: tuple[Alert, tuple[KnownGoodMatch, ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -523,6 +526,14 @@ class KnownGoodTable:
 
     def match(self, alert: Alert) -> list[KnownGoodMatch]:
         """Every entry whose criteria all hold for the alert's structured fields."""
+        last = self._last
+        if last is not None and last[0] is alert:
+            return list(last[1])
+        found = self._match(alert)
+        self._last = (alert, tuple(found))
+        return found
+
+    def _match(self, alert: Alert) -> list[KnownGoodMatch]:
         subject = _Subject(alert)
         techniques = alert.techniques
         rule_uid = (alert.rule.uid or "").lower() if alert.rule else ""

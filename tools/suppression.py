@@ -173,7 +173,7 @@ class RuleBook:
         now: datetime | None = None,
     ) -> Learned:
         """Fold one feedback into the rules. Benign feedback adds the case to its key's candidate (made
-        active at `after` cases, or at once when `explicit`); any other disposition revokes a rule of that
+        active at `after` cases (0: never by count), or at once when `explicit`); any other disposition revokes a rule of that
         key, since an analyst has just seen an attack wear it."""
         now = now or utc_now()
         key = rule_key(alert, host=bind_host)
@@ -204,7 +204,7 @@ class RuleBook:
                 conn.execute(_revoke(row["id"], author, why, now))
                 return Learned(self._get(conn, row["id"]), "revoked", why)
             if row is None:
-                active = explicit or after <= 1
+                active = explicit or after == 1
                 rule_id = f"rule-{uuid.uuid4().hex[:10]}"
                 conn.execute(
                     suppression_rules.insert().values(
@@ -229,7 +229,8 @@ class RuleBook:
             if case_id not in sources:
                 sources.append(case_id)
             values: dict[str, Any] = {"source_cases": sources, "disposition": disposition}
-            becomes_active = row["status"] == "candidate" and (explicit or len(sources) >= after)
+            agreed = after > 0 and len(sources) >= after
+            becomes_active = row["status"] == "candidate" and (explicit or agreed)
             if becomes_active:
                 values |= {
                     "status": "active",
