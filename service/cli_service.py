@@ -153,7 +153,7 @@ def worker(
         raise typer.Exit(2)
     if metrics_port is not None:
         from prometheus_client import start_http_server
-        from soctriage.service.api import metrics
+        from soctriage.service import metrics
         from soctriage.service.queue import open_queue
         from soctriage.service.store import Store
 

@@ -16,7 +16,7 @@ import httpx2
 import openai
 from soctriage.agents.response import SYSTEM, decision_value
 from soctriage.agents.run import Triager, TriageResult
-from soctriage.service.api import metrics
+from soctriage.service import metrics
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, FINAL_CASE_STATUSES, utc_now
 from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue

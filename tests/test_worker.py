@@ -82,7 +82,7 @@ def test_the_model_rate_limit_is_shared_by_every_limiter_on_the_database(tmp_pat
 
 async def test_a_worker_counts_the_model_calls_and_tokens_its_job_made(tmp_path: Path) -> None:
     from fakes import ScriptedOpenAI, reply
-    from soctriage.service.api.metrics import REGISTRY
+    from soctriage.service.metrics import REGISTRY
     from soctriage.service.worker import CaseWorker
     from test_graph import TRIAGE, llm_settings, triager, verdict_answer
 

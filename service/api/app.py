@@ -14,7 +14,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from soctriage.agents.run import DecisionRefused, Triager
-from soctriage.service.api import chat, metrics, quarantine, reports, rules
+from soctriage.service import metrics
+from soctriage.service.api import chat, quarantine, reports, rules
 from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 from soctriage.agents.response import decision_value
 from soctriage.agents.run import ActionView, Triager, TriageResult
-from soctriage.service.api import metrics
+from soctriage.service import metrics
 from soctriage.service.auth import Principal
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Case, CaseStatus, LedgerEntry, utc_now

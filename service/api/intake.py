@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from soctriage.service.api import metrics
+from soctriage.service import metrics
 from soctriage.service.domain import Alert, AlertFormat, Case
 from soctriage.service.ingest import Rejection, normalize_bytes
 from soctriage.service.queue import JobQueue, JobSpec

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from soctriage.service.api import metrics
+from soctriage.service import metrics
 from soctriage.service.api.cases import CaseView, DecisionRequest, DecisionResult
 from soctriage.service.api.deps import FormatQuery, cases_of
 from soctriage.service.api.intake import IntakeReport, accept_alerts
