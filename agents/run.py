@@ -26,7 +26,7 @@ from soctriage.agents.response import decision_value
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case
-from soctriage.service.store import Joined, Store
+from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget
 from soctriage.tools.retrieval import flush_index
@@ -125,7 +125,11 @@ class Triager:
             if existing.status in ("new", "triaging"):
                 await self.run_case(existing.id)
             return await self.result(existing.id, duplicate=True, alert_id=alert.id)
-        opened = self.store.open_or_join(alert, tenant, self.grouping)
+        try:
+            opened = self.store.open_or_join(alert, tenant, self.grouping)
+        except DuplicateAlertError as stored:
+            # Another writer (the API's intake, another command) stored it since the lookup: it is a re-delivery.
+            return await self.result(stored.case_id, duplicate=True, alert_id=alert.id)
         if isinstance(opened, Joined):
             return await self.run_grouped(opened.case_id, alert.id)
         async with self._locks.hold(opened.id):

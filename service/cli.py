@@ -15,7 +15,7 @@ import click
 import typer
 from pydantic import ValidationError
 from pydantic_settings.exceptions import SettingsError
-from soctriage.service import event_loop
+from soctriage.service import event_loop, intake
 from soctriage.service.cli_chat import register as register_chat
 from soctriage.service.cli_checkpoint import PubkeyOption, verify_against_checkpoints
 from soctriage.service.cli_checkpoint import register as register_checkpoint
@@ -138,7 +138,8 @@ def read_input(name: str) -> bytes:
 
 
 class Intake:
-    """Reads alert files, quarantining every rejected record and counting them for the exit code."""
+    """Reads alert files through the intake every face shares (service/intake.py), quarantining every rejected
+    record and counting them for the exit code."""
 
     def __init__(self, store: Store, settings: Settings, fmt: str) -> None:
         self.store, self.settings, self.fmt = store, settings, check_format(fmt)
@@ -148,23 +149,17 @@ class Intake:
     def alerts(self, names: list[str]) -> Iterator[Alert]:
         for name in names:
             source = "<stdin>" if name == "-" else name
-            # A file's rejections are kept in one transaction at its end: one commit per bad record made a
-            # file of thousands of them take seconds per thousand.
-            rejections: list[Rejection] = []
-            records = 0
-            for item in normalize_bytes(read_input(name), source, self.fmt, self.settings.max_record_bytes):
-                records += 1
-                if isinstance(item, Rejection):
-                    rejections.append(item)
-                    typer.echo(item.message(), err=True)
-                else:
-                    yield item
-            if not records:
+            alerts, rejections = intake.read_records(
+                read_input(name), source, self.fmt, self.settings.max_record_bytes
+            )
+            if not alerts and not rejections:
                 # An empty file is most often the wrong file, or an export that failed: it must not pass.
-                typer.echo(f"{source}: no alert records in it", err=True)
+                typer.echo(f"{source}: {intake.EMPTY_INPUT}", err=True)
                 self.empty.append(source)
-            self.store.quarantine(rejections, self.settings.tenant)
+            for rejected in intake.quarantine(self.store, rejections, self.settings.tenant):
+                typer.echo(rejected.message, err=True)
             self.rejected += len(rejections)
+            yield from alerts
 
     def finish(self) -> None:
         if self.rejected:

@@ -111,7 +111,7 @@ def quarantine_retry(
 ) -> None:
     """Submit a rejected record again. Accepted, its cases open, queued for triage by `serve` or `worker`, and
     it leaves the quarantine; still rejected, it stays and exit 2 says why."""
-    from soctriage.service.api.intake import retry_quarantined
+    from soctriage.service.intake import retry_quarantined
     from soctriage.service.queue import open_queue
 
     if fmt not in ("auto", *ALERT_FORMATS):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from soctriage.service.cli import app
+from soctriage.service.store import Store
 from test_cli import SAMPLES, SOCTRIAGE
 from typer.testing import CliRunner
 
@@ -195,3 +196,20 @@ def test_a_read_never_creates_the_schema_on_an_empty_postgresql_database(pg_url:
     with psycopg.connect(pg_url) as conn:
         tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
         assert tables.fetchone() == (0,)
+
+
+def test_an_alert_another_writer_stored_first_answers_with_its_case_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve`'s intake or another `triage` may store the alert between this command's lookup and its insert:
+    the store refuses the second copy, and the command answers with the existing case, as POST /v1/alerts does."""
+    home, sample = tmp_path / "home", str(SAMPLES / "crowdstrike-test-detection.json")
+    first = json.loads(run(home, "triage", "--json", sample).stdout)
+    monkeypatch.setattr(
+        Store, "find_case_by_alert", lambda *_: None
+    )  # the other writer came after the lookup
+    again = run(home, "triage", "--json", sample)
+    assert again.returncode == 0, again.stderr
+    result = json.loads(again.stdout)
+    assert (result["case_id"], result["duplicate"]) == (first["case_id"], True)
+    assert len(json.loads(run(home, "cases", "list", "--json").stdout)) == 1

@@ -35,7 +35,7 @@ from soctriage.service.store import (
 )
 from soctriage.service.store.engine import upgrade
 from soctriage.service.store.schema import metadata
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
 RAW = '{"id": "ldt:1", "cmdline": "powershell -enc SQBFAFgA", "note": "\\u00e9t\\u00e9"}'
 
@@ -179,6 +179,28 @@ def test_migrating_a_store_with_global_alert_ids_keeps_its_alerts_and_dedupes_pe
         with store.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []
+
+
+@pytest.mark.postgres
+def test_an_alert_a_concurrent_writer_stores_first_is_refused_as_a_duplicate_not_raised(
+    request: pytest.FixtureRequest,
+) -> None:
+    """On PostgreSQL intake's duplicate check and its insert are not under one lock: another writer may store the
+    alert in between. That alert's outcome is its DuplicateAlertError, as for any stored alert."""
+    with (
+        Store.open(backend_settings("postgres", request, Path())) as store,
+        Store.open(backend_settings("postgres", request, Path())) as other,
+    ):
+        theirs: list[Case] = []
+
+        def store_it_first(conn: Connection, cursor: object, statement: str, *_: object) -> None:
+            if not theirs and statement.startswith("SELECT alerts.id, alerts.case_id"):
+                theirs.append(other.create_case(make_alert(9), "acme"))
+
+        event.listen(store.engine, "after_cursor_execute", store_it_first)  # after its check found nothing
+        [outcome] = store.create_cases([make_alert(9)], "acme")
+        event.remove(store.engine, "after_cursor_execute", store_it_first)
+    assert isinstance(outcome, DuplicateAlertError) and outcome.case_id == theirs[0].id
 
 
 def test_create_cases_opens_a_batch_in_one_transaction_with_the_callers_work(store: Store) -> None:

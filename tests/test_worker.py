@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx2
 from service_support import alert_variants, free_port
-from soctriage.service.api.intake import accept_alerts
 from soctriage.service.config import Settings
+from soctriage.service.intake import accept_alerts
 from soctriage.service.queue import Job, JobSpec, SqliteQueue
 from soctriage.service.store import Store
 from soctriage.service.worker_limits import SharedRateLimit

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Query, Request
 from soctriage.service.api.cases import Cases
-from soctriage.service.api.intake import IntakeFormat
+from soctriage.service.intake import IntakeFormat
 
 FormatQuery = Annotated[IntakeFormat, Query(alias="format", description="vendor format; auto detects it")]
 

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from soctriage.service.api.cases import NotFoundError
 from soctriage.service.api.deps import FormatQuery, cases_of
-from soctriage.service.api.intake import IntakeReport, retry_quarantined
 from soctriage.service.api.security import Admin
 from soctriage.service.auth import Principal
 from soctriage.service.domain import AlertFormat
+from soctriage.service.intake import IntakeReport, retry_quarantined
 from soctriage.service.store import QuarantinedRecord
 
 router = APIRouter(tags=["quarantine"])

@@ -234,8 +234,12 @@ class Store:
             # one transaction per alert then isolates the duplicate from the rest.
             if len(alerts) == 1:
                 with self._read() as conn:
-                    self._refuse_duplicate(conn, alerts[0].id, tenant)
-                raise
+                    params = {"alert_id": alerts[0].id, "tenant": tenant}
+                    stored_in = conn.execute(_CASE_OF_ALERT, params).scalar()
+                if stored_in is None:
+                    raise
+                # The outcome promised for an alert already stored, here too: a raise was a 500 over HTTP.
+                return [DuplicateAlertError(alerts[0].id, stored_in, tenant)]
             return [
                 created
                 for alert in alerts
@@ -327,12 +331,6 @@ class Store:
         [entry] = self._append_locked(conn, case_id, *head, [("system", "alert_received", *clean)])
         conn.execute(_INSERT_ALERT, [_alert_row(alert, case_id, tenant, entry.ts, clean[0])])
         return Joined(case_id=case_id, alert_id=alert.id, tenant=tenant, seq=entry.seq, keys=keys)
-
-    @staticmethod
-    def _refuse_duplicate(conn: Connection, alert_id: str, tenant: str) -> None:
-        found = conn.execute(_CASE_OF_ALERT, {"alert_id": alert_id, "tenant": tenant}).scalar()
-        if found is not None:
-            raise DuplicateAlertError(alert_id, found, tenant)
 
     def get_case(self, case_id: str) -> Case | None:
         if "\x00" in case_id:
