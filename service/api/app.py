@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 from soctriage.agents.run import DecisionRefused, Triager
 from soctriage.service import metrics
 from soctriage.service.api import chat, quarantine, reports, rules
-from soctriage.service.api.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator
+from soctriage.service.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.config import Settings
 from soctriage.service.console import routes as console
 from soctriage.service.console.session import SessionSigner

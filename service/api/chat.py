@@ -29,10 +29,10 @@ from soctriage.agents.assistant import (
     ChatEvent,
 )
 from soctriage.agents.feedback import FeedbackError, give_feedback
-from soctriage.service.api.cases import NotFoundError, RequestBody
 from soctriage.service.api.deps import cases_of
 from soctriage.service.api.security import Analyst, Viewer
 from soctriage.service.auth import Principal
+from soctriage.service.cases import NotFoundError, RequestBody
 from soctriage.service.domain import Case, Disposition
 
 router = APIRouter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query, Request
-from soctriage.service.api.cases import Cases
+from soctriage.service.cases import Cases
 from soctriage.service.intake import IntakeFormat
 
 FormatQuery = Annotated[IntakeFormat, Query(alias="format", description="vendor format; auto detects it")]

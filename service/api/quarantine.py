@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from soctriage.service.api.cases import NotFoundError
 from soctriage.service.api.deps import FormatQuery, cases_of
 from soctriage.service.api.security import Admin
 from soctriage.service.auth import Principal
+from soctriage.service.cases import NotFoundError
 from soctriage.service.domain import AlertFormat
 from soctriage.service.intake import IntakeReport, retry_quarantined
 from soctriage.service.store import QuarantinedRecord

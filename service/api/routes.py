@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from soctriage.service import metrics
-from soctriage.service.api.cases import CaseView, DecisionRequest, DecisionResult
 from soctriage.service.api.deps import FormatQuery, cases_of
 from soctriage.service.api.security import Analyst, Operator, Viewer
+from soctriage.service.cases import CaseView, DecisionRequest, DecisionResult
 from soctriage.service.domain import Case, CaseStatus, Disposition, LedgerEntry
 from soctriage.service.intake import IntakeReport, accept_alerts
 from soctriage.service.store.case_query import MAX_SEARCH_CHARS, CaseFilter, CursorError

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.agents.feedback import FeedbackError, UnknownRule, revoke_rule
-from soctriage.service.api.cases import NotFoundError
 from soctriage.service.api.deps import cases_of
 from soctriage.service.api.security import Analyst, Viewer
+from soctriage.service.cases import NotFoundError
 from soctriage.tools.suppression import RuleBook, SuppressionRule
 
 router = APIRouter(tags=["rules"])

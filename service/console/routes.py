@@ -25,13 +25,13 @@ from soctriage.agents.assistant import MAX_QUESTION_CHARS, ChatAnswer
 from soctriage.agents.feedback import FeedbackError, give_feedback
 from soctriage.agents.run import DecisionRefused
 from soctriage.service.api import chat as chat_api
-from soctriage.service.api.cases import (
+from soctriage.service.api.deps import cases_of
+from soctriage.service.cases import (
     ConflictError,
     DecisionRequest,
     ForbiddenError,
     NotFoundError,
 )
-from soctriage.service.api.deps import cases_of
 from soctriage.service.console import views
 from soctriage.service.console.access import (
     BadRequest,

@@ -1,4 +1,5 @@
-"""What the case routes do, without HTTP: tenant-scoped reads, and human decisions on pending actions.
+"""Case decisions for the faces that act for a key (the API's case routes, the console): tenant-scoped reads, and
+human decisions on pending actions.
 
 A decision refused because of the action's state (not pending, expired) is written to the case's ledger (actor
 human:<key name>, a `note` with outcome refused and why) before the caller hears about it: the decider had the
