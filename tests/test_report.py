@@ -420,11 +420,35 @@ def test_chains_verified_by_worker_processes_give_the_inline_answer(
         params = EvidenceParams(generated_at=GENERATED)
         inline = evidence_from_store(store, params)
         monkeypatch.setattr(source, "PARALLEL_VERIFY_MIN_CASES", 1)
-        parallel = evidence_from_store(store, params)
+        parallel = evidence_from_store(store, params, cores=source.PARALLEL_VERIFY_MIN_CORES)
     assert parallel == inline
     assert (parallel.integrity.ok, parallel.integrity.failed) == (7, 1)
     [failure] = parallel.integrity.failures
     assert failure.case_id == case_id and "entry 3" in (failure.problem or "")
+
+
+def test_chains_are_verified_in_worker_processes_only_beyond_two_usable_cores(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On two cores the workers cost far more CPU than verifying inline and the report is no sooner: a large
+    scope is verified by workers only where more cores are usable (the process's affinity, not the machine's)."""
+    pools: list[int] = []
+    pool = source.ProcessPoolExecutor
+    monkeypatch.setattr(
+        source, "ProcessPoolExecutor", lambda workers, **kw: pools.append(workers) or pool(workers, **kw)
+    )
+    monkeypatch.setattr(source, "PARALLEL_VERIFY_MIN_CASES", 1)
+    with Store.open(Settings(home=home)) as store:
+        params = EvidenceParams(generated_at=GENERATED)
+        inline = evidence_from_store(store, params, cores=1)
+        assert evidence_from_store(store, params, cores=2) == inline and pools == []
+        monkeypatch.setattr(source.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+        monkeypatch.setattr(source.os, "cpu_count", lambda: 64)
+        assert source.usable_cores() == 2
+        assert evidence_from_store(store, params) == inline and pools == []
+        assert evidence_from_store(store, params, cores=3) == inline
+    assert pools == [3]
+    assert not source.verify_in_workers(source.PARALLEL_VERIFY_MIN_CASES - 1, 64)
 
 
 def _store_alerts(store: Store, tenant: str, count: int, offset: int) -> None:
@@ -487,7 +511,7 @@ def test_postgres_report_matches_export(pg_url: str) -> None:
         report = evidence_from_store(store, params)
         with pytest.MonkeyPatch.context() as patch:  # the worker-process verification, on PostgreSQL too
             patch.setattr(source, "PARALLEL_VERIFY_MIN_CASES", 1)
-            assert evidence_from_store(store, params) == report
+            assert evidence_from_store(store, params, cores=source.PARALLEL_VERIFY_MIN_CORES) == report
         entries = [
             e for case in sorted(store.list_cases(), key=lambda c: c.id) for e in store.entries(case.id)
         ]
