@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from soctriage.service.domain import Case, LedgerEntry, format_ts
 from soctriage.service.reports.layout import Layout, Section, Table
 from soctriage.service.store.chain import CaseVerification
-from soctriage.service.store.store import CaseNotFoundError, Store
+from soctriage.service.store.errors import CaseNotFoundError
+from soctriage.service.store.store import Store
 from soctriage.service.store.transcript import ACTION_HEAD, action_rows, summarize
 
 HASH_PREFIX = 12

@@ -22,7 +22,7 @@ from soctriage.service.store.checkpoint import cite_checkpoint
 from soctriage.service.store.engine import create_store_engine
 from soctriage.service.store.schema import cases, ledger
 from soctriage.service.store.signing import PublicKey
-from soctriage.service.store.store import STORED_ENTRY_COLUMNS, verify_rows
+from soctriage.service.store.verify import STORED_ENTRY_COLUMNS, verify_rows
 from sqlalchemy import and_, or_, select, true
 
 VerifyMode = Literal["full", "previous", "none"]

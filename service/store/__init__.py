@@ -8,16 +8,16 @@ from soctriage.service.store.chain import (
     verify_entries,
 )
 from soctriage.service.store.engine import store_label
-from soctriage.service.store.grouping import Grouping, GroupKey, Joined
-from soctriage.service.store.store import (
+from soctriage.service.store.errors import (
     CaseNotFoundError,
     DuplicateAlertError,
     EvidenceError,
-    QuarantinedRecord,
-    Store,
     StoreError,
     StoreNotFoundError,
 )
+from soctriage.service.store.grouping import Grouping, GroupKey, Joined
+from soctriage.service.store.quarantine import QuarantinedRecord
+from soctriage.service.store.store import Store
 
 __all__ = [
     "CaseNotFoundError",

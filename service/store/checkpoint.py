@@ -34,6 +34,7 @@ from typing import Any, Literal, NamedTuple
 from soctriage.service.config import Settings
 from soctriage.service.domain import utc_now
 from soctriage.service.store.engine import write_transaction
+from soctriage.service.store.errors import StoreError
 from soctriage.service.store.merkle import Frontier, inclusion_proof, roots_at
 from soctriage.service.store.proof import (
     Checkpoint,
@@ -48,7 +49,7 @@ from soctriage.service.store.proof import (
 )
 from soctriage.service.store.schema import cases, ledger, ledger_checkpoints, ledger_head_log
 from soctriage.service.store.signing import PublicKey, SigningKey, scope_label
-from soctriage.service.store.store import Store, StoreError
+from soctriage.service.store.store import Store
 from sqlalchemy import Connection, Integer, String, and_, column, insert, select, values
 from sqlalchemy.exc import IntegrityError
 

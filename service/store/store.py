@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ParamSpec, Self, TypeVar, get_args
 
 from soctriage.service.config import Settings
 from soctriage.service.domain import (
-    GENESIS_HASH,
     Alert,
     Case,
     CaseStatus,
@@ -23,14 +18,7 @@ from soctriage.service.domain import (
     format_ts,
     utc_now,
 )
-from soctriage.service.ingest.errors import Rejection
-from soctriage.service.store.chain import (
-    CaseVerification,
-    ChainChecker,
-    LedgerProblem,
-    VerifyReport,
-    clean_entry_input,
-)
+from soctriage.service.store.chain import clean_entry_input
 from soctriage.service.store.engine import (
     create_store_engine,
     store_exists,
@@ -38,43 +26,15 @@ from soctriage.service.store.engine import (
     upgrade,
     write_transaction,
 )
-from soctriage.service.store.grouping import (
-    Grouping,
-    GroupKey,
-    Joined,
-    find_case,
-    lock_tenant,
-    new_rows,
-    remember,
-)
+from soctriage.service.store.errors import CaseNotFoundError, EvidenceError, StoreNotFoundError
 from soctriage.service.store.ledger_sql import EntryRow, LedgerStatements
-from soctriage.service.store.schema import (
-    alert_groups,
-    alerts,
-    cases,
-    json_doc,
-    ledger,
-    quarantine,
-    queue_columns,
-)
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Row,
-    String,
-    Text,
-    bindparam,
-    cast,
-    exists,
-    select,
-    type_coerce,
-    update,
-)
-from sqlalchemy.exc import IntegrityError
+from soctriage.service.store.opening import CASE_OF_ALERT, CaseOpening
+from soctriage.service.store.quarantine import Quarantine
+from soctriage.service.store.schema import alerts, cases, json_doc, ledger
+from soctriage.service.store.verify import ChainVerification
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 CASE_STATUSES: frozenset[str] = frozenset(get_args(CaseStatus))
-# Rows fetched per round trip while verifying: large enough to be fast, small enough to bound memory.
-VERIFY_BATCH = 10_000
 
 EntryInput = tuple[str, str, dict[str, Any]]
 # An entry past clean_entry_input: actor, kind, payload as it reads back, and its canonical JSON text.
@@ -84,75 +44,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class StoreError(Exception):
-    """Base class of the store's own errors."""
-
-
-class StoreNotFoundError(StoreError, LookupError):
-    """A command that only reads found no store where the settings point: it never creates one."""
-
-    def __init__(self, label: str) -> None:
-        super().__init__(
-            f"no store at {label}: nothing has been triaged there yet (set SOCTRIAGE_HOME or"
-            " SOCTRIAGE_DATABASE_URL to the store you mean)"
-        )
-        self.label = label
-
-
-class CaseNotFoundError(StoreError, LookupError):
-    def __init__(self, case_id: str) -> None:
-        super().__init__(f"case {case_id!r} does not exist")
-        self.case_id = case_id
-
-
-class DuplicateAlertError(StoreError):
-    """The alert is already stored: a re-delivery must join its existing case, not open another."""
-
-    def __init__(self, alert_id: str, case_id: str, tenant: str) -> None:
-        super().__init__(f"alert {alert_id!r} is already stored in case {case_id!r} (tenant {tenant!r})")
-        self.alert_id = alert_id
-        self.case_id = case_id
-        self.tenant = tenant
-
-
-class EvidenceError(StoreError, ValueError):
-    """A verdict cites ledger entries its case does not have."""
-
-    def __init__(self, case_id: str, missing: list[int], head_seq: int) -> None:
-        super().__init__(
-            f"verdict for {case_id} cites ledger seq {missing}, but the ledger has 1..{head_seq}"
-        )
-        self.case_id = case_id
-        self.missing = missing
-        self.head_seq = head_seq
-
-
-@dataclass(frozen=True)
-class QuarantinedRecord:
-    id: int
-    received_at: datetime
-    tenant: str | None  # None: kept before the quarantine named tenants
-    rejection: Rejection
-
-
-def new_case_id() -> str:
-    return f"case-{uuid.uuid4().hex[:12]}"
-
-
-def alert_received_payload(alert: Alert) -> dict[str, Any]:
-    """Ledger payload for a new alert: the normalized fields plus a digest of raw (raw itself stays in
-    `alerts`, so an oversized or hostile record does not bloat every transcript)."""
-    payload = alert.model_dump(mode="json", exclude={"raw"})
-    payload["raw_sha256"] = hashlib.sha256(alert.raw.encode()).hexdigest()
-    return payload
-
-
-class Store:
+class Store(CaseOpening, ChainVerification, Quarantine):
     """All reads and writes of cases and their ledgers. Every ledger write moves the case head in the same
     transaction, under a lock on the case, so seq stays gapless with many writers."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = True, create: bool = True) -> Self:
@@ -183,154 +77,7 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                # One snapshot for the whole read, so heads and entries agree while writers keep appending.
-                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            with conn.begin():
-                yield conn
-
     # ---- cases and alerts ---------------------------------------------------------------------------
-
-    def create_case(self, alert: Alert, tenant: str) -> Case:
-        """Store `alert` in a new case and write its `alert_received` entry (seq 1, actor `system`)."""
-        created = self.open_or_join(alert, tenant)
-        assert isinstance(created, Case), "no grouping was asked for"
-        return created
-
-    def open_or_join(self, alert: Alert, tenant: str, grouping: Grouping | None = None) -> Case | Joined:
-        """Store `alert` in the case of its incident (`grouping`), or in a new case; DuplicateAlertError when it
-        is already stored."""
-        [created] = self.create_cases([alert], tenant, grouping=grouping)
-        if isinstance(created, DuplicateAlertError):
-            raise created
-        return created
-
-    def create_cases(
-        self,
-        alerts: Sequence[Alert],
-        tenant: str,
-        *,
-        on_created: Callable[[Connection, list[Case | Joined]], None] | None = None,
-        grouping: Grouping | None = None,
-    ) -> list[Case | Joined | DuplicateAlertError]:
-        """Open one case per alert in ONE transaction, each with its `alert_received` entry; an alert already
-        stored yields its DuplicateAlertError instead of a case. With `grouping`, an alert whose keys match a
-        case of the tenant within the window joins that case (`Joined`, an `alert_received` entry saying why)
-        instead. `on_created(conn, outcomes)` runs inside that transaction with the new and joined cases, so
-        work that must commit or roll back with them (their job rows) does."""
-        try:
-            with write_transaction(self.engine) as conn:
-                if grouping is not None:
-                    lock_tenant(conn, tenant)
-                created = self._create_locked(conn, alerts, tenant, grouping)
-                if on_created is not None:
-                    on_created(conn, [c for c in created if not isinstance(c, DuplicateAlertError)])
-                return created
-        except IntegrityError:
-            # A concurrent writer stored one of these alerts between our check and our insert (PostgreSQL):
-            # one transaction per alert then isolates the duplicate from the rest.
-            if len(alerts) == 1:
-                with self._read() as conn:
-                    params = {"alert_id": alerts[0].id, "tenant": tenant}
-                    stored_in = conn.execute(_CASE_OF_ALERT, params).scalar()
-                if stored_in is None:
-                    raise
-                # The outcome promised for an alert already stored, here too: a raise was a 500 over HTTP.
-                return [DuplicateAlertError(alerts[0].id, stored_in, tenant)]
-            return [
-                created
-                for alert in alerts
-                for created in self.create_cases([alert], tenant, on_created=on_created, grouping=grouping)
-            ]
-
-    def _create_locked(
-        self, conn: Connection, batch: Sequence[Alert], tenant: str, grouping: Grouping | None
-    ) -> list[Case | Joined | DuplicateAlertError]:
-        """Insert the cases, alerts and first ledger entries of a batch with one statement per table: intake
-        sees thousands of alerts a second, and per-row statements would cost more than the rows."""
-        stored = {
-            row.id: DuplicateAlertError(row.id, row.case_id, row.tenant)
-            for row in conn.execute(
-                select(alerts.c.id, alerts.c.case_id, alerts.c.tenant).where(
-                    alerts.c.tenant == tenant, alerts.c.id.in_({alert.id for alert in batch})
-                )
-            )
-        }
-        outcomes: list[Case | Joined | DuplicateAlertError] = []
-        rows = _BatchRows()
-        for alert in batch:
-            if alert.id in stored:
-                outcomes.append(stored[alert.id])
-                continue
-            keys = tuple(grouping.keys(alert)) if grouping is not None else ()
-            if grouping is not None and keys:
-                # Cases opened earlier in this batch must be in the tables before the lookup can find them.
-                rows.flush(conn)
-                match = find_case(conn, tenant, keys, alert.time, grouping.window)
-                if match is not None:
-                    joined = self._join_locked(conn, match[0], alert, tenant, match[1])
-                    remember(conn, tenant, joined.case_id, keys, alert.time)
-                    stored[alert.id] = DuplicateAlertError(alert.id, joined.case_id, tenant)
-                    outcomes.append(joined)
-                    continue
-            payload, payload_text = clean_entry_input(
-                "system", "alert_received", alert_received_payload(alert)
-            )
-            now = utc_now()
-            case_id = new_case_id()
-            entry_hash = LedgerEntry.hash_of_text(
-                case_id, 1, format_ts(now), "system", "alert_received", payload_text, GENESIS_HASH
-            )
-            rows.cases.append(
-                {
-                    "id": case_id,
-                    "tenant": tenant,
-                    "status": "new",
-                    "verdict": None,
-                    "status_times": {"new": format_ts(now)},
-                    "assignee": None,
-                    "created_at": now,
-                    "updated_at": now,
-                    "head_seq": 1,
-                    "head_hash": entry_hash,
-                    **queue_columns(payload, None),
-                }
-            )
-            rows.alerts.append(_alert_row(alert, case_id, tenant, now, payload))
-            rows.entries.append(
-                (case_id, 1, now, "system", "alert_received", payload_text, GENESIS_HASH, entry_hash)
-            )
-            rows.keys.extend(new_rows(tenant, case_id, keys, alert.time))
-            # A second copy of the same alert later in this batch joins this case.
-            stored[alert.id] = DuplicateAlertError(alert.id, case_id, tenant)
-            outcomes.append(
-                Case(
-                    id=case_id,
-                    tenant=tenant,
-                    status="new",
-                    alert_ids=(alert.id,),
-                    status_times={"new": now},
-                    created_at=now,
-                )
-            )
-        rows.flush(conn)
-        return outcomes
-
-    def _join_locked(
-        self, conn: Connection, case_id: str, alert: Alert, tenant: str, keys: tuple[GroupKey, ...]
-    ) -> Joined:
-        """Append `alert` to the case's chain as an `alert_received` entry that says why it joined."""
-        head = LedgerStatements(conn).lock_head(case_id)
-        if head is None:
-            raise CaseNotFoundError(case_id)
-        payload = alert_received_payload(alert) | {"grouping": [key.shown() for key in keys]}
-        clean = clean_entry_input("system", "alert_received", payload)
-        [entry] = self._append_locked(conn, case_id, *head, [("system", "alert_received", *clean)])
-        conn.execute(_INSERT_ALERT, [_alert_row(alert, case_id, tenant, entry.ts, clean[0])])
-        return Joined(case_id=case_id, alert_id=alert.id, tenant=tenant, seq=entry.seq, keys=keys)
 
     def get_case(self, case_id: str) -> Case | None:
         if "\x00" in case_id:
@@ -362,7 +109,7 @@ class Store:
 
     def find_case_by_alert(self, alert_id: str, tenant: str) -> Case | None:
         with self._read() as conn:
-            case_id = conn.execute(_CASE_OF_ALERT, {"alert_id": alert_id, "tenant": tenant}).scalar()
+            case_id = conn.execute(CASE_OF_ALERT, {"alert_id": alert_id, "tenant": tenant}).scalar()
             return None if case_id is None else self._load_case(conn, case_id)
 
     def get_alert(self, alert_id: str, tenant: str) -> Alert | None:
@@ -547,136 +294,12 @@ class Store:
             raise CaseNotFoundError(case_id)
         return int(head)
 
-    def verify(self, case_ids: Sequence[str] | None = None) -> VerifyReport:
-        """Check every chain (or the named cases) and each chain's end against its case's stored head.
-
-        Streams entries ordered by (case_id, seq) in batches, so memory does not grow with the ledger.
-        """
-        with self._read() as conn:
-            if case_ids is None:
-                return VerifyReport(tuple(self._verify_all(conn)))
-            return VerifyReport(
-                tuple(self._verify_case(conn, case_id) for case_id in dict.fromkeys(case_ids))
-            )
-
-    def _verify_case(self, conn: Connection, case_id: str) -> CaseVerification:
-        head = conn.execute(select(cases.c.head_seq, cases.c.head_hash).where(cases.c.id == case_id)).first()
-        if head is None:
-            return CaseVerification(
-                case_id, LedgerProblem(None, f"case {case_id} does not exist"), 0, None, None
-            )
-        rows = conn.execution_options(yield_per=VERIFY_BATCH).execute(
-            select(*STORED_ENTRY_COLUMNS).where(ledger.c.case_id == case_id).order_by(ledger.c.seq)
-        )
-        checker = ChainChecker(case_id)
-        for row in rows:
-            if checker.feed(row) is not None:
-                break
-        rows.close()
-        return _finish(checker, case_id, head.head_seq, head.head_hash)
-
-    def _verify_all(self, conn: Connection) -> Iterator[CaseVerification]:
-        # Joining the head onto each row keeps this a single ordered stream (no per-case queries), and the
-        # outer join surfaces entries whose case row is gone.
-        query = (
-            select(*STORED_ENTRY_COLUMNS, cases.c.head_seq, cases.c.head_hash)
-            .select_from(ledger.outerjoin(cases, cases.c.id == ledger.c.case_id))
-            .order_by(ledger.c.case_id, ledger.c.seq)
-        )
-        yield from verify_rows(conn.execution_options(yield_per=VERIFY_BATCH).execute(query))
-        # Cases whose every entry is gone never appear in the stream above.
-        emptied = select(cases.c.id, cases.c.head_seq, cases.c.head_hash).where(
-            ~exists().where(ledger.c.case_id == cases.c.id)
-        )
-        for row in conn.execute(emptied.order_by(cases.c.id)):
-            yield _finish(ChainChecker(row.id), row.id, row.head_seq, row.head_hash)
-
-    # ---- quarantine --------------------------------------------------------------------------------
-
-    def quarantine(self, rejections: Sequence[Rejection], tenant: str) -> list[int]:
-        """Keep records `tenant`'s intake could not use, raw bytes whole, in one transaction; returns their
-        quarantine ids in order. One transaction for the lot: a body of many bad records must cost one commit,
-        not one each."""
-        if not rejections:
-            return []
-        now = utc_now()
-        rows = [{"received_at": now, "tenant": tenant, **rejection.model_dump()} for rejection in rejections]
-        with write_transaction(self.engine) as conn:
-            return list(conn.execute(_INSERT_QUARANTINE, rows).scalars())
-
-    def list_quarantine(self, limit: int = 100, tenant: str | None = None) -> list[QuarantinedRecord]:
-        """Newest first; one tenant's, or every tenant's when `tenant` is None."""
-        query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
-        if tenant is not None:
-            query = query.where(quarantine.c.tenant == tenant)
-        with self._read() as conn:
-            return [_quarantined(row) for row in conn.execute(query)]
-
-    def get_quarantined(self, quarantine_id: int) -> QuarantinedRecord | None:
-        with self._read() as conn:
-            row = conn.execute(select(quarantine).where(quarantine.c.id == quarantine_id)).first()
-        return None if row is None else _quarantined(row)
-
-    @staticmethod
-    def release_quarantined(conn: Connection, quarantine_id: int) -> None:
-        """Drop a quarantined record whose re-submission opened its cases, in that transaction (`conn`): its
-        raw bytes now live with its alerts."""
-        conn.execute(quarantine.delete().where(quarantine.c.id == quarantine_id))
-
-
-def _quarantined(row: Row[Any]) -> QuarantinedRecord:
-    rejection = Rejection(
-        source=row.source, line=row.line, reason=row.reason, field=row.field, raw=row.raw, format=row.format
-    )
-    return QuarantinedRecord(id=row.id, received_at=row.received_at, tenant=row.tenant, rejection=rejection)
-
-
-def _alert_row(
-    alert: Alert, case_id: str, tenant: str, now: datetime, payload: dict[str, Any]
-) -> dict[str, Any]:
-    normalized = {k: v for k, v in payload.items() if k not in ("raw_sha256", "grouping")}
-    return {
-        "id": alert.id,
-        "case_id": case_id,
-        "tenant": tenant,
-        "received_at": now,
-        "vendor": alert.source.vendor,
-        "product": alert.source.product,
-        "format": alert.source.format,
-        "vendor_alert_id": alert.source.vendor_alert_id,
-        "raw": alert.raw,
-        "raw_sha256": payload["raw_sha256"],
-        "normalized": normalized,
-    }
-
-
-@dataclass
-class _BatchRows:
-    """Rows of the cases a batch opens, inserted one statement per table."""
-
-    cases: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    entries: list[EntryRow] = field(default_factory=list)
-    keys: list[dict[str, Any]] = field(default_factory=list)
-
-    def flush(self, conn: Connection) -> None:
-        if self.cases:
-            conn.execute(_INSERT_CASE, self.cases)
-            conn.execute(_INSERT_ALERT, self.alerts)
-            LedgerStatements(conn).insert(self.entries)
-        if self.keys:
-            conn.execute(_INSERT_GROUP_KEY, self.keys)
-        self.cases, self.alerts, self.entries, self.keys = [], [], [], []
-
 
 # The append path runs these thousands of times a second; building them once skips per-call construction
 # and SQLAlchemy's cache-key computation.
 _CASE_ROW = select(cases).where(cases.c.id == bindparam("case_id"))
 _LOCK_CASE = _CASE_ROW.with_for_update()
 _HEAD_SEQ = select(cases.c.head_seq).where(cases.c.id == bindparam("case_id"))
-_CASE_OF_ALERT = select(alerts.c.case_id).where(
-    alerts.c.id == bindparam("alert_id"), alerts.c.tenant == bindparam("tenant")
-)
 _ALERT_IDS_OF_CASE = (
     select(alerts.c.id)
     .where(alerts.c.case_id == bindparam("case_id"))
@@ -688,10 +311,6 @@ _ENTRIES = (
     .order_by(ledger.c.seq)
 )
 _ENTRIES_OF_KIND = _ENTRIES.where(ledger.c.kind == bindparam("kind"))
-_INSERT_CASE = cases.insert()
-_INSERT_ALERT = alerts.insert()
-_INSERT_QUARANTINE = quarantine.insert().returning(quarantine.c.id, sort_by_parameter_order=True)
-_INSERT_GROUP_KEY = alert_groups.insert()
 _SET_VERDICT = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))
@@ -719,47 +338,6 @@ def _move_head(also: tuple[str, ...]) -> Any:
             )
         )
     return _MOVE_HEAD_WITH[also]
-
-
-# Verify reads ts and payload as stored (SQLite: text; PostgreSQL: timestamptz and json text) and lets the
-# chain checker parse them, so an edit that leaves unparseable content is reported, not raised.
-STORED_ENTRY_COLUMNS = (
-    ledger.c.case_id,
-    ledger.c.seq,
-    type_coerce(ledger.c.ts, String).label("ts"),
-    ledger.c.actor,
-    ledger.c.kind,
-    cast(ledger.c.payload, Text).label("payload"),
-    ledger.c.prev_hash,
-    ledger.c.hash,
-)
-
-
-def verify_rows(rows: Iterable[Row[Any]]) -> Iterator[CaseVerification]:
-    """One result per chain from stored entries ordered by (case_id, seq), each row `STORED_ENTRY_COLUMNS`
-    plus its case's stored `head_seq` and `head_hash` (None when the case row is gone). Only the chain being
-    read is held in memory."""
-    checker: ChainChecker | None = None
-    head: tuple[int | None, str | None] = (None, None)
-    for row in rows:
-        if checker is None or row.case_id != checker.case_id:
-            if checker is not None:
-                yield _finish(checker, checker.case_id, *head)
-            checker, head = ChainChecker(row.case_id), (row.head_seq, row.head_hash)
-        if checker.problem is None:
-            checker.feed(row)
-    if checker is not None:
-        yield _finish(checker, checker.case_id, *head)
-
-
-def _finish(
-    checker: ChainChecker, case_id: str | None, head_seq: int | None, head_hash: str | None
-) -> CaseVerification:
-    if head_seq is None:
-        problem = LedgerProblem(None, f"ledger has entries for case {case_id}, which does not exist")
-    else:
-        problem = checker.finish(head_seq, head_hash)
-    return CaseVerification(str(case_id), problem, checker.count, head_seq, head_hash)
 
 
 def _valid_status(status: str) -> str:
