@@ -8,16 +8,14 @@ the same report, which is what lets an auditor rebuild it from exported ledgers.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from soctriage.service.domain import FINAL_CASE_STATUSES
+from soctriage.service.reports.integrity import _integrity, _integrity_row
 from soctriage.service.reports.model import (
     ActionRow,
     Actions,
@@ -27,22 +25,31 @@ from soctriage.service.reports.model import (
     CheckpointCitation,
     DenialRow,
     EvidenceReport,
-    Integrity,
     LateIncident,
     Mfa,
     MfaRow,
     ModelUsage,
     Outcomes,
-    Percentiles,
     Period,
-    Requirement,
     Timings,
     Volume,
 )
-from soctriage.service.store.chain import CaseVerification, ChainChecker
+from soctriage.service.reports.params import Entry, EvidenceParams
+from soctriage.service.reports.requirements import requirements
+from soctriage.service.reports.tally import (
+    _Approval,
+    _is_sensitive,
+    _mfa_fields,
+    _parse_time,
+    _reason_bucket,
+    _seconds,
+    _sorted,
+    _source_name,
+    _Tally,
+    percentiles,
+)
+from soctriage.service.store.chain import CaseVerification
 
-DEFAULT_NOTIFICATION_WINDOW_H = 72.0
-DEFAULT_LIST_LIMIT = 200
 # Upper bounds (seconds) of the time-to-verdict histogram, with their labels.
 VERDICT_BUCKETS: tuple[tuple[str, float], ...] = (
     ("< 1 s", 1),
@@ -54,172 +61,8 @@ VERDICT_BUCKETS: tuple[tuple[str, float], ...] = (
     ("> 24 h", math.inf),
 )
 RESOLVED_STATUSES = frozenset({"contained", "closed"})
-SENSITIVE_CRITICALITY = frozenset({"high", "critical"})
 RATE_LIMIT_RULE_PREFIX = "rate_limits:"
-_MFA_KEY = re.compile(r"mfa|multi_?factor|2fa|two_?factor", re.IGNORECASE)
 _MFA_ROWS_PER_ALERT = 5
-
-
-class Entry(Protocol):
-    """What the report reads from a ledger entry: a `LedgerEntry`, or a store row with parsed fields."""
-
-    @property
-    def case_id(self) -> str: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def ts(self) -> datetime: ...
-    @property
-    def actor(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def payload(self) -> dict[str, Any]: ...
-    @property
-    def prev_hash(self) -> str: ...
-    @property
-    def hash(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class EvidenceParams:
-    generated_at: datetime
-    since: datetime | None = None
-    until: datetime | None = None
-    tenant: str | None = None
-    notification_window_h: float = DEFAULT_NOTIFICATION_WINDOW_H
-    list_limit: int = DEFAULT_LIST_LIMIT
-
-    def in_period(self, received_at: datetime) -> bool:
-        return (self.since is None or received_at >= self.since) and (
-            self.until is None or received_at < self.until
-        )
-
-
-def percentiles(values: Sequence[float]) -> Percentiles:
-    """Nearest-rank p50/p90 and the maximum; deterministic and exact for any sample size."""
-    if not values:
-        return Percentiles()
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return round(ordered[max(0, math.ceil(p * len(ordered)) - 1)], 3)
-
-    return Percentiles(count=len(ordered), p50=rank(0.5), p90=rank(0.9), max=round(ordered[-1], 3))
-
-
-def _seconds(start: datetime, end: datetime) -> float:
-    return (end - start).total_seconds()
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _reason_bucket(reason: Any) -> str:
-    # Reasons carry numbers and endpoint errors; keep their stable head so they group.
-    text = str(reason or "unspecified").split(":", 1)[0]
-    return re.sub(r"\d+(?:\.\d+)?", "N", text).strip()[:80] or "unspecified"
-
-
-def _mfa_fields(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if _MFA_KEY.search(str(key)) and not isinstance(item, dict | list):
-                yield sub, str(item)
-            else:
-                yield from _mfa_fields(item, sub)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _mfa_fields(item, f"{path}[{index}]")
-
-
-def _is_sensitive(targets: Any) -> bool:
-    return any(
-        isinstance(t, dict)
-        and (
-            t.get("privileged") is True
-            or t.get("criticality") in SENSITIVE_CRITICALITY
-            or t.get("role") == "domain_controller"
-        )
-        for t in targets or ()
-    )
-
-
-@dataclass
-class _Approval:
-    case_id: str
-    action_id: str
-    tool: str
-    requested_at: datetime
-    expires_at: datetime | None
-    approver: str | None = None
-    outcome: str | None = None
-    decided_at: datetime | None = None
-
-
-@dataclass
-class _Tally:
-    """Everything the report needs, folded case by case."""
-
-    alerts: int = 0
-    cases: int = 0
-    by_source: Counter[str] = field(default_factory=Counter)
-    by_severity: Counter[str] = field(default_factory=Counter)
-    by_disposition: Counter[str] = field(default_factory=Counter)
-    by_status: Counter[str] = field(default_factory=Counter)
-    per_day: Counter[str] = field(default_factory=Counter)
-    documented: int = 0
-    without: list[CaseRef] = field(default_factory=list)
-    without_total: int = 0
-    mttd: list[float] = field(default_factory=list)
-    triage: list[float] = field(default_factory=list)
-    mttc: list[float] = field(default_factory=list)
-    mttr: list[float] = field(default_factory=list)
-    incidents: int = 0
-    late: list[LateIncident] = field(default_factory=list)
-    late_total: int = 0
-    open_incidents: list[tuple[str, datetime]] = field(default_factory=list)
-    decisions: dict[str, Counter[str]] = field(default_factory=dict)
-    executed: Counter[str] = field(default_factory=Counter)
-    connectors: Counter[str] = field(default_factory=Counter)
-    approvals: list[_Approval] = field(default_factory=list)
-    approvals_total: int = 0
-    approval_outcomes: Counter[str] = field(default_factory=Counter)
-    approval_latency: list[float] = field(default_factory=list)
-    approvers: Counter[str] = field(default_factory=Counter)
-    undecided: list[datetime | None] = field(default_factory=list)
-    denials: Counter[str] = field(default_factory=Counter)
-    denial_reason: dict[str, str] = field(default_factory=dict)
-    rate_limit_hits: int = 0
-    sensitive: int = 0
-    sensitive_unapproved: int = 0
-    llm_calls: int = 0
-    llm_failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    llm_latency: list[float] = field(default_factory=list)
-    calls_by_model: Counter[str] = field(default_factory=Counter)
-    verdicts_by_model: Counter[str] = field(default_factory=Counter)
-    fallbacks: int = 0
-    escalations: int = 0
-    escalation_reasons: Counter[str] = field(default_factory=Counter)
-    verdict_rejections: int = 0
-    injection_flags: int = 0
-    feedback: int = 0
-    checks: list[CaseIntegrity] = field(default_factory=list)
-    entries: int = 0
-    mfa_alerts: int = 0
-    mfa_rows: list[MfaRow] = field(default_factory=list)
-    newest: datetime | None = None
 
 
 class EvidenceBuilder:
@@ -549,207 +392,3 @@ class EvidenceBuilder:
             decided_at=a.decided_at,
             latency_s=latency,
         )
-
-
-def _source_name(source: dict[str, Any]) -> str:
-    """Vendor and product, without saying the vendor twice ("Elastic" + "Elastic Security")."""
-    vendor, product = str(source.get("vendor") or "?"), str(source.get("product") or "")
-    if product.lower().startswith(vendor.lower()):
-        return product
-    return f"{vendor} {product}".strip()
-
-
-def _sorted(counter: Mapping[str, int]) -> dict[str, int]:
-    """Largest first, ties by name: a stable order for tables and for identical JSON."""
-    return dict(sorted(((k, v) for k, v in counter.items() if v), key=lambda kv: (-kv[1], kv[0])))
-
-
-def heads_digest(checks: Iterable[CaseIntegrity]) -> str:
-    """One hash an auditor can record for every chain head at once (sorted 'case_id seq hash' lines)."""
-    lines = sorted(f"{c.case_id} {c.head_seq} {c.head_hash}\n" for c in checks)
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def _integrity_row(case_id: str, check: CaseVerification) -> CaseIntegrity:
-    return CaseIntegrity(
-        case_id=case_id,
-        result="ok" if check.ok else "failed",
-        entries=check.entries,
-        head_seq=check.head_seq,
-        head_hash=check.head_hash,
-        problem=None if check.problem is None else str(check.problem),
-    )
-
-
-def _integrity(
-    checks: list[CaseIntegrity], entries: int, method: str, carried_from: datetime | None
-) -> Integrity:
-    ordered = sorted(checks, key=lambda c: c.case_id)
-    unverified = [c for c in ordered if c.result == "not_verified"]
-    failures = [c for c in ordered if c.result == "failed"]
-    return Integrity(
-        method=method,  # type: ignore[arg-type]
-        cases=len(ordered),
-        ok=sum(c.result == "ok" for c in ordered),
-        failed=len(failures),
-        unverified=len(unverified),
-        entries=entries,
-        heads_digest=heads_digest(ordered) if ordered else None,
-        failures=failures,
-        heads=ordered,
-        carried_from=carried_from,
-    )
-
-
-def requirements(
-    volume: Volume,
-    outcomes: Outcomes,
-    timings: Timings,
-    actions: Actions,
-    integrity: Integrity,
-    mfa: Mfa,
-    checkpoint: CheckpointCitation | None = None,
-) -> list[Requirement]:
-    """The insurer questionnaire rows, each pointing at the report sections that answer it."""
-    none = volume.alerts == 0
-    share = "-" if outcomes.share is None else f"{outcomes.share:.1%}"
-    rows = [
-        Requirement(
-            requirement="EDR coverage with documented response",
-            evidence=f"{volume.alerts} alerts from {len(volume.by_source)} source(s); {share} reached a "
-            f"documented outcome; {outcomes.without_total} without",
-            sections=["Alert volume", "Documented outcomes"],
-            status="no data" if none else ("met" if outcomes.without_total == 0 else "gap"),
-        ),
-        Requirement(
-            requirement="Incident response within timelines",
-            evidence=f"time to verdict p90 {fmt_duration(timings.time_to_triage.p90)}, to containment p90 "
-            f"{fmt_duration(timings.mttc.p90)}; {timings.incidents_outside_window} of {timings.incidents} "
-            f"incident(s) outside the {timings.notification_window_h:g} h window",
-            sections=["Response times"],
-            status="no data" if none else ("met" if timings.incidents_outside_window == 0 else "gap"),
-        ),
-        Requirement(
-            requirement="Audit-ready incident logs",
-            evidence=f"{integrity.ok} of {integrity.cases} case ledger(s) intact ({integrity.method}), "
-            f"{integrity.failed} failed, {integrity.unverified} not verified; {integrity.entries} entries; "
-            + _checkpoint_evidence(checkpoint),
-            sections=["Ledger integrity", "Signed checkpoint"],
-            status="no data"
-            if integrity.cases == 0
-            else (
-                "met"
-                if integrity.failed == 0
-                and integrity.unverified == 0
-                and not (checkpoint and checkpoint.problems)
-                else "gap"
-            ),
-        ),
-        Requirement(
-            requirement="Vendor / privileged access actions approved",
-            evidence=f"{actions.sensitive_targets} action(s) on privileged identities or critical assets, "
-            f"{actions.sensitive_without_approval} carried out without a human approval; "
-            f"{actions.approvals_requested} approval(s) requested; {sum(r.deny for r in actions.by_tool)} "
-            "denied by policy",
-            sections=["Response actions", "Approvals"],
-            status="no data"
-            if not actions.by_tool
-            else ("met" if actions.sensitive_without_approval == 0 else "gap"),
-        ),
-        Requirement(
-            requirement="MFA enforcement evidence (where alerts carry it)",
-            evidence=f"{mfa.alerts_with_mfa_fields} alert(s) carry MFA fields from the vendor"
-            if mfa.alerts_with_mfa_fields
-            else "no alert in the period carries MFA fields",
-            sections=["MFA evidence"],
-            status="met" if mfa.alerts_with_mfa_fields else "no data",
-        ),
-    ]
-    return rows
-
-
-def _checkpoint_evidence(checkpoint: CheckpointCitation | None) -> str:
-    if checkpoint is None:
-        return "no signed checkpoint yet"
-    text = f"signed checkpoint #{checkpoint.number} ({checkpoint.signed_at:%Y-%m-%d %H:%M} UTC), signature "
-    text += checkpoint.signature_check.split(":", 1)[0]
-    if checkpoint.covered is not None:
-        text += f", covers {checkpoint.covered} of these cases, {len(checkpoint.problems)} problem(s)"
-    return text
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """A duration for people: ms, s, min, h or d, whichever reads best."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def verify_chain(entries: Sequence[Entry]) -> CaseVerification:
-    """Offline check of one exported chain: links and hashes (no stored head to compare the end with)."""
-    checker = ChainChecker()
-    for entry in entries:
-        if checker.feed(entry) is not None:
-            break
-    problem = checker.finish()
-    last = entries[-1] if entries else None
-    return CaseVerification(
-        str(checker.case_id),
-        problem,
-        checker.count,
-        None if last is None else last.seq,
-        None if last is None else last.hash,
-    )
-
-
-def group_by_case(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
-    """Consecutive entries of one case, as lists (entries must already be grouped by case)."""
-    batch: list[Entry] = []
-    for entry in entries:
-        if batch and entry.case_id != batch[0].case_id:
-            yield batch
-            batch = []
-        batch.append(entry)
-    if batch:
-        yield batch
-
-
-def build_evidence(
-    entries: Iterable[Entry],
-    params: EvidenceParams,
-    *,
-    verifications: Mapping[str, CaseVerification] | None = None,
-    checkpoint: CheckpointCitation | None = None,
-) -> EvidenceReport:
-    """The report over `entries` (grouped by case, seq order), e.g. concatenated `ledger export` files.
-
-    Without `verifications`, each chain is verified here from its own entries (links and hashes; the end
-    of a chain can only be checked against a head recorded elsewhere, so pass that in `verifications`).
-    `checkpoint` is cited as given: rebuilding a store's report from its exports, pass the store's citation.
-    """
-    builder = EvidenceBuilder(params)
-    for case in group_by_case(entries):
-        check = verify_chain(case) if verifications is None else verifications.get(case[0].case_id)
-        builder.add_case(case, check)
-    return builder.report(checkpoint=checkpoint)
-
-
-def parse_day(text: str, *, end: bool = False) -> datetime:
-    """A CLI/API date: YYYY-MM-DD is a whole UTC day (`end` gives the next midnight, so --until includes
-    the day named); a full ISO timestamp is used as given (UTC when it has no zone)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or ISO timestamp") from exc
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if end and len(text) == 10:
-        value += timedelta(days=1)
-    return value

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from soctriage.service.domain import format_ts
-from soctriage.service.reports.evidence import fmt_duration
 from soctriage.service.reports.model import CheckpointCitation, EvidenceReport, Percentiles, Provenance
+from soctriage.service.reports.requirements import fmt_duration
 
 # Heads listed in the human formats; the JSON report always has every one.
 HEADS_SHOWN = 50

@@ -14,8 +14,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from soctriage.service.reports.evidence import EvidenceBuilder, EvidenceParams
+from soctriage.service.reports.evidence import EvidenceBuilder
 from soctriage.service.reports.model import CheckpointCitation, EvidenceReport
+from soctriage.service.reports.params import EvidenceParams
 from soctriage.service.store import Store
 from soctriage.service.store.chain import CaseVerification, ChainChecker, LedgerProblem
 from soctriage.service.store.checkpoint import cite_checkpoint
