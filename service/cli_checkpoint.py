@@ -14,9 +14,9 @@ from soctriage.service.store.checkpoint import (
     CheckpointRefused,
     checkpoint_log_path,
     checkpoint_scopes,
-    verify_checkpoints,
     write_checkpoint,
 )
+from soctriage.service.store.checkpoint_verify import verify_checkpoints
 from soctriage.service.store.proof import (
     ProofError,
     VerifierKey,

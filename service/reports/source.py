@@ -19,7 +19,7 @@ from soctriage.service.reports.model import CheckpointCitation, EvidenceReport
 from soctriage.service.reports.params import EvidenceParams
 from soctriage.service.store import Store
 from soctriage.service.store.chain import CaseVerification, ChainChecker, LedgerProblem
-from soctriage.service.store.checkpoint import cite_checkpoint
+from soctriage.service.store.checkpoint_citation import cite_checkpoint
 from soctriage.service.store.engine import create_store_engine
 from soctriage.service.store.schema import cases, ledger
 from soctriage.service.store.signing import PublicKey

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from soctriage.service.domain import Case, LedgerEntry, canonical_json, format_ts
 from soctriage.service.store.chain import CaseVerification
-from soctriage.service.store.checkpoint import case_commitment
+from soctriage.service.store.checkpoint_citation import case_commitment
 from soctriage.service.store.errors import CaseNotFoundError
 from soctriage.service.store.proof import parse_checkpoint_text, split_note
 from soctriage.service.store.store import Store
