@@ -20,6 +20,7 @@ from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator
 from soctriage.service.cases import Cases, ConflictError, ForbiddenError, NotFoundError
 from soctriage.service.config import Settings
+from soctriage.service.console import pages, report_routes
 from soctriage.service.console import routes as console
 from soctriage.service.console.session import SessionSigner
 from soctriage.service.queue import open_queue
@@ -65,8 +66,9 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
     app.include_router(quarantine.router)
     app.include_router(rules.router)
     app.include_router(console.router)
-    app.mount("/static", console.StaticAssets(directory=console.STATIC), name="static")
-    for error, handler in console.ERROR_HANDLERS.items():
+    app.include_router(report_routes.router)
+    app.mount("/static", pages.StaticAssets(directory=pages.STATIC), name="static")
+    for error, handler in pages.ERROR_HANDLERS.items():
         app.add_exception_handler(error, handler)
     app.add_middleware(AccessLog)
 

@@ -7,10 +7,7 @@ script streams the assistant's answer. Every POST carries the session's CSRF tok
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -18,128 +15,23 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from markupsafe import escape
 from soctriage.agents.assistant import MAX_QUESTION_CHARS, ChatAnswer
 from soctriage.agents.feedback import FeedbackError, give_feedback
 from soctriage.agents.run import DecisionRefused
 from soctriage.service.api import chat as chat_api
 from soctriage.service.api.deps import cases_of
-from soctriage.service.cases import (
-    ConflictError,
-    DecisionRequest,
-    ForbiddenError,
-    NotFoundError,
-)
+from soctriage.service.cases import ConflictError, DecisionRequest, ForbiddenError, NotFoundError
 from soctriage.service.console import views
-from soctriage.service.console.access import (
-    BadRequest,
-    FormDep,
-    SignInRequired,
-    User,
-    UserDep,
-    Visitor,
-    VisitorDep,
-    signer,
-)
-from soctriage.service.console.session import COOKIE
-from soctriage.service.domain import Case, utc_now
-from soctriage.service.reports import (
-    EvidenceParams,
-    ReportFormat,
-    evidence_from_store,
-    parse_day,
-    render_report,
-)
-from soctriage.service.reports.render import MEDIA_TYPES
+from soctriage.service.console.access import BadRequest, FormDep, User, UserDep, Visitor, VisitorDep, signer
+from soctriage.service.console.pages import is_htmx, render, secure
+from soctriage.service.domain import Case
 from soctriage.service.store.case_query import CursorError
 from soctriage.service.store.transcript import export_transcript
-from starlette.types import Scope
 
 router = APIRouter(include_in_schema=False)
-STATIC = Path(__file__).parent / "static"
 
 
-def _asset_version() -> str:
-    """A digest of every static file: part of each asset URL, so browsers may cache assets for good."""
-    digest = hashlib.sha256()
-    for path in sorted(STATIC.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(STATIC).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-ASSET_VERSION = _asset_version()
-
-
-class StaticAssets(StaticFiles):
-    """The package's static files; a URL with the asset version (`?v=`) never changes, so it is cached for a
-    year, and a plain URL (Swagger UI's) is revalidated."""
-
-    async def get_response(self, path: str, scope: Scope) -> Response:
-        response = await super().get_response(path, scope)
-        versioned = b"v=" + ASSET_VERSION.encode() in scope.get("query_string", b"")
-        response.headers["Cache-Control"] = "public, max-age=31536000, immutable" if versioned else "no-cache"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
-
-
-def static_url(name: str) -> str:
-    return f"/static/{name}?v={ASSET_VERSION}"
-
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-templates.env.filters.update(
-    when=views.when, cited=views.cited, summary=views.entry_summary, payload=views.payload_json
-)
-templates.env.globals.update(
-    STATUSES=views.STATUSES, DISPOSITIONS=views.DISPOSITIONS, SEVERITIES=views.SEVERITIES, static=static_url
-)
 CaseId = Annotated[str, PathParam(max_length=64)]
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
-    " frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
-)
-# The evidence report is its own self-contained document (inline styles, no scripts), framed by the console.
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
-
-
-def secure(request: Request, response: Response, visitor: Visitor | None, csp: str = CSP) -> Response:
-    """Security headers on every console response, and the session cookie when it is new."""
-    response.headers["Content-Security-Policy"] = csp
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers.setdefault("Cache-Control", "no-store")
-    if visitor is not None and visitor.issue_cookie:
-        response.set_cookie(
-            COOKIE,
-            signer(request).dump(visitor.session),
-            max_age=signer(request).ttl_s,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
-    return response
-
-
-def render(
-    request: Request,
-    visitor: Visitor,
-    template: str,
-    context: dict[str, Any] | None = None,
-    *,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    values = {"visitor": visitor, "user": visitor.principal, "csrf": visitor.csrf, **(context or {})}
-    response = templates.TemplateResponse(request, template, values, status_code=status, headers=headers)
-    return secure(request, response, visitor)
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 async def _visible(request: Request, who: User, case_id: str) -> Case:
@@ -447,60 +339,6 @@ async def transcript(request: Request, who: UserDep, case_id: CaseId, format: st
     return secure(request, response, who.visitor, csp="default-src 'none'; sandbox")
 
 
-# ---- evidence report ----------------------------------------------------------------------------------------
-
-
-def _period(request: Request) -> tuple[dict[str, str], datetime | None, datetime | None, list[str]]:
-    raw = {k: (request.query_params.get(k) or "").strip() for k in ("since", "until")}
-    found: dict[str, datetime | None] = {}
-    problems = []
-    for name, text in raw.items():
-        try:
-            found[name] = parse_day(text, end=name == "until") if text else None
-        except ValueError as exc:
-            problems.append(f"{name}: {exc}")
-            found[name] = None
-    since, until = found["since"], found["until"]
-    if since and until and since >= until:
-        problems.append(f"since: {raw['since']} is not before until {raw['until']}")
-    return raw, since, until, problems
-
-
-@router.get("/reports/evidence")
-async def report_page(request: Request, who: UserDep) -> Response:
-    raw, _, _, problems = _period(request)
-    query = urlencode({k: v for k, v in raw.items() if v})
-    context = {"period": raw, "problems": problems, "query": query, "allowed": who.principal.can("analyst")}
-    return render(request, who.visitor, "report.html", context)
-
-
-@router.get("/reports/evidence/file")
-async def report_file(request: Request, who: UserDep, format: str = "html") -> Response:
-    if not who.principal.can("analyst"):
-        raise BadRequest(403, f"role {who.principal.role} may not read the evidence report (analyst needed)")
-    if format not in MEDIA_TYPES:
-        raise BadRequest(422, f"format {format!r}: choose one of {', '.join(MEDIA_TYPES)}")
-    _, since, until, problems = _period(request)
-    if problems:
-        raise BadRequest(422, "; ".join(problems))
-    settings = request.app.state.settings
-    params = EvidenceParams(
-        generated_at=utc_now(),
-        since=since,
-        until=until,
-        tenant=who.principal.tenant,
-        notification_window_h=settings.notification_window_h,
-    )
-    store = cases_of(request).store
-    fmt: ReportFormat = format  # type: ignore[assignment]
-    body = await asyncio.to_thread(lambda: render_report(evidence_from_store(store, params), fmt))
-    headers = {}
-    if format != "html":
-        headers["Content-Disposition"] = f'attachment; filename="evidence-{who.principal.tenant}.{format}"'
-    response = Response(body, media_type=MEDIA_TYPES[format], headers=headers)
-    return secure(request, response, who.visitor, csp=REPORT_CSP)
-
-
 # ---- API docs, served from the package -----------------------------------------------------------------------
 
 
@@ -513,27 +351,3 @@ async def docs(request: Request) -> HTMLResponse:
         swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
         swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
     )
-
-
-def sign_in_redirect(request: Request, _: Exception) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if is_htmx(request):
-        return Response(status_code=401, headers={"HX-Redirect": "/login"})
-    return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
-
-
-def bad_request(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BadRequest)
-    if is_htmx(request):
-        response = HTMLResponse(
-            f'<div class="flash error" role="alert">{escape(str(exc))}</div>',
-            status_code=exc.status,
-            headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
-        )
-    else:
-        context = {"visitor": None, "user": None, "csrf": "", "status": exc.status, "message": str(exc)}
-        response = templates.TemplateResponse(request, "error.html", context, status_code=exc.status)
-    return secure(request, response, None)
-
-
-ERROR_HANDLERS = {SignInRequired: sign_in_redirect, BadRequest: bad_request}
