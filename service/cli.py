@@ -16,35 +16,29 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings.exceptions import SettingsError
 from soctriage.service import event_loop, intake
+from soctriage.service.cli_cases import register as register_cases
 from soctriage.service.cli_chat import register as register_chat
-from soctriage.service.cli_checkpoint import PubkeyOption, verify_against_checkpoints
-from soctriage.service.cli_checkpoint import register as register_checkpoint
 from soctriage.service.cli_common import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
-    EXIT_OK,
-    JsonOption,
     Progress,
     announce_store,
-    echo_json,
     fail,
     open_store,
     render_table,
     require_store,
-    write_out,
 )
 from soctriage.service.cli_eval import eval_app
+from soctriage.service.cli_ledger import register as register_ledger
 from soctriage.service.cli_quarantine import register as register_quarantine
-from soctriage.service.cli_report import export_case_pdf
 from soctriage.service.cli_report import register as register_report
 from soctriage.service.cli_rules import register as register_rules
 from soctriage.service.cli_service import register as register_service
 from soctriage.service.config import ConfigError, Settings, settings_problem
-from soctriage.service.domain import ALERT_FORMATS, Alert, Case
+from soctriage.service.domain import ALERT_FORMATS, Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
 from soctriage.service.ingest.limits import MAX_PERSON_CHARS, surrogate_in
-from soctriage.service.store import CaseNotFoundError, CaseVerification, Store
-from soctriage.service.store.transcript import export_transcript
+from soctriage.service.store import Store
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
@@ -82,16 +76,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-ledger_app = typer.Typer(help="Verify and export case ledgers.", no_args_is_help=True)
-cases_app = typer.Typer(help="Inspect cases.", no_args_is_help=True)
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(cases_app, name="cases")
+register_ledger(app)
+register_cases(app)
 app.add_typer(eval_app, name="eval")
 register_service(app)
 register_chat(app)
 register_report(app)
 register_rules(app)
-register_checkpoint(ledger_app)
 register_quarantine(app)
 
 FORMAT_CHOICES = ("auto", *ALERT_FORMATS)
@@ -318,201 +309,6 @@ async def _approve(
     decided = next(a for a in result.actions if a.id == action_id)
     if decided.status == "expired":
         raise fail(f"{action_id}: the approval request had expired; nothing was done", EXIT_CHECK_FAILED)
-
-
-@cases_app.command("list")
-def cases_list(
-    status: Annotated[str | None, typer.Option("--status", help="only cases in this status")] = None,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="only this tenant's cases")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 100,
-    as_json: JsonOption = False,
-) -> None:
-    """List cases of every tenant (or one), newest first."""
-    with open_store(Settings(), create=False) as store:
-        try:
-            cases = store.list_cases(status=status, tenant=tenant, limit=limit)
-        except ValueError as exc:
-            raise fail(f"--status: {exc}") from exc
-    if as_json:
-        return echo_json([case.model_dump(mode="json") for case in cases])
-    rows = [
-        (
-            case.id,
-            case.tenant,
-            f"{case.created_at:%Y-%m-%d %H:%M:%S}",
-            case.status,
-            case.verdict.disposition if case.verdict else "-",
-            case.verdict.summary if case.verdict else "",
-        )
-        for case in cases
-    ]
-    header = ("case", "tenant", "created (UTC)", "status", "disposition", "summary")
-    typer.echo(render_table(header, rows))
-    typer.echo(f"{len(cases)} case(s)", err=True)
-
-
-@cases_app.command("show")
-def cases_show(
-    case_id: Annotated[str, typer.Argument(help="case id")],
-    ledger: Annotated[bool, typer.Option("--ledger", help="also print the ledger transcript")] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Show a case: status, verdict, status times and actions, and optionally its transcript."""
-    settings = Settings()
-    with open_store(settings, create=False) as store:
-        case = store.get_case(case_id)
-        if case is None:
-            raise fail(f"case {case_id} does not exist")
-        transcript = export_transcript(store, case_id, "md") if ledger and not as_json else None
-        entries = store.entries(case_id) if ledger and as_json else None
-    actions = event_loop.run(_case_actions(settings, case_id))
-    if as_json:
-        view: dict[str, object] = {
-            "case": case.model_dump(mode="json"),
-            "actions": [a.model_dump(mode="json") for a in actions],
-        }
-        if entries is not None:
-            view["ledger"] = [e.model_dump(mode="json") for e in entries]
-        return echo_json(view)
-    typer.echo(_case_text(case, actions))
-    if transcript is not None:
-        typer.echo("\n" + transcript)
-
-
-async def _case_actions(settings: Settings, case_id: str) -> list[ActionView]:
-    # Reading needs no model: the builtin stands in, so a read works without an endpoint or its key.
-    async with _triager(settings.model_copy(update={"model": "builtin"})) as triager:
-        return list((await triager.result(case_id)).actions)
-
-
-def _case_text(case: Case, actions: list[ActionView]) -> str:
-    verdict = case.verdict
-    lines = [
-        f"case        {case.id}",
-        f"tenant      {case.tenant}",
-        f"status      {case.status}" + (f" (assignee {case.assignee})" if case.assignee else ""),
-        f"alerts      {', '.join(case.alert_ids) or '-'}",
-        f"created     {case.created_at:%Y-%m-%d %H:%M:%S} UTC",
-    ]
-    if verdict is None:
-        lines.append("verdict     none yet")
-    else:
-        lines += [
-            f"verdict     {verdict.disposition}, severity {verdict.severity.label}, confidence {verdict.confidence:.2f}",
-            f"summary     {verdict.summary}",
-            f"rationale   {verdict.rationale}",
-            f"techniques  {', '.join(verdict.techniques) or '-'}",
-            f"evidence    ledger seq {', '.join(map(str, verdict.evidence)) or '-'}",
-        ]
-    lines.append("timeline")
-    lines += [f"  {when:%Y-%m-%d %H:%M:%S} UTC  {status}" for status, when in case.status_times.items()]
-    if actions:
-        rows = [(a.id, a.tool, a.target, a.decision, a.status, a.reason) for a in actions]
-        table = render_table(("id", "tool", "target", "decision", "status", "reason"), rows)
-        lines += ["actions", *(f"  {line}" for line in table.splitlines())]
-    else:
-        lines.append("actions     none")
-    return "\n".join(lines)
-
-
-@ledger_app.command("verify")
-def ledger_verify(
-    case_ids: Annotated[list[str] | None, typer.Argument(help="case ids to verify")] = None,
-    all_cases: Annotated[bool, typer.Option("--all", help="verify every case")] = False,
-    checkpoints: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--checkpoint",
-            help="a signed checkpoint (ledger checkpoint --out); the cases it covers must still extend the "
-            "heads it committed, and later checkpoints must extend it. Repeatable",
-        ),
-    ] = None,
-    pubkey: PubkeyOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Exit 0 when every chain is intact (and extends the given checkpoints); 1 naming each case that fails.
-    Verifying nothing (no store, no case) fails too."""
-    if not case_ids and not all_cases:
-        raise fail("ledger verify: name one or more CASE ids, or pass --all")
-    if case_ids and all_cases:
-        raise fail("ledger verify: give CASE ids or --all, not both")
-    if pubkey is not None and not checkpoints:
-        raise fail("ledger verify: --pubkey checks checkpoint signatures; give --checkpoint FILE with it")
-    settings = Settings()
-    with open_store(settings, create=False, missing_exit=EXIT_CHECK_FAILED) as store:
-        try:
-            report = store.verify(None if all_cases else case_ids)
-        except CaseNotFoundError as exc:
-            raise fail(str(exc), EXIT_CHECK_FAILED) from exc
-        against = (
-            verify_against_checkpoints(
-                settings, store, checkpoints, pubkey, None if all_cases else case_ids, as_json=as_json
-            )
-            if checkpoints
-            else None
-        )
-    if not report.cases:
-        raise fail("ledger verify --all: the store has no case, so nothing was verified", EXIT_CHECK_FAILED)
-    if as_json:
-        body: dict[str, object] = {
-            "ok": report.ok and (against is None or against["ok"]),
-            "cases": [_check_json(check) for check in report.cases],
-            "entries_checked": report.entries_checked,
-        }
-        if against is not None:
-            body["checkpoints"] = against
-        echo_json(body)
-    else:
-        for check in report.cases:
-            if check.ok:
-                typer.echo(f"{check.case_id}: ok ({check.entries} entries, head {check.head_hash})")
-            elif check.bad_seq is None:
-                typer.echo(f"{check.case_id}: FAILED: {check.problem}", err=True)
-            else:
-                typer.echo(f"{check.case_id}: FAILED at seq {check.bad_seq}: {check.problem}", err=True)
-        typer.echo(
-            f"{len(report.cases)} case(s) verified, {len(report.failures)} failed,"
-            f" {report.entries_checked} entries"
-        )
-    extends = against is None or bool(against["ok"])
-    raise typer.Exit(EXIT_OK if report.ok and extends else EXIT_CHECK_FAILED)
-
-
-def _check_json(check: CaseVerification) -> dict[str, object]:
-    return {
-        "case_id": check.case_id,
-        "ok": check.ok,
-        "entries": check.entries,
-        "head_seq": check.head_seq,
-        "head_hash": check.head_hash,
-        "bad_seq": check.bad_seq,
-        "problem": None if check.problem is None else str(check.problem),
-    }
-
-
-@ledger_app.command("export")
-def ledger_export(
-    case_id: Annotated[str, typer.Argument(help="case id")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, md, html or pdf")] = "md",
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="write to this file instead of stdout")
-    ] = None,
-) -> None:
-    """The case transcript as evidence: JSONL (re-verifiable), Markdown, self-contained HTML, or a PDF report."""
-    if fmt == "pdf":
-        return export_case_pdf(case_id, out)
-    if fmt not in ("jsonl", "md", "html"):
-        raise fail(f"--format: unknown transcript format {fmt!r}; choose jsonl, md, html or pdf")
-    with open_store(Settings(), create=False) as store:
-        try:
-            text = export_transcript(store, case_id, fmt)  # type: ignore[arg-type]
-        except CaseNotFoundError as exc:
-            raise fail(str(exc)) from exc
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        write_out(out, text.encode())
-        typer.echo(f"wrote {out}", err=True)
 
 
 def main() -> None:
