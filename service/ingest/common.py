@@ -1,16 +1,13 @@
-"""Building blocks every normalizer shares: tracked field access, time and severity parsing, ATT&CK
-validation, observables, and the one place an `Alert` is assembled."""
+"""Building blocks every normalizer shares: severity parsing, ATT&CK validation, small value helpers, the
+entities, and the one place an `Alert` is assembled. Field access is fields.py; observables, observables.py."""
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 from soctriage.service.domain import (
@@ -20,8 +17,6 @@ from soctriage.service.domain import (
     Device,
     FileInfo,
     Network,
-    Observable,
-    ObservableType,
     ParentProcess,
     Process,
     Rule,
@@ -33,166 +28,11 @@ from soctriage.service.domain import (
     canonical_json,
 )
 from soctriage.service.ingest.errors import IngestError
+from soctriage.service.ingest.fields import Fields, to_int
 from soctriage.service.ingest.limits import MAX_SOURCE_NAME_CHARS, MAX_VENDOR_ALERT_ID_CHARS
+from soctriage.service.ingest.observables import Observables, entity_observables, real_hash, valid_ip
 from soctriage.service.ingest.reader import member_texts
 from soctriage.service.ingest.verdicts import vendor_verdict
-
-PathPart = str | int
-FieldPath = str | tuple[PathPart, ...]
-_MISSING: Any = object()
-
-
-@lru_cache(maxsize=4096)
-def _split(path: str) -> tuple[PathPart, ...]:
-    # A numeric segment indexes a list: "evidences.0.file.name".
-    return tuple(int(part) if part.isdigit() else part for part in path.split("."))
-
-
-def _as_tuple(path: FieldPath) -> tuple[PathPart, ...]:
-    return _split(path) if isinstance(path, str) else path
-
-
-def dotted(path: FieldPath) -> str:
-    return path if isinstance(path, str) else ".".join(str(part) for part in path)
-
-
-def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
-class Fields:
-    """Read access to one vendor record that remembers which fields were mapped.
-
-    Whatever a normalizer never read ends up in `Alert.unmapped`, so nothing the vendor sent is lost
-    from the normalized view (the exact text is in `Alert.raw` as well).
-    """
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        self.record = record
-        self._used: set[tuple[PathPart, ...]] = set()
-
-    def lookup(self, path: FieldPath) -> Any:
-        node: Any = self.record
-        for part in _as_tuple(path):
-            if isinstance(node, dict):
-                node = node.get(part if isinstance(part, str) else str(part), _MISSING)
-            elif isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
-                node = node[part]
-            else:
-                return _MISSING
-            if node is _MISSING:
-                return _MISSING
-        return node
-
-    def get(self, *paths: FieldPath) -> Any:
-        """The first of `paths` holding a non-empty value (marked as mapped), else None."""
-        for path in paths:
-            value = self.lookup(path)
-            if value is not _MISSING and not _empty(value):
-                self._used.add(_as_tuple(path))
-                return value
-        return None
-
-    def text(self, *paths: FieldPath) -> str | None:
-        value = self.get(*paths)
-        if value is None or isinstance(value, dict | list):
-            return None
-        text = str(value).strip()
-        return text or None
-
-    def integer(self, *paths: FieldPath) -> int | None:
-        return to_int(self.get(*paths))
-
-    def items(self, path: FieldPath) -> list[Any]:
-        """A list field (a lone object counts as a one-item list), without marking it mapped."""
-        value = self.lookup(path)
-        if isinstance(value, list):
-            return value
-        return [] if value is _MISSING or value is None else [value]
-
-    def mark(self, *paths: FieldPath) -> None:
-        for path in paths:
-            self._used.add(_as_tuple(path))
-
-    def time(self, *paths: FieldPath) -> datetime:
-        """The alert time: the first readable timestamp among `paths`; a record without one is rejected."""
-        for path in paths:
-            value = self.lookup(path)
-            if value is _MISSING or _empty(value):
-                continue
-            parsed = parse_time(value)
-            if parsed is None:
-                raise IngestError(f"unreadable timestamp {str(value)[:64]!r}", dotted(path))
-            self._used.add(_as_tuple(path))
-            return parsed
-        raise IngestError("missing required field", dotted(paths[0]))
-
-    def unmapped(self) -> dict[str, Any]:
-        touched: set[tuple[PathPart, ...]] = set()
-        for path in self._used:
-            touched.update(path[:depth] for depth in range(1, len(path)))
-        left = _leftover(self.record, (), self._used, touched)
-        return left if isinstance(left, dict) else {}
-
-
-def _leftover(value: Any, path: tuple[PathPart, ...], used: set, touched: set) -> Any:
-    if path in used:
-        return _MISSING
-    if path and path not in touched:
-        return value
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            rest = _leftover(item, (*path, key), used, touched)
-            if rest is not _MISSING and rest is not None:
-                out[key] = rest
-        return out or _MISSING
-    if isinstance(value, list):
-        rest_items = [_leftover(item, (*path, index), used, touched) for index, item in enumerate(value)]
-        if all(item is _MISSING for item in rest_items):
-            return _MISSING
-        # Fully mapped elements stay as None so the positions of the others keep their meaning.
-        return [None if item is _MISSING else item for item in rest_items]
-    return value
-
-
-def to_int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 text or an epoch number; the epoch unit (s, ms, µs, ns) is inferred from the magnitude."""
-    if isinstance(value, bool):
-        return None
-    number: float | None = None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            number = float(text)
-        else:
-            try:
-                return datetime.fromisoformat(text)
-            except ValueError:
-                return None
-    if number is None or number <= 0:
-        return None
-    for divisor in (1, 1e3, 1e6, 1e9):
-        if number / divisor < 1e11:  # 1e11 s is the year 5138: anything larger is a finer unit
-            try:
-                return datetime.fromtimestamp(number / divisor, UTC)
-            except (OverflowError, OSError, ValueError):
-                return None
-    return None
-
 
 # --- severity ------------------------------------------------------------------------------------------
 
@@ -280,25 +120,6 @@ def make_attack(
 # --- small value helpers -------------------------------------------------------------------------------
 
 
-def real_hash(value: Any) -> str | None:
-    """A hex digest, or None for the all-zero placeholders some vendors send when they have no hash."""
-    if not value:
-        return None
-    text = str(value).strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}", text) or not text.strip("0"):
-        return None
-    return text
-
-
-def valid_ip(value: Any) -> str | None:
-    if not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(str(value).strip()))
-    except ValueError:
-        return None
-
-
 def first_ip(value: Any) -> str | None:
     """The first valid address of a field that may be a list or a comma-separated string."""
     candidates = value if isinstance(value, list) else str(value or "").split(",")
@@ -345,77 +166,6 @@ def some(model: type[BaseModel], **values: Any) -> Any:
 def int_or_none(value: Any) -> int | None:
     number = to_int(value)
     return number if number is not None and 0 <= number < 2**63 else None
-
-
-# --- observables ---------------------------------------------------------------------------------------
-
-_URL = re.compile(r"""\bhttps?://[^\s"'<>|^`]+""", re.IGNORECASE)
-_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_HASH_TYPES: dict[int, ObservableType] = {64: "sha256", 40: "sha1", 32: "md5"}
-
-
-class Observables:
-    """An ordered, de-duplicated set of observables collected while mapping a record."""
-
-    def __init__(self) -> None:
-        self._items: dict[tuple[str, str], None] = {}
-
-    def add(self, kind: ObservableType, value: Any) -> None:
-        if value is None:
-            return
-        text = str(value).strip()
-        if text and text.lower() not in ("-", "unknown", "n/a", "null"):
-            self._items[(kind, text)] = None
-
-    def ip(self, value: Any) -> None:
-        self.add("ip", valid_ip(value))
-
-    def hash(self, value: Any) -> None:
-        digest = real_hash(value)
-        if digest:
-            self.add(_HASH_TYPES[len(digest)], digest)
-
-    def url(self, value: Any) -> None:
-        if not value:
-            return
-        url = str(value).strip().rstrip(".,;)]}'\"")
-        self.add("url", url)
-        host = _url_host(url)
-        if host and valid_ip(host):
-            self.add("ip", valid_ip(host))
-        elif host:
-            self.add("domain", host)
-
-    def typed(self, kind: ObservableType, value: Any) -> None:
-        """Add `value` as `kind`, validating IPs, hashes and URLs the same way as everywhere else."""
-        if kind == "ip":
-            self.ip(value)
-        elif kind in ("sha256", "sha1", "md5"):
-            self.hash(value)
-        elif kind == "url":
-            self.url(value)
-        else:
-            self.add(kind, value)
-
-    def from_text(self, text: Any) -> None:
-        """URLs and IPv4 addresses written inside free text such as a command line."""
-        if not text:
-            return
-        value = str(text)
-        for match in _URL.finditer(value):
-            self.url(match.group())
-        for match in _IPV4.finditer(value):
-            self.ip(match.group())
-
-    def result(self) -> tuple[Observable, ...]:
-        return tuple(Observable(type=kind, value=value) for kind, value in self._items)  # type: ignore[arg-type]
-
-
-def _url_host(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
 
 
 # --- assembling the Alert ------------------------------------------------------------------------------
@@ -491,37 +241,6 @@ def build_alert(
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
         raise IngestError(f"value does not fit the Alert model: {error['msg']}", field) from exc
-
-
-def entity_observables(
-    seen: Observables,
-    *,
-    device: Device | None = None,
-    user: User | None = None,
-    process: Process | None = None,
-    file: FileInfo | None = None,
-    network: Network | None = None,
-) -> None:
-    """Every hostname, IP, user, process, file, hash, domain and URL held by the given entities."""
-    if device:
-        seen.add("hostname", device.hostname)
-        seen.ip(device.ip)
-    if user:
-        seen.add("user", user.name)
-    for proc in (process, process.parent if process else None):
-        if proc:
-            seen.add("process", proc.name)
-            seen.hash(proc.sha256)
-            seen.from_text(proc.cmdline)
-    if file:
-        seen.add("file", file.path or file.name)
-        for digest in (file.sha256, file.sha1, file.md5):
-            seen.hash(digest)
-    if network:
-        seen.ip(network.src_ip)
-        seen.ip(network.dst_ip)
-        seen.add("domain", network.domain)
-        seen.url(network.url)
 
 
 def make_process(

@@ -15,8 +15,6 @@ from typing import Any
 
 from soctriage.service.domain import Alert, Device, Network, Rule, User
 from soctriage.service.ingest.common import (
-    Fields,
-    Observables,
     build_alert,
     container_items,
     first_ip,
@@ -30,6 +28,8 @@ from soctriage.service.ingest.common import (
     tactic_id_for,
 )
 from soctriage.service.ingest.errors import IngestError
+from soctriage.service.ingest.fields import Fields
+from soctriage.service.ingest.observables import Observables
 
 _GRAPH = "#microsoft.graph.security."
 _PRODUCTS = {

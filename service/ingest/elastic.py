@@ -14,8 +14,6 @@ from typing import Any
 
 from soctriage.service.domain import Alert, Device, Network, Rule, SeverityId, User
 from soctriage.service.ingest.common import (
-    Fields,
-    Observables,
     build_alert,
     first_ip,
     int_or_none,
@@ -27,6 +25,8 @@ from soctriage.service.ingest.common import (
     severity_from_name,
     some,
 )
+from soctriage.service.ingest.fields import Fields
+from soctriage.service.ingest.observables import Observables
 
 _RISK_BANDS = (
     (22, SeverityId.LOW),

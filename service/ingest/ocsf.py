@@ -12,10 +12,7 @@ from typing import Any
 
 from soctriage.service.domain import Alert, Device, Network, ObservableType, Rule, SeverityId, User
 from soctriage.service.ingest.common import (
-    Fields,
-    Observables,
     build_alert,
-    entity_observables,
     first_ip,
     int_or_none,
     make_attack,
@@ -26,6 +23,8 @@ from soctriage.service.ingest.common import (
     some,
 )
 from soctriage.service.ingest.errors import IngestError
+from soctriage.service.ingest.fields import Fields
+from soctriage.service.ingest.observables import Observables, entity_observables
 
 DETECTION_FINDING = 2004
 # OCSF observable type_id → our observable type (hashes are classified by length).

@@ -14,8 +14,6 @@ from typing import Any
 
 from soctriage.service.domain import Alert, Device, Network, Rule, SeverityId, User
 from soctriage.service.ingest.common import (
-    Fields,
-    Observables,
     build_alert,
     container_items,
     first_ip,
@@ -29,6 +27,8 @@ from soctriage.service.ingest.common import (
     split_account,
 )
 from soctriage.service.ingest.errors import IngestError
+from soctriage.service.ingest.fields import Fields
+from soctriage.service.ingest.observables import Observables
 
 _CONFIDENCE = {"malicious": SeverityId.HIGH, "suspicious": SeverityId.MEDIUM}
 _TI_TYPES = {

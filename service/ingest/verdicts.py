@@ -17,7 +17,7 @@ from soctriage.service.domain import AlertFormat, Process, VendorVerdict, Vendor
 
 
 class RecordFields(Protocol):
-    """What this module needs of `soctriage.service.ingest.common.Fields` (which imports this module)."""
+    """What this module needs of `soctriage.service.ingest.fields.Fields` (common.py imports both)."""
 
     def lookup(self, path: str) -> Any: ...
 
