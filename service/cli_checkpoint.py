@@ -1,5 +1,6 @@
 """`soctriage ledger checkpoint | pubkey | verify-file` and the `--checkpoint` half of `ledger verify`: signed
-checkpoints of the case ledger (DESIGN §7). Parse, call service/store/checkpoint.py, render."""
+checkpoints of the case ledger (DESIGN §7). Parse, call service/store/checkpoint.py and checkpoint_verify.py,
+render."""
 
 from __future__ import annotations
 
