@@ -11,9 +11,12 @@ import json
 from datetime import UTC, datetime
 from enum import IntEnum
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from soctriage.service.ledger_events import LedgerEvent
 
 AlertFormat = Literal["crowdstrike", "defender", "sentinelone", "elastic", "wazuh", "ocsf"]
 ALERT_FORMATS: tuple[AlertFormat, ...] = (
@@ -297,6 +300,13 @@ class LedgerEntry(Frozen):
             f'"prev_hash":{encode_basestring(prev_hash)},"seq":{int(seq)},"ts":"{ts_text}"}}'
         )
         return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+    def event(self) -> LedgerEvent:
+        """The payload as its kind's model (service/ledger_events.py); `ValidationError` if it does not fit."""
+        # Imported here: the payload models are built on this module's types.
+        from soctriage.service.ledger_events import parse_event
+
+        return parse_event(self.kind, self.payload)
 
     def expected_hash(self) -> str:
         return self.compute_hash(

@@ -1,0 +1,401 @@
+"""The ledger's payload schema: one pydantic model per `LedgerKind`, `note` payloads told apart by `event`.
+
+Writers hand the store one of these models; readers get one back from `LedgerEntry.event()` instead of
+reading string keys. A model serialises to exactly the dict its writer built (`as_payload`): only the fields
+the writer set are written, so the canonical JSON, and with it every hash of the chain, is unchanged.
+
+Two kinds of models, chosen per kind:
+- Payloads that are another layer's record dumped whole (the model client's `LLMResult`, the tool
+  registry's outcomes and guard decisions, the normalized `Alert`, an analyst's open reasoning fields)
+  name the fields the ledger's readers use and keep the rest as they came (`extra="allow"`): the layer
+  that builds them stays the one home of their full shape.
+- Payloads that exist only as ledger records (notes, chat turns, feedback, approvals, status changes) are
+  spelled out here in full and refuse unknown fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from soctriage.service.domain import CaseStatus, Disposition, LedgerKind
+
+
+class LedgerPayload(BaseModel):
+    """A payload of one ledger kind. Fields absent from the writer's dict stay absent when written."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    kind: ClassVar[LedgerKind]
+
+    def as_payload(self) -> dict[str, Any]:
+        """The payload dict as it is hashed and stored."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class _Open(LedgerPayload):
+    model_config = ConfigDict(extra="allow")
+
+
+# ---- the case's alert and the analyst ---------------------------------------------------------------
+
+
+class AlertReceived(_Open):
+    """The normalized `Alert` without `raw`, plus the raw text's digest (and how a grouped alert matched)."""
+
+    kind: ClassVar[LedgerKind] = "alert_received"
+    id: str
+    title: str = ""
+    time: str | None = None
+    source: dict[str, Any] = Field(default_factory=dict)
+    severity: dict[str, Any] = Field(default_factory=dict)
+    unmapped: dict[str, Any] = Field(default_factory=dict)
+    raw_sha256: str | None = None
+    grouping: list[dict[str, Any]] | None = None
+
+
+class LlmCall(_Open):
+    """One model call as the model client recorded it (`LLMResult`), with the analyst that made it."""
+
+    kind: ClassVar[LedgerKind] = "llm_call"
+    analyst: str | None = None
+    model: str | None = None
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    latency_ms: int | float | None = None
+    error: str | None = None
+
+
+class Reasoning(_Open):
+    """The analyst's first assessment of the alert, with its own reasoning fields."""
+
+    kind: ClassVar[LedgerKind] = "reasoning"
+    model: str | None = None
+
+
+class VerdictRecorded(_Open):
+    """The case's `Verdict` as decided, by which model, with the analyst's scoring fields."""
+
+    kind: ClassVar[LedgerKind] = "verdict"
+    model: str | None = None
+    disposition: Disposition
+    confidence: int | float
+    severity: dict[str, Any] = Field(default_factory=dict)
+    evidence: list[int] = Field(default_factory=list)
+    raw_confidence: int | float | None = None
+
+
+# ---- tools, the guard and approvals -----------------------------------------------------------------
+
+
+class ToolCallRequested(_Open):
+    """A tool call an agent asked for (`action_id` when it is a response action)."""
+
+    kind: ClassVar[LedgerKind] = "tool_call"
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    action_id: str | None = None
+    reason: str | None = None
+
+
+class ToolResultRecorded(_Open):
+    """The tool registry's outcome of a call."""
+
+    kind: ClassVar[LedgerKind] = "tool_result"
+    tool: str
+    status: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    args_hash: str | None = None
+    tier: str | None = None
+    output: dict[str, Any] | None = None
+    entities: list[Any] = Field(default_factory=list)
+    confirmed: list[Any] = Field(default_factory=list)
+    action_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class ActionExecuted(ToolResultRecorded):
+    """A response action that ran: the same outcome as its `tool_result`."""
+
+    kind: ClassVar[LedgerKind] = "action_executed"
+    action_id: str
+    idempotency_key: str
+
+
+class GuardDecisionRecorded(_Open):
+    """The guard's `GuardDecision` on one proposed action."""
+
+    kind: ClassVar[LedgerKind] = "guard_decision"
+    action_id: str
+    tool: str
+    decision: str
+    tier: str | None = None
+    rule_id: str | None = None
+    reason: str = ""
+    targets: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ApprovalRequested(LedgerPayload):
+    kind: ClassVar[LedgerKind] = "approval_requested"
+    action_id: str
+    tool: str
+    args: dict[str, Any]
+    args_hash: str
+    reason: str | None
+    expires_at: str
+
+
+ApprovalOutcome = Literal["approved", "rejected", "expired"]
+
+
+class ApprovalDecided(LedgerPayload):
+    kind: ClassVar[LedgerKind] = "approval_decided"
+    action_id: str
+    tool: str
+    args_hash: str
+    outcome: ApprovalOutcome
+    detail: str
+    reason: str | None
+
+
+# ---- people and the case --------------------------------------------------------------------------
+
+
+class ChatMessage(LedgerPayload):
+    """A question to the case assistant (`role` user) or its answer (`role` assistant)."""
+
+    kind: ClassVar[LedgerKind] = "chat_message"
+    role: Literal["user", "assistant"]
+    text: str
+    in_reply_to: int | None = None
+    model: str | None = None
+    citations: list[int] | None = None
+    invalid_citations: list[int] | None = None
+    proposals: list[str] | None = None
+
+
+class FeedbackRule(LedgerPayload):
+    id: str
+    change: str | None
+    status: str
+
+
+class Feedback(LedgerPayload):
+    """An analyst's final disposition of the case, and the suppression rule it taught, if any."""
+
+    kind: ClassVar[LedgerKind] = "feedback"
+    disposition: Disposition
+    reason_code: str | None
+    note: str | None
+    rule: FeedbackRule | None = None
+
+
+class StatusChange(LedgerPayload):
+    kind: ClassVar[LedgerKind] = "status_change"
+    from_: CaseStatus = Field(alias="from")
+    to: CaseStatus
+    reason: str | None
+
+
+# ---- notes: what happened beside the main path, told apart by `event` --------------------------------
+
+
+class _Note(LedgerPayload):
+    kind: ClassVar[LedgerKind] = "note"
+    event: str
+
+    def as_payload(self) -> dict[str, Any]:
+        # `event` is a default the writer never spells out, and it must be written all the same.
+        return {"event": self.event} | super().as_payload()
+
+
+class ModelFallback(_Note):
+    """The model endpoint failed or answered unusably; the builtin analyst took over."""
+
+    event: Literal["model_fallback"] = "model_fallback"
+    from_: str = Field(alias="from")
+    reason: str
+
+
+class PossiblePromptInjection(_Note):
+    event: Literal["possible_prompt_injection"] = "possible_prompt_injection"
+    markers: list[str]
+    effect: str
+
+
+class VerdictRejected(_Note):
+    event: Literal["verdict_rejected"] = "verdict_rejected"
+    reason: str
+
+
+class AutoCloseFloor(_Note):
+    """A benign verdict that may not close the case by itself."""
+
+    event: Literal["auto_close_floor"] = "auto_close_floor"
+    disposition: Disposition
+    reason: str
+
+
+class IndexFailed(_Note):
+    event: Literal["index_failed"] = "index_failed"
+    reason: str
+
+
+class GroupedAlert(_Note):
+    """An alert that joined this case, what new evidence it adds, and what the case does about it."""
+
+    event: Literal["grouped_alert"] = "grouped_alert"
+    alert_id: str
+    adds: dict[str, list[str]]
+    outcome: str
+    escalation: str | None
+
+
+class ApprovalInvalid(_Note):
+    event: Literal["approval_invalid"] = "approval_invalid"
+    action_id: str
+    reason: str
+
+
+class ApprovalExpired(_Note):
+    """The expiry sweep queued an `expired` decision for this request."""
+
+    event: Literal["approval_expired"] = "approval_expired"
+    action_id: str
+    expired_at: str
+
+
+class DecisionRefused(_Note):
+    event: Literal["decision_refused"] = "decision_refused"
+    outcome: Literal["refused"] = "refused"
+    action_id: str
+    reason: str
+
+
+class SuppressionRuleChanged(_Note):
+    """A suppression rule made active or revoked, as it then stood."""
+
+    event: Literal["suppression_rule"] = "suppression_rule"
+    change: str | None
+    why: str
+    rule_id: str
+    match: dict[str, Any]
+    disposition: Disposition
+    author: str
+    source_cases: list[str]
+    expires_at: str | None
+
+
+Note = Annotated[
+    ModelFallback
+    | PossiblePromptInjection
+    | VerdictRejected
+    | AutoCloseFloor
+    | IndexFailed
+    | GroupedAlert
+    | ApprovalInvalid
+    | ApprovalExpired
+    | DecisionRefused
+    | SuppressionRuleChanged,
+    Field(discriminator="event"),
+]
+NoteEvent = Literal[
+    "model_fallback",
+    "possible_prompt_injection",
+    "verdict_rejected",
+    "auto_close_floor",
+    "index_failed",
+    "grouped_alert",
+    "approval_invalid",
+    "approval_expired",
+    "decision_refused",
+    "suppression_rule",
+]
+
+LedgerEvent = (
+    AlertReceived
+    | LlmCall
+    | Reasoning
+    | ToolCallRequested
+    | ToolResultRecorded
+    | GuardDecisionRecorded
+    | ApprovalRequested
+    | ApprovalDecided
+    | ActionExecuted
+    | VerdictRecorded
+    | ChatMessage
+    | Feedback
+    | StatusChange
+    | ModelFallback
+    | PossiblePromptInjection
+    | VerdictRejected
+    | AutoCloseFloor
+    | IndexFailed
+    | GroupedAlert
+    | ApprovalInvalid
+    | ApprovalExpired
+    | DecisionRefused
+    | SuppressionRuleChanged
+)
+
+_NOTE: TypeAdapter[Note] = TypeAdapter(Note)
+_MODELS: dict[str, type[LedgerPayload]] = {
+    model.kind: model
+    for model in (
+        AlertReceived,
+        LlmCall,
+        Reasoning,
+        ToolCallRequested,
+        ToolResultRecorded,
+        GuardDecisionRecorded,
+        ApprovalRequested,
+        ApprovalDecided,
+        ActionExecuted,
+        VerdictRecorded,
+        ChatMessage,
+        Feedback,
+        StatusChange,
+    )
+}
+
+
+def parse_event(kind: str, payload: dict[str, Any]) -> LedgerEvent:
+    """The typed payload of an entry of `kind`; pydantic's `ValidationError` when it does not fit."""
+    if kind == "note":
+        return _NOTE.validate_python(payload)
+    return _MODELS[kind].model_validate(payload)  # type: ignore[return-value]
+
+
+def note_event(payload: dict[str, Any]) -> str | None:
+    """A note's `event` without parsing the rest: for readers that only count or skip notes."""
+    event = payload.get("event")
+    return event if isinstance(event, str) else None
+
+
+@dataclass(frozen=True)
+class TokenTotals:
+    """Model usage summed over `llm_call` entries."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: TokenTotals) -> TokenTotals:
+        return TokenTotals(
+            self.calls + other.calls,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+        )
+
+
+def token_totals(calls: Iterable[LlmCall]) -> TokenTotals:
+    """The one sum of model usage: every reader that reports tokens adds up `llm_call` entries with this."""
+    totals = TokenTotals()
+    for call in calls:
+        totals += TokenTotals(1, call.prompt_tokens, call.completion_tokens, call.total_tokens)
+    return totals
