@@ -15,12 +15,13 @@ Two kinds of models, chosen per kind:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from soctriage.service.domain import CaseStatus, Disposition, LedgerKind
+from soctriage.service.domain import Alert, CaseStatus, Disposition, LedgerKind
 
 
 class LedgerPayload(BaseModel):
@@ -53,6 +54,17 @@ class AlertReceived(_Open):
     unmapped: dict[str, Any] = Field(default_factory=dict)
     raw_sha256: str | None = None
     grouping: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def of(cls, alert: Alert, grouping: list[dict[str, Any]] | None = None) -> AlertReceived:
+        """The entry of a new alert: its normalized fields and a digest of raw (raw itself stays in the
+        alerts table, so an oversized or hostile record does not bloat every transcript); `grouping` says
+        which keys joined it to an open case."""
+        payload = alert.model_dump(mode="json", exclude={"raw"})
+        payload["raw_sha256"] = hashlib.sha256(alert.raw.encode()).hexdigest()
+        if grouping is not None:
+            payload["grouping"] = grouping
+        return cls.model_validate(payload)
 
 
 class LlmCall(_Open):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol, get_args
 
 from soctriage.service.domain import GENESIS_HASH, LedgerEntry, LedgerKind, canonical_json, format_ts
+from soctriage.service.ledger_events import LedgerPayload
 
 LEDGER_KINDS: frozenset[str] = frozenset(get_args(LedgerKind))
 # `format_ts` text ("2026-01-02T03:04:05.123456Z"), as SQLite stores ledger times.
@@ -20,16 +21,24 @@ class LedgerInputError(ValueError):
     """An entry the ledger refuses to write: unknown kind, empty actor, or a payload that is not JSON."""
 
 
-def clean_entry_input(actor: str, kind: str, payload: Any) -> tuple[dict[str, Any], str]:
+def clean_entry_input(actor: str, kind: str, payload: LedgerPayload | Any) -> tuple[dict[str, Any], str]:
     """The payload exactly as it will read back from the store (tuples become lists), and its canonical
     JSON text, which is both what its hash covers and what the store writes.
 
+    The product writes its kind's model (service/ledger_events.py); a plain dict is the chain's raw form,
+    written as it is (tests of the chain itself, and of readers meeting a payload no model describes).
     Raises `LedgerInputError` naming the offending part, so bad input never reaches the hash.
     """
     if not isinstance(actor, str) or not actor.strip():
         raise LedgerInputError(f"ledger actor must be a non-empty string, got {actor!r}")
     if kind not in LEDGER_KINDS:
         raise LedgerInputError(f"unknown ledger kind {kind!r}; expected one of {sorted(LEDGER_KINDS)}")
+    if isinstance(payload, LedgerPayload):
+        if payload.kind != kind:
+            raise LedgerInputError(
+                f"a {type(payload).__name__} payload is a {payload.kind} entry, not {kind}"
+            )
+        payload = payload.as_payload()
     if not isinstance(payload, dict):
         raise LedgerInputError(f"{kind} payload must be a JSON object (dict), got {type(payload).__name__}")
     _check_json(payload, "payload")

@@ -3,7 +3,6 @@ stored, with the first ledger entry, in batches of one statement per table."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from soctriage.service.domain import GENESIS_HASH, Alert, Case, LedgerEntry, format_ts, utc_now
+from soctriage.service.ledger_events import AlertReceived
 from soctriage.service.store.base import StoreBase
 from soctriage.service.store.chain import clean_entry_input
 from soctriage.service.store.engine import write_transaction
@@ -32,14 +32,6 @@ from sqlalchemy.exc import IntegrityError
 
 def new_case_id() -> str:
     return f"case-{uuid.uuid4().hex[:12]}"
-
-
-def alert_received_payload(alert: Alert) -> dict[str, Any]:
-    """Ledger payload for a new alert: the normalized fields plus a digest of raw (raw itself stays in
-    `alerts`, so an oversized or hostile record does not bloat every transcript)."""
-    payload = alert.model_dump(mode="json", exclude={"raw"})
-    payload["raw_sha256"] = hashlib.sha256(alert.raw.encode()).hexdigest()
-    return payload
 
 
 class CaseOpening(StoreBase):
@@ -127,9 +119,7 @@ class CaseOpening(StoreBase):
                     stored[alert.id] = DuplicateAlertError(alert.id, joined.case_id, tenant)
                     outcomes.append(joined)
                     continue
-            payload, payload_text = clean_entry_input(
-                "system", "alert_received", alert_received_payload(alert)
-            )
+            payload, payload_text = clean_entry_input("system", "alert_received", AlertReceived.of(alert))
             now = utc_now()
             case_id = new_case_id()
             entry_hash = LedgerEntry.hash_of_text(
@@ -177,7 +167,7 @@ class CaseOpening(StoreBase):
         head = LedgerStatements(conn).lock_head(case_id)
         if head is None:
             raise CaseNotFoundError(case_id)
-        payload = alert_received_payload(alert) | {"grouping": [key.shown() for key in keys]}
+        payload = AlertReceived.of(alert, grouping=[key.shown() for key in keys])
         clean = clean_entry_input("system", "alert_received", payload)
         [entry] = self._append_locked(conn, case_id, *head, [("system", "alert_received", *clean)])
         conn.execute(_INSERT_ALERT, [_alert_row(alert, case_id, tenant, entry.ts, clean[0])])

@@ -18,6 +18,7 @@ from soctriage.service.domain import (
     format_ts,
     utc_now,
 )
+from soctriage.service.ledger_events import LedgerPayload, StatusChange
 from soctriage.service.store.chain import clean_entry_input
 from soctriage.service.store.engine import (
     create_store_engine,
@@ -36,7 +37,7 @@ from sqlalchemy import Connection, Row, bindparam, select, update
 
 CASE_STATUSES: frozenset[str] = frozenset(get_args(CaseStatus))
 
-EntryInput = tuple[str, str, dict[str, Any]]
+EntryInput = tuple[str, str, LedgerPayload | dict[str, Any]]
 # An entry past clean_entry_input: actor, kind, payload as it reads back, and its canonical JSON text.
 CleanEntry = tuple[str, str, dict[str, Any], str]
 
@@ -128,7 +129,7 @@ class Store(CaseOpening, ChainVerification, Quarantine):
         new_status = _valid_status(status)
         with write_transaction(self.engine) as conn:
             head = self._lock_case(conn, case_id)
-            change = {"from": head.status, "to": new_status, "reason": reason}
+            change = StatusChange(from_=head.status, to=new_status, reason=reason)
             times = dict(head.status_times)
             ts = utc_now()
             times.setdefault(new_status, format_ts(ts))
@@ -212,7 +213,9 @@ class Store(CaseOpening, ChainVerification, Quarantine):
 
     # ---- ledger ------------------------------------------------------------------------------------
 
-    def append(self, case_id: str, actor: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+    def append(
+        self, case_id: str, actor: str, kind: str, payload: LedgerPayload | dict[str, Any]
+    ) -> LedgerEntry:
         """Append one entry to the case's chain in its own transaction."""
         [entry] = self.append_many(case_id, [(actor, kind, payload)])
         return entry
