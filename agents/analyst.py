@@ -12,6 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.agents.state import ActionPlan, EnrichmentPlan, Finding, TriageAssessment
 from soctriage.service.domain import Alert, Verdict
+from soctriage.service.ledger_events import LlmCall
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -22,7 +23,7 @@ class Step(BaseModel, Generic[Answer]):
     model_config = ConfigDict(frozen=True)
 
     answer: Answer
-    calls: tuple[dict[str, Any], ...] = ()
+    calls: tuple[LlmCall, ...] = ()
     reasoning: dict[str, Any] = Field(default_factory=dict)
 
 

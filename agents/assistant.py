@@ -27,6 +27,7 @@ from soctriage.agents.llm import ChatClient, LLMError, LLMResult
 from soctriage.agents.prompting import fence, load_prompt
 from soctriage.agents.state import PlannedAction
 from soctriage.service.domain import LedgerEntry
+from soctriage.service.ledger_events import ChatMessage
 
 MAX_QUESTION_CHARS = 4000
 MAX_TOOL_ROUNDS = 4
@@ -107,7 +108,9 @@ class CaseAssistant:
         alert = self.deps.store.get_alert(case.alert_ids[0], case.tenant)
         if alert is None:
             raise AssistantError(f"case {case_id}: its alert is not stored")
-        asked = self.deps.record(case_id, f"human:{by}", "chat_message", {"role": "user", "text": question})
+        asked = self.deps.record(
+            case_id, f"human:{by}", "chat_message", ChatMessage(role="user", text=question)
+        )
         session = ChatSession(self.deps, case, alert)
         parts: list[str] = []
         model = self.name
@@ -122,9 +125,7 @@ class CaseAssistant:
                     parts.append(piece)
                     yield piece
             except LLMError as exc:
-                session.deps.record(
-                    case_id, ACTOR, "llm_call", {**exc.result.ledger_payload(), "analyst": self.name}
-                )
+                session.deps.record(case_id, ACTOR, "llm_call", exc.result.ledger_event(self.name))
                 fallback = f"\n\n(The model endpoint failed: {exc}. Builtin answer:)\n"
                 text = fallback + await builtin_answer(session, question, asked.seq)
                 model = f"builtin (fallback from {self.name})"
@@ -144,7 +145,7 @@ class CaseAssistant:
         }
         if invalid:
             payload["invalid_citations"] = list(invalid)
-        answered = self.deps.record(case_id, ACTOR, "chat_message", payload)
+        answered = self.deps.record(case_id, ACTOR, "chat_message", ChatMessage.model_validate(payload))
         yield ChatAnswer(
             case_id=case_id,
             question_seq=asked.seq,
@@ -183,9 +184,7 @@ class CaseAssistant:
                 else:
                     result = event
             assert result is not None
-            session.deps.record(
-                session.case.id, ACTOR, "llm_call", {**result.ledger_payload(), "analyst": self.name}
-            )
+            session.deps.record(session.case.id, ACTOR, "llm_call", result.ledger_event(self.name))
             if not result.tool_calls:
                 return
             messages.append(

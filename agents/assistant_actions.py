@@ -24,6 +24,7 @@ from soctriage.agents.response import (
 )
 from soctriage.agents.state import PlannedAction, ProposedAction, initial_state
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
+from soctriage.service.ledger_events import ApprovalRequested
 from soctriage.tools import GuardDecision, ToolContext
 
 ACTOR = "assistant"
@@ -142,14 +143,14 @@ def propose(
             case.id,
             "guard",
             "approval_requested",
-            {
-                "action_id": action.id,
-                "tool": action.guard.tool,
-                "args": action.guard.args,
-                "args_hash": action.guard.args_hash,
-                "reason": f"{_PROPOSED_REASON} (guard: {action.guard.reason})",
-                "expires_at": expires.isoformat(),
-            },
+            ApprovalRequested(
+                action_id=action.id,
+                tool=action.guard.tool,
+                args=action.guard.args,
+                args_hash=action.guard.args_hash,
+                reason=f"{_PROPOSED_REASON} (guard: {action.guard.reason})",
+                expires_at=expires.isoformat(),
+            ),
         )
         action = action.model_copy(update={"status": "awaiting_approval", "expires_at": expires})
     if action.status == "awaiting_approval" and case.status in FINAL_CASE_STATUSES:

@@ -9,6 +9,7 @@ from soctriage.agents.assistant_actions import ACTOR, case_context, propose
 from soctriage.agents.deps import Deps
 from soctriage.agents.state import PlannedAction, ProposedAction
 from soctriage.service.domain import Alert, Case, LedgerEntry
+from soctriage.service.ledger_events import ToolCallRequested, ToolResultRecorded
 from soctriage.tools import ToolContext
 
 
@@ -26,16 +27,17 @@ class ChatSession:
     async def lookup(self, tool: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Run a read-tier tool and write the call and its result; returns (result seq, payload)."""
         if tool not in self.deps.registry.names("read"):
-            payload: dict[str, Any] = {"tool": tool, "status": "refused", "error": "the assistant only reads"}
+            outcome = ToolResultRecorded.model_validate(
+                {"tool": tool, "status": "refused", "error": "the assistant only reads"}
+            )
         else:
-            outcome = await self.deps.registry.run(self.ctx, tool, args)
-            payload = outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True)
+            outcome = (await self.deps.registry.run(self.ctx, tool, args)).ledger_event()
         _, result = self.deps.store.append_many(
             self.case.id,
-            [(ACTOR, "tool_call", {"tool": tool, "args": args}), (ACTOR, "tool_result", payload)],
+            [(ACTOR, "tool_call", ToolCallRequested(tool=tool, args=args)), (ACTOR, "tool_result", outcome)],
         )
         self.refresh()
-        return result.seq, payload
+        return result.seq, result.payload
 
     def propose(self, tool: str, args: dict[str, Any], reason: str) -> PlannedAction:
         action = propose(

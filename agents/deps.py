@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from soctriage.agents.analyst import Analyst
 from soctriage.agents.state import Finding, TriageState
 from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry, LedgerKind
+from soctriage.service.ledger_events import LedgerPayload
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, Registry, ToolContext
 from soctriage.tools.suppression import RuleBook
@@ -29,7 +29,7 @@ class Deps:
     guard: Guard
     connectors: Connectors
 
-    def record(self, case_id: str, actor: str, kind: LedgerKind, payload: dict[str, Any]) -> LedgerEntry:
+    def record(self, case_id: str, actor: str, kind: LedgerKind, payload: LedgerPayload) -> LedgerEntry:
         return self.store.append(case_id, actor, kind, payload)
 
     def tool_context(self, state: TriageState, findings: Iterable[Finding] = ()) -> ToolContext:

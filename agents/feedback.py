@@ -15,6 +15,7 @@ from typing import Any
 from soctriage.agents.deps import Deps
 from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry
+from soctriage.service.ledger_events import Feedback, SuppressionRuleChanged
 from soctriage.service.store import Store
 from soctriage.tools.retrieval import case_document, open_index
 from soctriage.tools.suppression import Learned, RuleBook, RuleError, SuppressionRule
@@ -75,7 +76,7 @@ def give_feedback(
     payload: dict[str, Any] = {"disposition": disposition, "reason_code": reason_code, "note": note}
     if learned.rule is not None:
         payload["rule"] = {"id": learned.rule.id, "change": learned.change, "status": learned.rule.status}
-    entry = deps.record(case_id, f"human:{by}", "feedback", payload)
+    entry = deps.record(case_id, f"human:{by}", "feedback", Feedback.model_validate(payload))
     if learned.change in ("activated", "revoked") and learned.rule is not None:
         deps.record(case_id, f"human:{by}", "note", rule_note(learned.rule, learned.change, learned.why))
     open_index(settings).index_cases([case_document(case, alert, payload)])
@@ -99,19 +100,18 @@ def revoke_rule(store: Store, rule_id: str, *, by: str, reason: str, tenant: str
     return revoked
 
 
-def rule_note(rule: SuppressionRule, change: str | None, why: str) -> dict[str, Any]:
+def rule_note(rule: SuppressionRule, change: str | None, why: str) -> SuppressionRuleChanged:
     """The ledger note for a rule made active or revoked: the rule as it then stood."""
-    return {
-        "event": "suppression_rule",
-        "change": change,
-        "why": why,
-        "rule_id": rule.id,
-        "match": rule.match.model_dump(mode="json", exclude_none=True),
-        "disposition": rule.disposition,
-        "author": rule.author,
-        "source_cases": list(rule.source_cases),
-        "expires_at": rule.expires_at.isoformat() if rule.expires_at else None,
-    }
+    return SuppressionRuleChanged(
+        change=change,
+        why=why,
+        rule_id=rule.id,
+        match=rule.match.model_dump(mode="json", exclude_none=True),
+        disposition=rule.disposition,
+        author=rule.author,
+        source_cases=list(rule.source_cases),
+        expires_at=rule.expires_at.isoformat() if rule.expires_at else None,
+    )
 
 
 def _ttl(settings: Settings) -> timedelta | None:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from soctriage.agents.analyst import Task
 from soctriage.agents.deps import Deps
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE
 from soctriage.service.domain import Alert, Case, Disposition, Severity, Verdict, canonical_json
+from soctriage.service.ledger_events import (
+    GroupedAlert,
+    LedgerRecord,
+    PossiblePromptInjection,
+    ToolCallRequested,
+)
 from soctriage.tools.registry import ToolOutcome
 from soctriage.tools.suppression import rule_key
 
@@ -31,21 +36,6 @@ _STRENGTH: dict[Disposition, int] = {
 }
 # What makes a joined alert malicious-looking, as opposed to merely new (another host of a benign storm).
 _ALARMING = ("malicious_intel", "injection", "higher_severity", "new_technique")
-
-
-class Score(BaseModel):
-    """The `grouped_alert` note: what the joined alert adds, and what the case does about it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    alert_id: str
-    adds: dict[str, list[str]]
-    outcome: str
-    escalation: str | None = None
-
-    @property
-    def retriage(self) -> bool:
-        return self.outcome == "retriage"
 
 
 def verdict_floor(prior: Verdict, answer: Verdict) -> Verdict:
@@ -62,7 +52,7 @@ def verdict_floor(prior: Verdict, answer: Verdict) -> Verdict:
     )
 
 
-async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> Score:
+async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> GroupedAlert:
     """Score the alert at ledger `seq` against the rest of `case`, looking up in threat intel only the
     indicators the case has not looked up yet, and write the score as a `grouped_alert` note."""
     store = deps.store
@@ -85,9 +75,10 @@ async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> Score:
         adds["new_technique"] = new
     if _severity_rank(alert.severity) > max(severities, default=0):
         adds["higher_severity"] = [alert.severity.label]
-    notes = [e.payload for e in await store.io(store.entries, case.id, kind="note")]
+    notes = [e.event() for e in await store.io(store.entries, case.id, kind="note")]
     flagged = any(
-        n.get("event") == "possible_prompt_injection" or "injection" in (n.get("adds") or {}) for n in notes
+        isinstance(n, PossiblePromptInjection) or (isinstance(n, GroupedAlert) and "injection" in n.adds)
+        for n in notes
     )
     if not flagged and (markers := scan_alert(alert)):
         adds["injection"] = list(markers)
@@ -98,20 +89,21 @@ async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> Score:
     ):
         adds["new_activity"] = activity
     score = _decide(case, alert.id, adds)
-    await store.io(deps.record, case.id, "system", "note", {"event": "grouped_alert", **score.model_dump()})
+    await store.io(deps.record, case.id, "system", "note", score)
     return score
 
 
-def _decide(case: Case, alert_id: str, adds: dict[str, list[str]]) -> Score:
+def _decide(case: Case, alert_id: str, adds: dict[str, list[str]]) -> GroupedAlert:
     verdict = case.verdict
     if not adds and verdict is not None:
-        return Score(alert_id=alert_id, adds=adds, outcome=f"scored against the case's {verdict.disposition}")
+        outcome = f"scored against the case's {verdict.disposition}"
+        return GroupedAlert(alert_id=alert_id, adds=adds, outcome=outcome, escalation=None)
     if case.status == "awaiting_approval":
         # Its run is paused for a human: that human now looks at the whole case.
         reason = (
             f"alert {alert_id} joined with new evidence ({', '.join(adds)}) while the case was {case.status}"
         )
-        return Score(alert_id=alert_id, adds=adds, outcome="escalate", escalation=reason)
+        return GroupedAlert(alert_id=alert_id, adds=adds, outcome="escalate", escalation=reason)
     escalation = None
     benign = verdict is None or verdict.disposition in DISPOSITIONS_AUTO_CLOSE
     if case.status == "closed" and any(k in adds for k in _ALARMING):
@@ -119,7 +111,7 @@ def _decide(case: Case, alert_id: str, adds: dict[str, list[str]]) -> Score:
     elif case.status != "closed" and benign:
         # A case a human must close (injection, low confidence, failure) stays with a human.
         escalation = f"alert {alert_id} joined a case that was {case.status}; a grouped alert cannot close it"
-    return Score(alert_id=alert_id, adds=adds, outcome="retriage", escalation=escalation)
+    return GroupedAlert(alert_id=alert_id, adds=adds, outcome="retriage", escalation=escalation)
 
 
 async def _new_intel_hits(deps: Deps, case: Case, alert: Alert, seq: int) -> list[str]:
@@ -134,16 +126,18 @@ async def _new_intel_hits(deps: Deps, case: Case, alert: Alert, seq: int) -> lis
     if not calls:
         return []
     ctx = deps.tool_context({"case_id": case.id, "tenant": case.tenant, "alert": alert})
-    records: list[tuple[str, str, dict[str, Any]]] = []
+    records: list[LedgerRecord] = []
     hits: list[str] = []
     for call in calls:
         outcome: ToolOutcome = await deps.registry.run(ctx, call.tool, call.args)
-        result = outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True)
+        request = ToolCallRequested.model_validate(
+            {"tool": call.tool, "args": call.args, "alert_id": alert.id}
+        )
         records += [
-            ("enrichment_agent", "tool_call", {"tool": call.tool, "args": call.args, "alert_id": alert.id}),
-            ("enrichment_agent", "tool_result", result),
+            ("enrichment_agent", "tool_call", request),
+            ("enrichment_agent", "tool_result", outcome.ledger_event()),
         ]
-        if (result.get("output") or {}).get("verdict") == "malicious":
+        if (outcome.output or {}).get("verdict") == "malicious":
             hits.append(str(call.args.get("indicator")))
     await store.io(store.append_many, case.id, records)
     return hits

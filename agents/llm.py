@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
+from soctriage.service.ledger_events import LlmCall
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -92,8 +93,9 @@ class LLMResult(BaseModel):
     attempts: list[Attempt]
     error: str | None = None
 
-    def ledger_payload(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+    def ledger_event(self, analyst: str) -> LlmCall:
+        """The `llm_call` entry of this call, made for `analyst`."""
+        return LlmCall.model_validate({**self.model_dump(mode="json"), "analyst": analyst})
 
 
 class LLMError(Exception):

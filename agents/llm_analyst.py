@@ -97,7 +97,7 @@ class LLMAnalyst:
 
     async def triage(self, task: Task) -> Step[TriageAssessment]:
         result = await self._ask(load_prompt("triage"), task, schema=TriageAssessment)
-        return Step(answer=result.parsed, calls=(self._payload(result),))
+        return Step(answer=result.parsed, calls=(result.ledger_event(self.name),))
 
     async def plan_enrichment(self, task: Task) -> Step[EnrichmentPlan]:
         prompt = load_prompt("enrich")
@@ -111,7 +111,7 @@ class LLMAnalyst:
         }
         result = await self._ask(prompt, task, tools=list(task.tools), **values)
         calls = [ToolRequest(tool=c.name, args=c.arguments) for c in result.tool_calls]
-        return Step(answer=EnrichmentPlan(calls=calls), calls=(self._payload(result),))
+        return Step(answer=EnrichmentPlan(calls=calls), calls=(result.ledger_event(self.name),))
 
     async def decide(self, task: Task) -> Step[Verdict]:
         values = {
@@ -121,7 +121,7 @@ class LLMAnalyst:
             "evidence": evidence_view(task),
         }
         result = await self._ask(load_prompt("verdict"), task, schema=VerdictDraft, **values)
-        return Step(answer=result.parsed.to_verdict(), calls=(self._payload(result),))
+        return Step(answer=result.parsed.to_verdict(), calls=(result.ledger_event(self.name),))
 
     async def respond(self, task: Task) -> Step[ActionPlan]:
         assert task.verdict is not None
@@ -134,7 +134,4 @@ class LLMAnalyst:
         result = await self._ask(load_prompt("respond"), task, tools=list(task.tools), **values)
         reason = (result.content or "proposed by the response agent").strip()[:500]
         actions = [ProposedAction(tool=c.name, args=c.arguments, reason=reason) for c in result.tool_calls]
-        return Step(answer=ActionPlan(actions=actions), calls=(self._payload(result),))
-
-    def _payload(self, result: LLMResult) -> dict[str, Any]:
-        return {**result.ledger_payload(), "analyst": self.name}
+        return Step(answer=ActionPlan(actions=actions), calls=(result.ledger_event(self.name),))

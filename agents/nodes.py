@@ -20,6 +20,18 @@ from soctriage.agents.llm import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
+from soctriage.service.ledger_events import (
+    AutoCloseFloor,
+    IndexFailed,
+    LedgerRecord,
+    ModelFallback,
+    PossiblePromptInjection,
+    Reasoning,
+    ToolCallRequested,
+    ToolResultRecorded,
+    VerdictRecorded,
+    VerdictRejected,
+)
 from soctriage.service.store import EvidenceError
 from soctriage.tools.registry import Registry, ToolOutcome
 from soctriage.tools.retrieval import case_document, open_index
@@ -50,11 +62,7 @@ async def _ask(
         step = await getattr(analyst, method)(task)
     except LLMError as exc:
         await deps.store.io(
-            deps.record,
-            state["case_id"],
-            actor,
-            "llm_call",
-            {**exc.result.ledger_payload(), "analyst": analyst.name},
+            deps.record, state["case_id"], actor, "llm_call", exc.result.ledger_event(analyst.name)
         )
         reason = (
             f"model endpoint unavailable after {len(exc.result.attempts)} attempt(s): {exc.result.error}"
@@ -66,7 +74,7 @@ async def _ask(
             state["case_id"],
             "system",
             "note",
-            {"event": "model_fallback", "from": analyst.name, "reason": reason},
+            ModelFallback(from_=analyst.name, reason=reason),
         )
         update = {"model": deps.builtin.name, "escalation": f"fell back to builtin: {reason}"}
         step = await getattr(deps.builtin, method)(task)
@@ -92,7 +100,7 @@ async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]
             state["case_id"],
             "system",
             "note",
-            {"event": "possible_prompt_injection", "markers": list(markers), "effect": "never auto-closed"},
+            PossiblePromptInjection(markers=list(markers), effect="never auto-closed"),
         )
     return Command(goto="triage", update={"injection": markers, "model": deps.analyst.name, "findings": ()})
 
@@ -106,11 +114,13 @@ async def triage(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
         state["case_id"],
         "triage_agent",
         "reasoning",
-        {
-            "model": update.get("model", state["model"]),
-            **assessment.model_dump(mode="json"),
-            **step.reasoning,
-        },
+        Reasoning.model_validate(
+            {
+                "model": update.get("model", state["model"]),
+                **assessment.model_dump(mode="json"),
+                **step.reasoning,
+            }
+        ),
     )
     # Always enrich: a benign call rests on what the tools found, never on the first look at the alert's text.
     return Command(goto="enrich", update={"assessment": assessment, "enrich_steps": 0, **update})
@@ -145,9 +155,11 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     # Read-only lookups are independent of each other: run them together, then write each call and its
     # result to the ledger in one transaction, in the order they were asked for.
     outcomes = await asyncio.gather(*(_run_read_tool(deps, ctx, c.tool, c.args) for c, _ in calls))
-    records: list[tuple[str, str, dict[str, Any]]] = []
+    records: list[LedgerRecord] = []
     for (call, baseline_call), outcome in zip(calls, outcomes, strict=True):
-        request = {"tool": call.tool, "args": call.args} | ({"baseline": True} if baseline_call else {})
+        request = ToolCallRequested.model_validate(
+            {"tool": call.tool, "args": call.args} | ({"baseline": True} if baseline_call else {})
+        )
         records.append(("enrichment_agent", "tool_call", request))
         records.append(("enrichment_agent", "tool_result", outcome))
     written = await deps.store.io(deps.store.append_many, state["case_id"], records)
@@ -158,12 +170,14 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     return Command(goto=target, update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
 
 
-async def _run_read_tool(deps: Deps, ctx: Any, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The `tool_result` payload of one enrichment call; anything but a read-tier tool is refused here."""
+async def _run_read_tool(deps: Deps, ctx: Any, tool: str, args: dict[str, Any]) -> ToolResultRecorded:
+    """The `tool_result` of one enrichment call; anything but a read-tier tool is refused here."""
     if tool not in deps.registry.names("read"):
-        return {"tool": tool, "status": "refused", "error": "only read-tier tools run during enrichment"}
+        return ToolResultRecorded.model_validate(
+            {"tool": tool, "status": "refused", "error": "only read-tier tools run during enrichment"}
+        )
     outcome: ToolOutcome = await deps.registry.run(ctx, tool, args)
-    return _outcome_payload(outcome)
+    return outcome.ledger_event()
 
 
 def _finding(tool: str, args: dict[str, Any], seq: int, payload: dict[str, Any]) -> Finding:
@@ -178,10 +192,6 @@ def _finding(tool: str, args: dict[str, Any], seq: int, payload: dict[str, Any])
         entities=tuple(payload.get("entities", ())),
         confirmed=tuple(payload.get("confirmed", ())),
     )
-
-
-def _outcome_payload(outcome: ToolOutcome) -> dict[str, Any]:
-    return outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True)
 
 
 def _summarize(payload: dict[str, Any]) -> str:
@@ -207,19 +217,21 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
         kept = {"rerun_disposition": answer.disposition, "case_disposition": prior.disposition}
         answer = verdict_floor(prior, answer)
     if problem is None:
-        payload = {
-            "model": update.get("model", state["model"]),
-            **answer.model_dump(mode="json"),
-            **step.reasoning,
-            **kept,
-        }
+        payload = VerdictRecorded.model_validate(
+            {
+                "model": update.get("model", state["model"]),
+                **answer.model_dump(mode="json"),
+                **step.reasoning,
+                **kept,
+            }
+        )
         try:
             entry = ("triage_agent", "verdict", payload)
             await deps.store.io(deps.store.set_verdict, state["case_id"], answer, entry=entry)
         except EvidenceError as exc:
             problem = f"evidence cites ledger entries that do not exist: {exc.missing}"
     if problem is not None:
-        rejected = {"event": "verdict_rejected", "reason": problem}
+        rejected = VerdictRejected(reason=problem)
         await deps.store.io(deps.record, state["case_id"], "system", "note", rejected)
         if attempts == 0:
             return Command(
@@ -229,7 +241,7 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE and not state.get("escalation"):
         objection = _auto_close_objection(state)
         if objection is not None:
-            note = {"event": "auto_close_floor", "disposition": answer.disposition, "reason": objection}
+            note = AutoCloseFloor(disposition=answer.disposition, reason=objection)
             await deps.store.io(deps.record, state["case_id"], "system", "note", note)
             update["escalation"] = f"not auto-closed: {objection}"
     return Command(goto="respond", update={"verdict": answer, **update})
@@ -321,9 +333,7 @@ async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
         index = await asyncio.to_thread(open_index, deps.settings)
         index.submit(case_document(case, state["alert"], feedback[-1].payload if feedback else None))
     except Exception as exc:
-        deps.record(
-            case.id, "system", "note", {"event": "index_failed", "reason": f"{type(exc).__name__}: {exc}"}
-        )
+        deps.record(case.id, "system", "note", IndexFailed(reason=f"{type(exc).__name__}: {exc}"))
     return {}
 
 

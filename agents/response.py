@@ -12,6 +12,15 @@ from typing import Any
 from soctriage.agents.deps import Deps
 from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
 from soctriage.service.domain import utc_now
+from soctriage.service.ledger_events import (
+    ActionExecuted,
+    ApprovalDecided,
+    ApprovalInvalid,
+    ApprovalRequested,
+    GuardDecisionRecorded,
+    LedgerRecord,
+    ToolCallRequested,
+)
 from soctriage.tools import Approval, GuardDecision, ToolCall, ToolContext, check_approval
 
 # The ledger actor of decisions nobody made: an approval request that ran out of time.
@@ -29,15 +38,12 @@ def plan_actions(
 ) -> list[PlannedAction]:
     """The guard's decision on each `(action_id, proposal)`; every proposal, decision and approval request
     lands in one ledger transaction."""
-    records: list[tuple[str, str, dict[str, Any]]] = []
+    records: list[LedgerRecord] = []
     planned = []
     for action_id, proposal in proposals:
-        call = {
-            "action_id": action_id,
-            "tool": proposal.tool,
-            "args": proposal.args,
-            "reason": proposal.reason,
-        }
+        call = ToolCallRequested(
+            action_id=action_id, tool=proposal.tool, args=proposal.args, reason=proposal.reason
+        )
         decision = deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id))
         records.append((actor, "tool_call", call))
         action = PlannedAction(
@@ -53,24 +59,25 @@ def plan_actions(
 
 def _decided(
     deps: Deps, action: PlannedAction, decision: GuardDecision
-) -> tuple[PlannedAction, list[tuple[str, str, dict[str, Any]]]]:
+) -> tuple[PlannedAction, list[LedgerRecord]]:
     """`action` under the guard's `decision`, and its ledger records: the decision, and the approval request
     (with its deadline) when a human has to decide."""
-    records: list[tuple[str, str, dict[str, Any]]] = [
-        ("guard", "guard_decision", {"action_id": action.id, **decision.model_dump(mode="json")})
-    ]
+    recorded = GuardDecisionRecorded.model_validate(
+        {"action_id": action.id, **decision.model_dump(mode="json")}
+    )
+    records: list[LedgerRecord] = [("guard", "guard_decision", recorded)]
     action = action.model_copy(update={"guard": decision, "status": STATUS_BY_DECISION[decision.decision]})
     if action.status == "awaiting_approval":
         expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
         action = action.model_copy(update={"expires_at": expires})
-        request = {
-            "action_id": action.id,
-            "tool": decision.tool,
-            "args": decision.args,
-            "args_hash": decision.args_hash,
-            "reason": decision.reason,
-            "expires_at": expires.isoformat(),
-        }
+        request = ApprovalRequested(
+            action_id=action.id,
+            tool=decision.tool,
+            args=decision.args,
+            args_hash=decision.args_hash,
+            reason=decision.reason,
+            expires_at=expires.isoformat(),
+        )
         records.append(("guard", "approval_requested", request))
     return action, records
 
@@ -127,14 +134,14 @@ def apply_decision(
         state["case_id"],
         actor,
         "approval_decided",
-        {
-            "action_id": action.id,
-            "tool": action.tool,
-            "args_hash": action.guard.args_hash,
-            "outcome": status,
-            "detail": outcome,
-            "reason": decision.get("reason"),
-        },
+        ApprovalDecided(
+            action_id=action.id,
+            tool=action.tool,
+            args_hash=action.guard.args_hash,
+            outcome=status,
+            detail=outcome,
+            reason=decision.get("reason"),
+        ),
     )
     return action.model_copy(update={"status": status, "approval": approval})
 
@@ -160,7 +167,7 @@ async def execute(
                 case_id,
                 "guard",
                 "note",
-                {"event": "approval_invalid", "action_id": action.id, "reason": check.reason},
+                ApprovalInvalid(action_id=action.id, reason=check.reason),
             )
             return action.model_copy(
                 update={"status": "expired" if check.status == "expired" else "rejected"}
@@ -173,13 +180,10 @@ async def execute(
         approval=action.approval,
         executed_keys=executed.__contains__,
     )
-    payload = {
-        "action_id": action.id,
-        **outcome.model_dump(mode="json", exclude={"case_id"}, exclude_none=True),
-    }
-    records: list[tuple[str, str, dict[str, Any]]] = [("response_agent", "tool_result", payload)]
+    result = outcome.ledger_event(action.id)
+    records: list[LedgerRecord] = [("response_agent", "tool_result", result)]
     if outcome.status in ("ok", "simulated"):
-        records.append(("response_agent", "action_executed", payload))
+        records.append(("response_agent", "action_executed", ActionExecuted.of(result)))
         executed.add(action.guard.idempotency_key)
         status = "executed" if outcome.status == "ok" else "simulated"
     elif outcome.status == "duplicate":

@@ -19,13 +19,14 @@ from soctriage.agents.builtin import BuiltinAnalyst
 from soctriage.agents.checkpoint import open_checkpointer
 from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
-from soctriage.agents.grouping import Score, score_joined
+from soctriage.agents.grouping import score_joined
 from soctriage.agents.llm import ChatClient
 from soctriage.agents.models import make_analyst
 from soctriage.agents.response import decision_value
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
-from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case
+from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case, LedgerEntry
+from soctriage.service.ledger_events import GroupedAlert
 from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget
@@ -156,14 +157,10 @@ class Triager:
             notes = await self.store.io(self.store.entries, case_id, seq, "note")
             done = [
                 n
-                for n in notes
-                if n.payload.get("event") == "grouped_alert" and n.payload["alert_id"] == alert_id
+                for n in map(LedgerEntry.event, notes)
+                if isinstance(n, GroupedAlert) and n.alert_id == alert_id
             ]
-            score = (
-                Score.model_validate(done[0].payload)
-                if done
-                else await score_joined(self.deps, case, alert, seq)
-            )
+            score = done[0] if done else await score_joined(self.deps, case, alert, seq)
             snapshot = await self.graph.aget_state(self._config(case_id))
             paused = any(task.interrupts for task in snapshot.tasks)
             if score.retriage and not paused and snapshot.values.get("alert_seq") != seq:

@@ -22,6 +22,7 @@ from soctriage.service.auth import Principal
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Case, CaseStatus, LedgerEntry, utc_now
 from soctriage.service.ingest.limits import LimitError, check_value
+from soctriage.service.ledger_events import DecisionRefused
 from soctriage.service.queue import JobQueue, JobSpec
 from soctriage.service.store import Store
 from soctriage.service.store.case_query import CaseFilter, CasePage, page_cases
@@ -159,5 +160,5 @@ class Cases:
         return DecisionResult(case_id=case_id, action_id=action_id, state="queued", job_id=job_id)
 
     async def _refuse(self, who: Principal, case_id: str, action_id: str, why: str) -> None:
-        payload = {"event": "decision_refused", "outcome": "refused", "action_id": action_id, "reason": why}
+        payload = DecisionRefused(outcome="refused", action_id=action_id, reason=why)
         await asyncio.to_thread(self.store.append, case_id, f"human:{who.name}", "note", payload)

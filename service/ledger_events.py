@@ -136,6 +136,11 @@ class ActionExecuted(ToolResultRecorded):
     action_id: str
     idempotency_key: str
 
+    @classmethod
+    def of(cls, result: ToolResultRecorded) -> ActionExecuted:
+        """The execution record of an action's `tool_result`: the same payload, under its own kind."""
+        return cls.model_validate(result.as_payload())
+
 
 class GuardDecisionRecorded(_Open):
     """The guard's `GuardDecision` on one proposed action."""
@@ -265,6 +270,10 @@ class GroupedAlert(_Note):
     outcome: str
     escalation: str | None
 
+    @property
+    def retriage(self) -> bool:
+        return self.outcome == "retriage"
+
 
 class ApprovalInvalid(_Note):
     event: Literal["approval_invalid"] = "approval_invalid"
@@ -282,7 +291,7 @@ class ApprovalExpired(_Note):
 
 class DecisionRefused(_Note):
     event: Literal["decision_refused"] = "decision_refused"
-    outcome: Literal["refused"] = "refused"
+    outcome: Literal["refused"]
     action_id: str
     reason: str
 
@@ -352,6 +361,9 @@ LedgerEvent = (
     | DecisionRefused
     | SuppressionRuleChanged
 )
+
+# What a writer hands the store for one entry: actor, kind, payload.
+LedgerRecord = tuple[str, LedgerKind, LedgerPayload]
 
 _NOTE: TypeAdapter[Note] = TypeAdapter(Note)
 _MODELS: dict[str, type[LedgerPayload]] = {

@@ -19,6 +19,7 @@ from soctriage.agents.run import Triager, TriageResult
 from soctriage.service import metrics
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, FINAL_CASE_STATUSES, utc_now
+from soctriage.service.ledger_events import ApprovalExpired, DecisionRefused
 from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue
 from soctriage.service.store import Store
 from soctriage.service.store.checkpoint import (
@@ -97,12 +98,11 @@ class CaseWorker:
                 job.case_id,
                 f"human:{by}",
                 "note",
-                {
-                    "event": "decision_refused",
-                    "outcome": "refused",
-                    "action_id": action_id,
-                    "reason": "the action was decided by an earlier decision before this one ran",
-                },
+                DecisionRefused(
+                    outcome="refused",
+                    action_id=action_id,
+                    reason="the action was decided by an earlier decision before this one ran",
+                ),
             )
         # A retried decision whose first attempt was cut short: finish what it started.
         return await self.triager.run_case(job.case_id)
@@ -143,7 +143,7 @@ def expire_overdue_approvals(store: Store, queue: JobQueue, now: datetime | None
             )
             # The job first, then the note: a crash between them queues it again, and the repeat is a no-op.
             queue.enqueue_now(store, JobSpec(case_id, "decide", args))
-            note = {"event": "approval_expired", "action_id": action_id, "expired_at": deadline.isoformat()}
+            note = ApprovalExpired(action_id=action_id, expired_at=deadline.isoformat())
             store.append(case_id, SYSTEM, "note", note)
             queued += 1
     return queued

@@ -233,7 +233,7 @@ async def test_ledger_payload_is_json_and_never_holds_the_key() -> None:
         result = await make_client(fake).complete(MESSAGES, schema=Triage, prompt_hashes={"p": "h"})
     assert fake.requests[0].headers["authorization"] == f"Bearer {FAKE_API_KEY}"
 
-    payload = result.ledger_payload()
+    payload = result.ledger_event("openai:fake-model").as_payload()
     text = json.dumps(payload)
     assert FAKE_API_KEY not in text
     assert payload["endpoint_name"] == "fake-openai.test"
@@ -245,7 +245,7 @@ async def test_ledger_payload_is_json_and_never_holds_the_key() -> None:
     fake = ScriptedOpenAI([error(401, f"Incorrect API key provided: {FAKE_API_KEY}")])
     with fake, pytest.raises(ModelUnavailableError) as caught:
         await make_client(fake).complete(MESSAGES)
-    assert FAKE_API_KEY not in json.dumps(caught.value.result.ledger_payload())
+    assert FAKE_API_KEY not in json.dumps(caught.value.result.ledger_event("openai:fake-model").as_payload())
     assert "[redacted]" in caught.value.result.attempts[0].error
 
 

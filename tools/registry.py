@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 from pydantic import BaseModel, Field, ValidationError
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Frozen, canonical_json, utc_now
+from soctriage.service.ledger_events import ToolResultRecorded
 from soctriage.tools.scope import Scope, ToolFacts
 
 if TYPE_CHECKING:
@@ -278,6 +279,14 @@ class ToolOutcome(Frozen):
     def executed(self) -> bool:
         """A side effect happened in this run (the graph then writes `action_executed`)."""
         return self.status == "ok" and self.tier not in (None, "read")
+
+    def ledger_event(self, action_id: str | None = None) -> ToolResultRecorded:
+        """The `tool_result` entry of this run (the case is the entry's own), of response action
+        `action_id` when it is one."""
+        payload = self.model_dump(mode="json", exclude={"case_id"}, exclude_none=True)
+        return ToolResultRecorded.model_validate(
+            payload if action_id is None else {"action_id": action_id, **payload}
+        )
 
 
 ExecutedKeys = Callable[[str], bool]
