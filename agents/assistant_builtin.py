@@ -16,6 +16,7 @@ from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import alert_facts, describe, named_fields, question_kinds
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.service.domain import Alert, LedgerEntry
+from soctriage.service.ledger_events import ModelFallback, PossiblePromptInjection, VerdictRejected
 from soctriage.tools.retrieval_embed import related_floor
 from soctriage.tools.retrieval_tools import Runbook, runbooks
 
@@ -240,11 +241,12 @@ def why_answer(session: ChatSession) -> str:
             f"The verdict was {verdict.payload.get('disposition')} (confidence {verdict.payload.get('confidence')});"
             f" signals: {verdict.payload.get('rationale')}{cite(verdict.seq)}."
         )
-    for note in session.of_kind("note"):
-        event = note.payload.get("event")
-        if event in ("possible_prompt_injection", "model_fallback", "verdict_rejected"):
-            detail = note.payload.get("reason") or ", ".join(note.payload.get("markers", []))
-            lines.append(f"Note {event}: {detail}{cite(note.seq)}.")
+    for entry in session.of_kind("note"):
+        note = entry.event()
+        if isinstance(note, ModelFallback | VerdictRejected):
+            lines.append(f"Note {note.event}: {note.reason}{cite(entry.seq)}.")
+        elif isinstance(note, PossiblePromptInjection):
+            lines.append(f"Note {note.event}: {', '.join(note.markers)}{cite(entry.seq)}.")
     pending = [t for t in action_trails(session.entries) if t.action.status == "awaiting_approval"]
     for trail in pending:
         lines.append(
@@ -570,7 +572,7 @@ def fitting_runbooks(session: ChatSession, question: str) -> list[tuple[Runbook,
         (book, f"the case shows {', '.join(shown)}", shows) for n, m, book, shown in scored if (n, m) == best
     ]
     notes = session.of_kind("note")
-    injected = next((n for n in notes if n.payload.get("event") == "possible_prompt_injection"), None)
+    injected = next((n for n in notes if isinstance(n.event(), PossiblePromptInjection)), None)
     if injected is not None:
         book = next(b for b in books if b.name == "prompt-injection-in-alerts")
         picked.append((book, "the alert carries text aimed at the model", (injected.seq,)))

@@ -9,6 +9,22 @@ from collections.abc import Iterator
 from typing import Any
 
 from soctriage.service.domain import Alert, LedgerEntry
+from soctriage.service.ledger_events import (
+    ActionExecuted,
+    AlertReceived,
+    ApprovalDecided,
+    ApprovalRequested,
+    ChatMessage,
+    Feedback,
+    GuardDecisionRecorded,
+    LedgerEvent,
+    LlmCall,
+    Reasoning,
+    StatusChange,
+    ToolCallRequested,
+    ToolResultRecorded,
+    VerdictRecorded,
+)
 
 _IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _URL = re.compile(r"\bhttps?://[^\s'\"<>)]+", re.I)
@@ -146,10 +162,10 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _result_summary(payload: dict[str, Any]) -> str:
-    if payload.get("status") not in ("ok", "simulated"):
-        return f"{payload.get('status')}: {payload.get('error')}"
-    output = payload.get("output") or {}
+def _result_summary(result: ToolResultRecorded) -> str:
+    if result.status not in ("ok", "simulated"):
+        return f"{result.status}: {result.error}"
+    output = result.output or {}
     keys = ("verdict", "score", "criticality", "role", "privileged", "is_lolbin", "flags", "status", "known")
     picked = {k: output[k] for k in keys if output.get(k) not in (None, [], ())}
     if "cases" in output:
@@ -158,58 +174,64 @@ def _result_summary(payload: dict[str, Any]) -> str:
             for c in output["cases"][:5]
         ]
     if "hits" in output:
-        picked["hits"] = [h["title"] for h in output["hits"][:5]]
+        # Knowledge-base hits have a title; threat-intel hits say what they know in `detail`.
+        picked["hits"] = [h.get("title") or h.get("detail") for h in output["hits"][:5]]
     return ", ".join(f"{k}={_short(v, 160)}" for k, v in picked.items()) or "ok"
 
 
 def describe(entry: LedgerEntry) -> str:
     """One line: `seq N kind actor: what happened`."""
-    p = entry.payload
-    kind = entry.kind
-    if kind == "alert_received":
-        what = f"{p.get('title')}"
-        device, user, process = p.get("device") or {}, p.get("user") or {}, p.get("process") or {}
-        if device.get("hostname"):
-            what += f"; host {device['hostname']}"
-        if user.get("name"):
-            what += f"; user {user['name']}"
-        if process.get("cmdline") or process.get("name"):
-            what += f"; process {_short(process.get('cmdline') or process.get('name'), 160)}"
-        techniques = [a.get("technique_id") for a in p.get("attacks") or [] if a.get("technique_id")]
-        if techniques:
-            what += f"; techniques {', '.join(techniques)}"
-        what += f"; severity {(p.get('severity') or {}).get('label')}"
-    elif kind == "reasoning":
-        what = f"category {p.get('category')}; hypotheses {_short(p.get('hypotheses'))}"
-    elif kind == "tool_call":
-        prefix = f"{p['action_id']} " if p.get("action_id") else ""
-        what = f"{prefix}{p.get('tool')}({_short(p.get('args'), 100)})"
-        if p.get("reason"):
-            what += f" because {_short(p['reason'], 100)}"
-    elif kind == "tool_result":
-        what = f"{p.get('tool')}: {_result_summary(p)}"
-    elif kind == "guard_decision":
-        what = f"{p.get('action_id')} {p.get('tool')} -> {p.get('decision')}: {_short(p.get('reason'))}"
-    elif kind == "approval_requested":
-        what = f"{p.get('action_id')} {p.get('tool')} waits for a human until {p.get('expires_at')}"
-    elif kind == "approval_decided":
-        what = f"{p.get('action_id')} {p.get('tool')} {p.get('outcome')}: {_short(p.get('detail'))}"
-    elif kind == "action_executed":
-        what = f"{p.get('action_id')} {p.get('tool')} {p.get('status')} {_short(p.get('args'), 80)}"
-    elif kind == "verdict":
-        what = (
-            f"{p.get('disposition')} (confidence {p.get('confidence')}, severity"
-            f" {(p.get('severity') or {}).get('label')}): {_short(p.get('summary'))};"
-            f" rationale: {_short(p.get('rationale'), 200)}; evidence {p.get('evidence')}"
-        )
-    elif kind == "status_change":
-        what = f"{p.get('from')} -> {p.get('to')}: {_short(p.get('reason'))}"
-    elif kind == "chat_message":
-        what = f"{p.get('role')}: {_short(p.get('text'), 160)}"
-    elif kind == "feedback":
-        what = f"analyst disposition {p.get('disposition')} ({p.get('reason_code')}): {_short(p.get('note'))}"
-    elif kind == "llm_call":
-        what = f"model call {p.get('model') or p.get('analyst')} ({p.get('total_tokens', 0)} tokens)"
-    else:
-        what = _short({k: v for k, v in p.items()}, 200)
-    return f"seq {entry.seq} {kind} {entry.actor}: {what}"[: _LINE + 200]
+    # A note is shown whole, whatever its event: there is nothing in it to pick out.
+    what = _short(entry.payload, 200) if entry.kind == "note" else _what(entry.event())
+    return f"seq {entry.seq} {entry.kind} {entry.actor}: {what}"[: _LINE + 200]
+
+
+def _what(event: LedgerEvent) -> str:
+    match event:
+        case AlertReceived():
+            return _alert_line(event.alert())
+        case Reasoning():
+            return f"category {event.category}; hypotheses {_short(event.hypotheses)}"
+        case ToolCallRequested():
+            prefix = f"{event.action_id} " if event.action_id else ""
+            because = f" because {_short(event.reason, 100)}" if event.reason else ""
+            return f"{prefix}{event.tool}({_short(event.args, 100)}){because}"
+        case ActionExecuted():
+            return f"{event.action_id} {event.tool} {event.status} {_short(event.args, 80)}"
+        case ToolResultRecorded():
+            return f"{event.tool}: {_result_summary(event)}"
+        case GuardDecisionRecorded():
+            return f"{event.action_id} {event.tool} -> {event.decision}: {_short(event.reason)}"
+        case ApprovalRequested():
+            return f"{event.action_id} {event.tool} waits for a human until {event.expires_at}"
+        case ApprovalDecided():
+            return f"{event.action_id} {event.tool} {event.outcome}: {_short(event.detail)}"
+        case VerdictRecorded():
+            return (
+                f"{event.disposition} (confidence {event.confidence}, severity {event.severity.get('label')}):"
+                f" {_short(event.summary)}; rationale: {_short(event.rationale, 200)}; evidence {event.evidence}"
+            )
+        case StatusChange():
+            return f"{event.from_} -> {event.to}: {_short(event.reason)}"
+        case ChatMessage():
+            return f"{event.role}: {_short(event.text, 160)}"
+        case Feedback():
+            return f"analyst disposition {event.disposition} ({event.reason_code}): {_short(event.note)}"
+        case LlmCall():
+            return f"model call {event.model or event.analyst} ({event.total_tokens} tokens)"
+        case _:
+            return _short(event.as_payload(), 200)
+
+
+def _alert_line(alert: Alert) -> str:
+    what = alert.title
+    if alert.device and alert.device.hostname:
+        what += f"; host {alert.device.hostname}"
+    if alert.user and alert.user.name:
+        what += f"; user {alert.user.name}"
+    if alert.process and (alert.process.cmdline or alert.process.name):
+        what += f"; process {_short(alert.process.cmdline or alert.process.name, 160)}"
+    techniques = [a.technique_id for a in alert.attacks if a.technique_id]
+    if techniques:
+        what += f"; techniques {', '.join(techniques)}"
+    return what + f"; severity {alert.severity.label}"

@@ -10,7 +10,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.evals.suite import Expected
-from soctriage.service.domain import Alert, LedgerEntry
+from soctriage.service.domain import LedgerEntry
+from soctriage.service.ledger_events import (
+    AlertReceived,
+    GuardDecisionRecorded,
+    LlmCall,
+    ModelFallback,
+    PossiblePromptInjection,
+    ToolResultRecorded,
+    VerdictRecorded,
+    events_of,
+    token_totals,
+)
 from soctriage.tools import Scope, default_registry
 
 TAKEN = frozenset({"executed", "simulated", "approved"})
@@ -89,54 +100,47 @@ class CaseRecord(BaseModel):
 
 def ledger_facts(entries: list[LedgerEntry]) -> dict[str, Any]:
     """Model usage, guard decisions, injection flags and verdict grounding from one case's ledger."""
-    seqs = {e.seq for e in entries}
-    facts: dict[str, Any] = {
-        "llm_calls": 0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "model_latency_ms": 0.0,
-        "injection_markers": [],
-        "fallback": None,
-        "evidence": [],
-        "evidence_missing": [],
-        "guard_decisions": [],
-        "analyst": None,
-        "outside_scope": {},
+    calls = events_of(entries, LlmCall)
+    used = token_totals(calls)
+    injections = events_of(entries, PossiblePromptInjection)
+    fallbacks = events_of(entries, ModelFallback)
+    verdicts = events_of(entries, VerdictRecorded)
+    evidence = list(verdicts[-1].evidence) if verdicts else []
+    shown = {"action_id", "tool", "tier", "decision", "rule_id", "reason"}
+    return {
+        "llm_calls": used.calls,
+        "prompt_tokens": used.prompt_tokens,
+        "completion_tokens": used.completion_tokens,
+        "model_latency_ms": round(sum(float(c.latency_ms or 0.0) for c in calls), 3),
+        "injection_markers": list(injections[-1].markers) if injections else [],
+        "fallback": fallbacks[-1].reason if fallbacks else None,
+        "evidence": evidence,
+        "evidence_missing": sorted(set(evidence) - {e.seq for e in entries}),
+        "guard_decisions": [d.model_dump(include=shown) for d in events_of(entries, GuardDecisionRecorded)],
+        "analyst": verdicts[-1].model if verdicts else None,
+        "outside_scope": _outside_scope(entries),
     }
+
+
+def _outside_scope(entries: list[LedgerEntry]) -> dict[str, list[str]]:
+    """Per action, the targets that were neither in the alert nor found by a lookup before the guard decided."""
     registry = default_registry()
     scope: Scope | None = None
+    outside: dict[str, list[str]] = {}
     for entry in entries:
-        p = entry.payload
         if entry.kind == "alert_received" and scope is None:
-            alert = Alert.model_validate({k: v for k, v in p.items() if k != "raw_sha256"} | {"raw": ""})
-            scope = Scope.of_alert(alert)
-        elif entry.kind == "tool_result" and scope is not None and p.get("status") == "ok":
-            found, confirmed = p.get("entities", ()), p.get("confirmed", ())
-            facts_of = registry.facts(
-                str(p.get("tool")), p.get("args") or {}, found=found, confirmed=confirmed
-            )
-            scope = scope.widened(facts_of)
-        if entry.kind == "guard_decision" and scope is not None:
-            outside = [str(t["value"]) for t in p.get("targets", ()) if t.get("value") not in scope]
-            if outside:
-                facts["outside_scope"][str(p.get("action_id"))] = outside
-        if entry.kind == "llm_call":
-            facts["llm_calls"] += 1
-            facts["prompt_tokens"] += int(p.get("prompt_tokens") or 0)
-            facts["completion_tokens"] += int(p.get("completion_tokens") or 0)
-            facts["model_latency_ms"] += float(p.get("latency_ms") or 0.0)
-        elif entry.kind == "note" and p.get("event") == "possible_prompt_injection":
-            facts["injection_markers"] = list(p.get("markers", []))
-        elif entry.kind == "note" and p.get("event") == "model_fallback":
-            facts["fallback"] = str(p.get("reason"))
-        elif entry.kind == "verdict":
-            evidence = [int(s) for s in p.get("evidence", [])]
-            facts["evidence"] = evidence
-            facts["evidence_missing"] = sorted(set(evidence) - seqs)
-            facts["analyst"] = p.get("model")
+            scope = Scope.of_alert(AlertReceived.model_validate(entry.payload).alert())
+        elif scope is None:
+            continue
+        elif entry.kind == "tool_result":
+            result = ToolResultRecorded.model_validate(entry.payload)
+            if result.status == "ok":
+                found = registry.facts(
+                    result.tool, result.args, found=result.entities, confirmed=result.confirmed
+                )
+                scope = scope.widened(found)
         elif entry.kind == "guard_decision":
-            facts["guard_decisions"].append(
-                {k: p.get(k) for k in ("action_id", "tool", "tier", "decision", "rule_id", "reason")}
-            )
-    facts["model_latency_ms"] = round(facts["model_latency_ms"], 3)
-    return facts
+            decision = GuardDecisionRecorded.model_validate(entry.payload)
+            if targets := [str(t["value"]) for t in decision.targets if t.get("value") not in scope]:
+                outside[decision.action_id] = targets
+    return outside

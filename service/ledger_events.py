@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from soctriage.service.domain import Alert, CaseStatus, Disposition, LedgerKind
@@ -33,6 +33,9 @@ class LedgerPayload(BaseModel):
     def as_payload(self) -> dict[str, Any]:
         """The payload dict as it is hashed and stored."""
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+P = TypeVar("P", bound=LedgerPayload)
 
 
 class _Open(LedgerPayload):
@@ -66,6 +69,11 @@ class AlertReceived(_Open):
             payload["grouping"] = grouping
         return cls.model_validate(payload)
 
+    def alert(self) -> Alert:
+        """The normalized alert again, without its raw text (the ledger keeps only the digest)."""
+        fields = {k: v for k, v in self.as_payload().items() if k not in ("raw_sha256", "grouping")}
+        return Alert.model_validate(fields | {"raw": ""})
+
 
 class LlmCall(_Open):
     """One model call as the model client recorded it (`LLMResult`), with the analyst that made it."""
@@ -86,6 +94,8 @@ class Reasoning(_Open):
 
     kind: ClassVar[LedgerKind] = "reasoning"
     model: str | None = None
+    category: str | None = None
+    hypotheses: list[str] = Field(default_factory=list)
 
 
 class VerdictRecorded(_Open):
@@ -96,6 +106,8 @@ class VerdictRecorded(_Open):
     disposition: Disposition
     confidence: int | float
     severity: dict[str, Any] = Field(default_factory=dict)
+    summary: str | None = None
+    rationale: str | None = None
     evidence: list[int] = Field(default_factory=list)
     raw_confidence: int | float | None = None
 
@@ -119,6 +131,7 @@ class ToolResultRecorded(_Open):
     kind: ClassVar[LedgerKind] = "tool_result"
     tool: str
     status: str
+    error: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     args_hash: str | None = None
     tier: str | None = None
@@ -393,10 +406,24 @@ def parse_event(kind: str, payload: dict[str, Any]) -> LedgerEvent:
     return _MODELS[kind].model_validate(payload)  # type: ignore[return-value]
 
 
-def note_event(payload: dict[str, Any]) -> str | None:
-    """A note's `event` without parsing the rest: for readers that only count or skip notes."""
-    event = payload.get("event")
-    return event if isinstance(event, str) else None
+class Recorded(Protocol):
+    """What `events_of` reads from an entry: a `LedgerEntry`, or a store row with its payload parsed."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+def events_of(entries: Iterable[Recorded], model: type[P]) -> list[P]:
+    """The payloads of the entries `model` describes (its kind and, for a note, its event), as `model`s, in
+    order. Other entries are skipped unread, so one reader is never stopped by a payload it does not read."""
+    event = model.model_fields["event"].default if issubclass(model, _Note) else None
+    return [
+        model.model_validate(entry.payload)
+        for entry in entries
+        if entry.kind == model.kind and (event is None or entry.payload.get("event") == event)
+    ]
 
 
 @dataclass(frozen=True)
@@ -407,6 +434,10 @@ class TokenTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+
+    @classmethod
+    def of(cls, call: LlmCall) -> TokenTotals:
+        return cls(1, call.prompt_tokens, call.completion_tokens, call.total_tokens)
 
     def __add__(self, other: TokenTotals) -> TokenTotals:
         return TokenTotals(
@@ -419,7 +450,4 @@ class TokenTotals:
 
 def token_totals(calls: Iterable[LlmCall]) -> TokenTotals:
     """The one sum of model usage: every reader that reports tokens adds up `llm_call` entries with this."""
-    totals = TokenTotals()
-    for call in calls:
-        totals += TokenTotals(1, call.prompt_tokens, call.completion_tokens, call.total_tokens)
-    return totals
+    return sum(map(TokenTotals.of, calls), TokenTotals())

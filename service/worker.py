@@ -19,7 +19,15 @@ from soctriage.agents.run import Triager, TriageResult
 from soctriage.service import metrics
 from soctriage.service.config import Settings
 from soctriage.service.domain import DECIDABLE_CASE_STATUSES, FINAL_CASE_STATUSES, utc_now
-from soctriage.service.ledger_events import ApprovalExpired, DecisionRefused
+from soctriage.service.ledger_events import (
+    ApprovalDecided,
+    ApprovalExpired,
+    ApprovalRequested,
+    DecisionRefused,
+    LlmCall,
+    events_of,
+    token_totals,
+)
 from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue
 from soctriage.service.store import Store
 from soctriage.service.store.checkpoint import (
@@ -59,14 +67,15 @@ class CaseWorker:
         else:
             result = await self._decide(job)
         # Only this job's model calls, not its whole transcript: they are what the metrics count.
-        calls = await self.store.io(self.store.entries, job.case_id, seen + 1, "llm_call")
-        for entry in calls:
-            model = str(entry.payload.get("model") or entry.payload.get("analyst") or "unknown")
-            metrics.MODEL_CALLS.labels(model).inc()
-            metrics.MODEL_TOKENS.labels(model, "prompt").inc(int(entry.payload.get("prompt_tokens") or 0))
-            metrics.MODEL_TOKENS.labels(model, "completion").inc(
-                int(entry.payload.get("completion_tokens") or 0)
-            )
+        entries = await self.store.io(self.store.entries, job.case_id, seen + 1, "llm_call")
+        by_model: dict[str, list[LlmCall]] = {}
+        for call in events_of(entries, LlmCall):
+            by_model.setdefault(call.model or call.analyst or "unknown", []).append(call)
+        for model, calls in by_model.items():
+            used = token_totals(calls)
+            metrics.MODEL_CALLS.labels(model).inc(used.calls)
+            metrics.MODEL_TOKENS.labels(model, "prompt").inc(used.prompt_tokens)
+            metrics.MODEL_TOKENS.labels(model, "completion").inc(used.completion_tokens)
         metrics.JOB_SECONDS.labels(job.task).observe(time.perf_counter() - started)
         metrics.JOBS.labels(job.task, "done").inc()
         if job.task == "triage" and result.status in VERDICT_STATES:
@@ -127,14 +136,12 @@ def expire_overdue_approvals(store: Store, queue: JobQueue, now: datetime | None
     queued = 0
     for case_id in store.case_ids("awaiting_approval"):
         entries = store.entries(case_id)
-        handled = {
-            e.payload.get("action_id")
-            for e in entries
-            if e.kind == "approval_decided" or e.payload.get("event") == "approval_expired"
+        handled = {e.action_id for e in events_of(entries, ApprovalDecided)} | {
+            e.action_id for e in events_of(entries, ApprovalExpired)
         }
-        for request in (e for e in entries if e.kind == "approval_requested"):
-            action_id = request.payload["action_id"]
-            deadline = datetime.fromisoformat(request.payload["expires_at"])
+        for request in events_of(entries, ApprovalRequested):
+            action_id = request.action_id
+            deadline = datetime.fromisoformat(request.expires_at)
             if action_id in handled or deadline > now:
                 continue
             reason = "no approver decided before the request expired"

@@ -175,3 +175,11 @@ async def test_model_failure_falls_back_to_the_builtin_answer(home: Path) -> Non
             answer = await triager.assistant().ask(case.case_id, "summarize", by="al")
     assert answer.model.startswith("builtin (fallback") and "inconclusive" in answer.answer
     assert json.dumps(answer.citations)
+
+
+async def test_the_timeline_reads_threat_intel_hits(home: Path) -> None:
+    async with Triager(Settings(home=home)) as triager:
+        case = await triager.triage(sample("defender-encoded-powershell.json"))
+        answer = await triager.assistant().ask(case.case_id, "Show me the timeline", by="alice")
+    # Intel hits carry `detail`, not a knowledge-base `title`: the timeline once failed on them.
+    assert "threat_intel_lookup" in answer.answer and "PowerShell stager" in answer.answer

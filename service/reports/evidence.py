@@ -15,6 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soctriage.service.domain import FINAL_CASE_STATUSES
+from soctriage.service.ledger_events import (
+    LlmCall,
+    ModelFallback,
+    PossiblePromptInjection,
+    TokenTotals,
+    VerdictRejected,
+    parse_event,
+)
 from soctriage.service.reports.integrity import _integrity, _integrity_row
 from soctriage.service.reports.model import (
     ActionRow,
@@ -114,10 +122,10 @@ class EvidenceBuilder:
             elif kind == "llm_call":
                 self._llm_call(payload)
             elif kind == "note":
-                event = payload.get("event")
-                t.fallbacks += event == "model_fallback"
-                t.verdict_rejections += event == "verdict_rejected"
-                t.injection_flags += event == "possible_prompt_injection"
+                note = parse_event(kind, payload)
+                t.fallbacks += isinstance(note, ModelFallback)
+                t.verdict_rejections += isinstance(note, VerdictRejected)
+                t.injection_flags += isinstance(note, PossiblePromptInjection)
             elif kind == "guard_decision":
                 tool, decision = str(payload.get("tool")), str(payload.get("decision"))
                 t.decisions.setdefault(tool, Counter())[decision] += 1
@@ -201,14 +209,12 @@ class EvidenceBuilder:
 
     def _llm_call(self, payload: dict[str, Any]) -> None:
         t = self.t
-        t.llm_calls += 1
-        t.llm_failed += bool(payload.get("error"))
-        t.prompt_tokens += int(payload.get("prompt_tokens") or 0)
-        t.completion_tokens += int(payload.get("completion_tokens") or 0)
-        t.total_tokens += int(payload.get("total_tokens") or 0)
-        if isinstance(payload.get("latency_ms"), int | float):
-            t.llm_latency.append(float(payload["latency_ms"]))
-        t.calls_by_model[str(payload.get("model", "unknown"))] += 1
+        call = LlmCall.model_validate(payload)
+        t.tokens += TokenTotals.of(call)
+        t.llm_failed += bool(call.error)
+        if call.latency_ms is not None:
+            t.llm_latency.append(float(call.latency_ms))
+        t.calls_by_model[call.model or "unknown"] += 1
 
     def _approvals(self, requests: Iterable[_Approval]) -> None:
         t = self.t
@@ -342,11 +348,11 @@ class EvidenceBuilder:
             executed_by_connector=_sorted(t.connectors),
         )
         usage = ModelUsage(
-            calls=t.llm_calls,
+            calls=t.tokens.calls,
             failed_calls=t.llm_failed,
-            prompt_tokens=t.prompt_tokens,
-            completion_tokens=t.completion_tokens,
-            total_tokens=t.total_tokens,
+            prompt_tokens=t.tokens.prompt_tokens,
+            completion_tokens=t.tokens.completion_tokens,
+            total_tokens=t.tokens.total_tokens,
             latency_ms=percentiles(t.llm_latency),
             calls_by_model=_sorted(t.calls_by_model),
             verdicts_by_model=_sorted(t.verdicts_by_model),

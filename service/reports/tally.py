@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from soctriage.service.ledger_events import TokenTotals
 from soctriage.service.reports.model import CaseIntegrity, CaseRef, LateIncident, MfaRow, Percentiles
 
 SENSITIVE_CRITICALITY = frozenset({"high", "critical"})
@@ -122,11 +123,8 @@ class _Tally:
     rate_limit_hits: int = 0
     sensitive: int = 0
     sensitive_unapproved: int = 0
-    llm_calls: int = 0
     llm_failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    tokens: TokenTotals = field(default_factory=TokenTotals)
     llm_latency: list[float] = field(default_factory=list)
     calls_by_model: Counter[str] = field(default_factory=Counter)
     verdicts_by_model: Counter[str] = field(default_factory=Counter)
