@@ -16,7 +16,7 @@ from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import alert_facts, describe, named_fields, question_kinds
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.service.domain import Alert, LedgerEntry
-from soctriage.service.ledger_events import ModelFallback, PossiblePromptInjection, VerdictRejected
+from soctriage.service.ledger_events import ModelFallback, PossiblePromptInjection, VerdictRejected, is_event
 from soctriage.tools.retrieval_embed import related_floor
 from soctriage.tools.retrieval_tools import Runbook, runbooks
 
@@ -572,7 +572,7 @@ def fitting_runbooks(session: ChatSession, question: str) -> list[tuple[Runbook,
         (book, f"the case shows {', '.join(shown)}", shows) for n, m, book, shown in scored if (n, m) == best
     ]
     notes = session.of_kind("note")
-    injected = next((n for n in notes if isinstance(n.event(), PossiblePromptInjection)), None)
+    injected = next((n for n in notes if is_event(n, PossiblePromptInjection)), None)
     if injected is not None:
         book = next(b for b in books if b.name == "prompt-injection-in-alerts")
         picked.append((book, "the alert carries text aimed at the model", (injected.seq,)))

@@ -166,8 +166,7 @@ def _result_summary(result: ToolResultRecorded) -> str:
     if result.status not in ("ok", "simulated"):
         return f"{result.status}: {result.error}"
     output = result.output or {}
-    keys = ("verdict", "score", "criticality", "role", "privileged", "is_lolbin", "flags", "status", "known")
-    picked = {k: output[k] for k in keys if output.get(k) not in (None, [], ())}
+    picked = result.highlights()
     if "cases" in output:
         picked["cases"] = [
             f"{c['case_id']} {c.get('disposition')} ({c.get('disposition_source')}, sim {c.get('similarity')})"

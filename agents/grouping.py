@@ -22,6 +22,8 @@ from soctriage.service.ledger_events import (
     LedgerRecord,
     PossiblePromptInjection,
     ToolCallRequested,
+    events_of,
+    is_event,
 )
 from soctriage.tools.registry import ToolOutcome
 from soctriage.tools.suppression import rule_key
@@ -75,10 +77,9 @@ async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> Groupe
         adds["new_technique"] = new
     if _severity_rank(alert.severity) > max(severities, default=0):
         adds["higher_severity"] = [alert.severity.label]
-    notes = [e.event() for e in await store.io(store.entries, case.id, kind="note")]
-    flagged = any(
-        isinstance(n, PossiblePromptInjection) or (isinstance(n, GroupedAlert) and "injection" in n.adds)
-        for n in notes
+    notes = await store.io(store.entries, case.id, kind="note")
+    flagged = any(is_event(n, PossiblePromptInjection) for n in notes) or any(
+        "injection" in n.adds for n in events_of(notes, GroupedAlert)
     )
     if not flagged and (markers := scan_alert(alert)):
         adds["injection"] = list(markers)

@@ -164,8 +164,8 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
         records.append(("enrichment_agent", "tool_result", outcome))
     written = await deps.store.io(deps.store.append_many, state["case_id"], records)
     findings = list(state.get("findings", ()))
-    for (call, _), result_entry in zip(calls, written[1::2], strict=True):
-        findings.append(_finding(call.tool, call.args, result_entry.seq, result_entry.payload))
+    for (call, _), outcome, result_entry in zip(calls, outcomes, written[1::2], strict=True):
+        findings.append(_finding(call.tool, call.args, result_entry.seq, outcome))
     target = "verdict" if done else "enrich"
     return Command(goto=target, update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
 
@@ -180,27 +180,23 @@ async def _run_read_tool(deps: Deps, ctx: Any, tool: str, args: dict[str, Any]) 
     return outcome.ledger_event()
 
 
-def _finding(tool: str, args: dict[str, Any], seq: int, payload: dict[str, Any]) -> Finding:
-    ok = payload.get("status") == "ok"
+def _finding(tool: str, args: dict[str, Any], seq: int, result: ToolResultRecorded) -> Finding:
     return Finding(
         seq=seq,
         tool=tool,
-        args=payload.get("args", args),
-        ok=ok,
-        summary=_summarize(payload),
-        output=payload.get("output") or {},
-        entities=tuple(payload.get("entities", ())),
-        confirmed=tuple(payload.get("confirmed", ())),
+        args=args if result.args is None else result.args,
+        ok=result.status == "ok",
+        summary=_summarize(result),
+        output=result.output or {},
+        entities=tuple(result.entities),
+        confirmed=tuple(result.confirmed),
     )
 
 
-def _summarize(payload: dict[str, Any]) -> str:
-    if payload.get("status") != "ok":
-        return f"error ({payload.get('error_kind', payload.get('status'))}): {payload.get('error')}"
-    output = payload.get("output") or {}
-    keys = ("verdict", "score", "criticality", "role", "privileged", "is_lolbin", "flags", "status", "known")
-    picked = {k: output[k] for k in keys if k in output and output[k] not in (None, [], ())}
-    return ", ".join(f"{k}={v}" for k, v in picked.items()) or "ok"
+def _summarize(result: ToolResultRecorded) -> str:
+    if result.status != "ok":
+        return f"error ({result.error_kind or result.status}): {result.error}"
+    return ", ".join(f"{k}={v}" for k, v in result.highlights().items()) or "ok"
 
 
 async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict", "respond", "close"]]:

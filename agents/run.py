@@ -25,8 +25,8 @@ from soctriage.agents.models import make_analyst
 from soctriage.agents.response import decision_value
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
-from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case, LedgerEntry
-from soctriage.service.ledger_events import GroupedAlert
+from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case
+from soctriage.service.ledger_events import GroupedAlert, events_of
 from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget
@@ -155,11 +155,7 @@ class Triager:
             received = await self.store.io(self.store.entries, case_id, kind="alert_received")
             seq = next(e.seq for e in received if e.payload.get("id") == alert_id)
             notes = await self.store.io(self.store.entries, case_id, seq, "note")
-            done = [
-                n
-                for n in map(LedgerEntry.event, notes)
-                if isinstance(n, GroupedAlert) and n.alert_id == alert_id
-            ]
+            done = [n for n in events_of(notes, GroupedAlert) if n.alert_id == alert_id]
             score = done[0] if done else await score_joined(self.deps, case, alert, seq)
             snapshot = await self.graph.aget_state(self._config(case_id))
             paused = any(task.interrupts for task in snapshot.tasks)

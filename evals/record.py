@@ -136,7 +136,7 @@ def _outside_scope(entries: list[LedgerEntry]) -> dict[str, list[str]]:
             result = ToolResultRecorded.model_validate(entry.payload)
             if result.status == "ok":
                 found = registry.facts(
-                    result.tool, result.args, found=result.entities, confirmed=result.confirmed
+                    result.tool, result.args or {}, found=result.entities, confirmed=result.confirmed
                 )
                 scope = scope.widened(found)
         elif entry.kind == "guard_decision":

@@ -131,8 +131,9 @@ class ToolResultRecorded(_Open):
     kind: ClassVar[LedgerKind] = "tool_result"
     tool: str
     status: str
+    error_kind: str | None = None
     error: str | None = None
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] | None = None
     args_hash: str | None = None
     tier: str | None = None
     output: dict[str, Any] | None = None
@@ -140,6 +141,24 @@ class ToolResultRecorded(_Open):
     confirmed: list[Any] = Field(default_factory=list)
     action_id: str | None = None
     idempotency_key: str | None = None
+
+    def highlights(self) -> dict[str, Any]:
+        """What the tool found, in the order readers show it: the output fields that carry a finding, when set."""
+        output = self.output or {}
+        return {key: output[key] for key in _HIGHLIGHTS if output.get(key) not in (None, [], ())}
+
+
+_HIGHLIGHTS = (
+    "verdict",
+    "score",
+    "criticality",
+    "role",
+    "privileged",
+    "is_lolbin",
+    "flags",
+    "status",
+    "known",
+)
 
 
 class ActionExecuted(ToolResultRecorded):
@@ -415,15 +434,18 @@ class Recorded(Protocol):
     def payload(self) -> dict[str, Any]: ...
 
 
+def is_event(entry: Recorded, model: type[LedgerPayload]) -> bool:
+    """Whether `model` describes the entry (its kind and, for a note, its event), without parsing it: for
+    readers that only count entries, which an old or partial payload must not stop."""
+    if entry.kind != model.kind:
+        return False
+    return not issubclass(model, _Note) or entry.payload.get("event") == model.model_fields["event"].default
+
+
 def events_of(entries: Iterable[Recorded], model: type[P]) -> list[P]:
-    """The payloads of the entries `model` describes (its kind and, for a note, its event), as `model`s, in
-    order. Other entries are skipped unread, so one reader is never stopped by a payload it does not read."""
-    event = model.model_fields["event"].default if issubclass(model, _Note) else None
-    return [
-        model.model_validate(entry.payload)
-        for entry in entries
-        if entry.kind == model.kind and (event is None or entry.payload.get("event") == event)
-    ]
+    """The payloads of the entries `model` describes, as `model`s, in order. Other entries are skipped
+    unread, so one reader is never stopped by a payload it does not read."""
+    return [model.model_validate(entry.payload) for entry in entries if is_event(entry, model)]
 
 
 @dataclass(frozen=True)

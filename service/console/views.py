@@ -17,7 +17,7 @@ from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import describe
 from soctriage.agents.run import ActionView, Triager
 from soctriage.service.domain import DISPOSITIONS, Alert, Case, CaseStatus, LedgerEntry, SeverityId
-from soctriage.service.ledger_events import PossiblePromptInjection
+from soctriage.service.ledger_events import PossiblePromptInjection, is_event
 from soctriage.service.store import CaseVerification, Store
 from soctriage.service.store.case_query import (
     CaseFilter,
@@ -104,10 +104,7 @@ class CaseView:
 
     @property
     def injection(self) -> LedgerEntry | None:
-        return next(
-            (e for e in self.entries if e.kind == "note" and isinstance(e.event(), PossiblePromptInjection)),
-            None,
-        )
+        return next((e for e in self.entries if is_event(e, PossiblePromptInjection)), None)
 
 
 async def case_view(triager: Triager, case: Case) -> CaseView:

@@ -21,7 +21,7 @@ from soctriage.service.ledger_events import (
     PossiblePromptInjection,
     TokenTotals,
     VerdictRejected,
-    parse_event,
+    is_event,
 )
 from soctriage.service.reports.integrity import _integrity, _integrity_row
 from soctriage.service.reports.model import (
@@ -122,10 +122,9 @@ class EvidenceBuilder:
             elif kind == "llm_call":
                 self._llm_call(payload)
             elif kind == "note":
-                note = parse_event(kind, payload)
-                t.fallbacks += isinstance(note, ModelFallback)
-                t.verdict_rejections += isinstance(note, VerdictRejected)
-                t.injection_flags += isinstance(note, PossiblePromptInjection)
+                t.fallbacks += is_event(entry, ModelFallback)
+                t.verdict_rejections += is_event(entry, VerdictRejected)
+                t.injection_flags += is_event(entry, PossiblePromptInjection)
             elif kind == "guard_decision":
                 tool, decision = str(payload.get("tool")), str(payload.get("decision"))
                 t.decisions.setdefault(tool, Counter())[decision] += 1
