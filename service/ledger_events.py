@@ -237,8 +237,8 @@ class Feedback(LedgerPayload):
 
     kind: ClassVar[LedgerKind] = "feedback"
     disposition: Disposition
-    reason_code: str | None
-    note: str | None
+    reason_code: str | None = None
+    note: str | None = None
     rule: FeedbackRule | None = None
 
 
