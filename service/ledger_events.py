@@ -1,7 +1,7 @@
 """The ledger's payload schema: one pydantic model per `LedgerKind`, `note` payloads told apart by `event`.
 
-Writers hand the store one of these models; readers get one back from `LedgerEntry.event()` instead of
-reading string keys. A model serialises to exactly the dict its writer built (`as_payload`): only the fields
+Writers hand the store one of these models; readers get one back from `LedgerEntry.event()` or
+`events_of` instead of reading string keys, and `is_event` tells an entry's model without parsing it. A model serialises to exactly the dict its writer built (`as_payload`): only the fields
 the writer set are written, so the canonical JSON, and with it every hash of the chain, is unchanged.
 
 Two kinds of models, chosen per kind:
@@ -354,18 +354,6 @@ Note = Annotated[
     | DecisionRefused
     | SuppressionRuleChanged,
     Field(discriminator="event"),
-]
-NoteEvent = Literal[
-    "model_fallback",
-    "possible_prompt_injection",
-    "verdict_rejected",
-    "auto_close_floor",
-    "index_failed",
-    "grouped_alert",
-    "approval_invalid",
-    "approval_expired",
-    "decision_refused",
-    "suppression_rule",
 ]
 
 LedgerEvent = (
