@@ -67,7 +67,8 @@ class AlertReceived(_Open):
         payload["raw_sha256"] = hashlib.sha256(alert.raw.encode()).hexdigest()
         if grouping is not None:
             payload["grouping"] = grouping
-        return cls.model_validate(payload)
+        # The dump of a validated Alert: validating it again would cost every intake, not guard it.
+        return cls.model_construct(_fields_set=set(payload), **payload)
 
     def alert(self) -> Alert:
         """The normalized alert again, without its raw text (the ledger keeps only the digest)."""

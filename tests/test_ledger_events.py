@@ -14,8 +14,21 @@ from itertools import groupby
 from pathlib import Path
 from typing import get_args
 
+import pytest
+from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry, LedgerKind, canonical_json
-from soctriage.service.store import verify_entries
+from soctriage.service.ledger_events import (
+    AlertReceived,
+    LlmCall,
+    ModelFallback,
+    TokenTotals,
+    VerdictRejected,
+    events_of,
+    token_totals,
+)
+from soctriage.service.store import LedgerInputError, Store, verify_entries
+from test_graph import sample
+from test_store import make_alert
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_ledger.jsonl"
 
@@ -49,3 +62,30 @@ def test_every_golden_payload_parses_and_writes_back_byte_for_byte() -> None:
     assert {"alert_received", "llm_call", "verdict", "feedback", "chat_message", "note:grouped_alert"} <= seen
     assert {"note:model_fallback", "note:possible_prompt_injection", "note:suppression_rule"} <= seen
     assert set(get_args(LedgerKind)) - {"note"} <= seen
+
+
+def test_an_alert_is_written_as_today_s_code_wrote_it() -> None:
+    received = [e for e in golden_entries() if e.kind == "alert_received" and e.seq == 1]
+    lsass = next(e for e in received if e.payload["title"] == sample("crowdstrike-lsass-dump.json").title)
+    assert AlertReceived.of(sample("crowdstrike-lsass-dump.json")).as_payload() == lsass.payload
+    assert AlertReceived.model_validate(lsass.payload).alert().model_dump(exclude={"raw"}) == sample(
+        "crowdstrike-lsass-dump.json"
+    ).model_dump(exclude={"raw"})
+
+
+def test_the_store_writes_models_and_reads_them_back(tmp_path: Path) -> None:
+    with Store.open(Settings(home=tmp_path)) as store:
+        case = store.create_case(make_alert(), "acme")
+        fallback = ModelFallback(from_="openai:x", reason="down")
+        written = store.append(case.id, "system", "note", fallback)
+        assert written.payload == {"event": "model_fallback", "from": "openai:x", "reason": "down"}
+        calls = [LlmCall(model="m", prompt_tokens=p, completion_tokens=1, total_tokens=p + 1) for p in (3, 4)]
+        store.append_many(case.id, [("triage_agent", "llm_call", call) for call in calls])
+        entries = store.entries(case.id)
+        assert [e.event() for e in entries if e.kind == "note"] == [fallback]
+        assert token_totals(events_of(entries, LlmCall)) == TokenTotals(2, 7, 2, 9)
+        assert [e.from_ for e in events_of(entries, ModelFallback)] == ["openai:x"]
+        assert events_of(entries, VerdictRejected) == []
+        with pytest.raises(LedgerInputError, match="ModelFallback payload is a note entry, not verdict"):
+            store.append(case.id, "system", "verdict", fallback)
+        assert store.verify().ok
