@@ -24,7 +24,12 @@ from soctriage.agents.response import (
 )
 from soctriage.agents.state import PlannedAction, ProposedAction, initial_state
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
-from soctriage.service.ledger_events import ApprovalRequested
+from soctriage.service.ledger_events import (
+    ActionExecuted,
+    ApprovalDecided,
+    ApprovalRequested,
+    ToolResultRecorded,
+)
 from soctriage.tools import GuardDecision, ToolContext
 
 ACTOR = "assistant"
@@ -35,16 +40,15 @@ _PROPOSED_REASON = "the case assistant proposed an action; a human decides it"
 def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry]) -> ToolContext:
     """The case as tools see it: the alert's scope, widened by provenance by every successful lookup in its
     ledger (the graph's and the assistant's own, in ledger order)."""
-    results = [
-        deps.registry.facts(
-            str(entry.payload.get("tool")),
-            entry.payload.get("args") or {},
-            found=entry.payload.get("entities", ()),
-            confirmed=entry.payload.get("confirmed", ()),
-            seq=entry.seq,
-        )
+    lookups = [
+        (entry.seq, ToolResultRecorded.model_validate(entry.payload))
         for entry in entries
-        if entry.kind == "tool_result" and entry.payload.get("status") == "ok"
+        if entry.kind == "tool_result"
+    ]
+    results = [
+        deps.registry.facts(r.tool, r.args or {}, found=r.entities, confirmed=r.confirmed, seq=seq)
+        for seq, r in lookups
+        if r.status == "ok"
     ]
     return ToolContext.for_alert(
         case.id,
@@ -103,27 +107,28 @@ def proposals(entries: list[LedgerEntry]) -> list[PlannedAction]:
 
 
 def _advance(trail: ActionTrail, entry: LedgerEntry) -> ActionTrail:
-    payload, action = entry.payload, trail.action
+    action = trail.action
     changes: dict[str, object] = {"seqs": (*trail.seqs, entry.seq)}
-    if entry.kind == "approval_requested":
-        expires = datetime.fromisoformat(payload["expires_at"])
-        action = action.model_copy(update={"status": "awaiting_approval", "expires_at": expires})
-    elif entry.kind == "approval_decided":
-        action = action.model_copy(update={"status": payload["outcome"]})
-        changes |= {
-            "decided_by": entry.actor,
-            "decided_at": entry.ts,
-            "decision_reason": payload.get("reason"),
-            "decided_seq": entry.seq,
-        }
-    elif entry.kind == "action_executed":
-        status = "simulated" if payload.get("status") == "simulated" else "executed"
-        action = action.model_copy(update={"status": status, "receipt": payload.get("output")})
-        changes["executed_seq"] = entry.seq
-    elif entry.kind == "tool_result" and payload.get("status") == "duplicate":
-        action = action.model_copy(update={"status": "executed"})
-    elif entry.kind == "tool_result" and payload.get("status") not in ("ok", "simulated"):
-        action = action.model_copy(update={"status": "failed"})
+    match entry.event():
+        case ApprovalRequested(expires_at=expires_at):
+            expires = datetime.fromisoformat(expires_at)
+            action = action.model_copy(update={"status": "awaiting_approval", "expires_at": expires})
+        case ApprovalDecided(outcome=outcome, reason=reason):
+            action = action.model_copy(update={"status": outcome})
+            changes |= {
+                "decided_by": entry.actor,
+                "decided_at": entry.ts,
+                "decision_reason": reason,
+                "decided_seq": entry.seq,
+            }
+        case ActionExecuted(status=status, output=output):
+            done = "simulated" if status == "simulated" else "executed"
+            action = action.model_copy(update={"status": done, "receipt": output})
+            changes["executed_seq"] = entry.seq
+        case ToolResultRecorded(status="duplicate"):
+            action = action.model_copy(update={"status": "executed"})
+        case ToolResultRecorded(status=status) if status not in ("ok", "simulated"):
+            action = action.model_copy(update={"status": "failed"})
     return dataclasses.replace(trail, action=action, **changes)  # type: ignore[arg-type]
 
 
