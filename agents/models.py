@@ -15,6 +15,7 @@ from soctriage.agents.llm import ChatClient, LLMResult, ModelOutputError
 from soctriage.agents.llm_analyst import LLMAnalyst
 from soctriage.service.config import ConfigError, Settings
 from soctriage.service.domain import canonical_json
+from soctriage.service.ledger_events import LlmCall
 
 
 class ModelConfigError(ConfigError):
@@ -51,8 +52,11 @@ class ReplayClient:
         for path in sorted(folder.glob("*.jsonl")):
             for line in path.read_text(encoding="utf-8").splitlines():
                 entry = json.loads(line)
-                if entry.get("kind") == "llm_call" and entry["payload"].get("messages"):
-                    payload = {k: v for k, v in entry["payload"].items() if k != "parsed"}
+                if entry.get("kind") != "llm_call":
+                    continue
+                call = LlmCall.model_validate(entry["payload"])
+                if call.messages:
+                    payload = {k: v for k, v in call.as_payload().items() if k != "parsed"}
                     result = LLMResult.model_validate(payload)
                     self.recorded.setdefault(request_key(result.messages), result)
 

@@ -18,6 +18,7 @@ from statistics import mean
 
 from soctriage.agents.calibration import Calibration, CalibrationCurve, VerdictKind, kind_of
 from soctriage.evals.runner import LEDGERS_DIR, read_records, safe_name
+from soctriage.service.ledger_events import VerdictRecorded
 
 # The calibrated probability never claims certainty: a few dozen verdicts of a kind cannot show it.
 FLOOR, CEILING = 0.02, 0.98
@@ -54,8 +55,10 @@ def _raw_confidence(ledger: Path) -> float | None:
         return None
     for line in ledger.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
-        if entry.get("kind") == "verdict" and "raw_confidence" in entry.get("payload", {}):
-            return float(entry["payload"]["raw_confidence"])
+        if entry.get("kind") == "verdict":
+            verdict = VerdictRecorded.model_validate(entry["payload"])
+            if verdict.raw_confidence is not None:
+                return float(verdict.raw_confidence)
     return None
 
 

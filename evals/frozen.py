@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from soctriage.service.domain import utc_now
+from soctriage.service.ledger_events import AlertReceived, ToolResultRecorded, events_of
 from soctriage.service.store.transcript import read_entries
 from soctriage.tools.registry import Registry, ToolContext, ToolOutcome, args_hash
 
@@ -37,13 +38,12 @@ class FrozenTools:
         for path in sorted(folder.glob("*.jsonl")):
             with path.open(encoding="utf-8") as fh:
                 entries = list(read_entries(fh, str(path)))
-            alert_ids = [e.payload.get("id") for e in entries if e.kind == "alert_received"]
-            if not alert_ids:
+            received = events_of(entries, AlertReceived)
+            if not received:
                 continue
-            for entry in entries:
-                p = entry.payload
-                if entry.kind == "tool_result" and p.get("tier") == "read" and p.get("args_hash"):
-                    recorded.setdefault((str(alert_ids[0]), p["tool"], p["args_hash"]), p)
+            for result in events_of(entries, ToolResultRecorded):
+                if result.tier == "read" and result.args_hash:
+                    recorded.setdefault((received[0].id, result.tool, result.args_hash), result.as_payload())
         return cls(recorded, origin=str(folder), strict=strict)
 
     def wrap(self, registry: Registry) -> FrozenRegistry:
