@@ -13,7 +13,7 @@ from soctriage.agents.analyst import Analyst
 from soctriage.agents.state import Finding, TriageState
 from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry, LedgerKind
-from soctriage.service.ledger_events import LedgerPayload
+from soctriage.service.ledger_events import ActionExecuted, LedgerPayload, events_of
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, Registry, ToolContext
 from soctriage.tools.suppression import RuleBook
@@ -59,4 +59,4 @@ class Deps:
     def executed_keys(self, case_id: str) -> set[str]:
         """Idempotency keys of actions this case's ledger says were carried out: they never run again."""
         executed = self.store.entries(case_id, kind="action_executed")
-        return {str(e.payload.get("idempotency_key")) for e in executed}
+        return {action.idempotency_key for action in events_of(executed, ActionExecuted)}

@@ -122,7 +122,9 @@ async def _new_intel_hits(deps: Deps, case: Case, alert: Alert, seq: int) -> lis
     tools = tuple(deps.registry.openai_tools([INTEL_TOOL]))
     plan = (await deps.builtin.plan_enrichment(Task(alert=alert, alert_seq=seq, tools=tools))).answer
     asked = await store.io(store.entries, case.id, kind="tool_call")
-    done = {canonical_json(e.payload.get("args") or {}) for e in asked if e.payload.get("tool") == INTEL_TOOL}
+    done = {
+        canonical_json(call.args) for call in events_of(asked, ToolCallRequested) if call.tool == INTEL_TOOL
+    }
     calls = [c for c in plan.calls if c.tool == INTEL_TOOL and canonical_json(c.args) not in done]
     if not calls:
         return []
