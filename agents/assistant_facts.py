@@ -38,6 +38,12 @@ QUESTION_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def cite(*seqs: int | None) -> str:
+    """How an answer cites the ledger entries it rests on: ` [seq 3, 7]`, or nothing when there are none."""
+    found = sorted({s for s in seqs if s})
+    return f" [seq {', '.join(map(str, found))}]" if found else ""
+
+
 def question_kinds(question: str) -> list[str]:
     text = f" {question.lower()} "
     return [kind for kind, words in QUESTION_KINDS if any(w in text for w in words)]
