@@ -23,7 +23,8 @@ from soctriage.agents.assistant_builtin import builtin_answer
 from soctriage.agents.assistant_facts import describe
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.agents.deps import Deps
-from soctriage.agents.llm import ChatClient, LLMError, LLMResult
+from soctriage.agents.llm import ChatClient
+from soctriage.agents.llm_result import LLMError, LLMResult
 from soctriage.agents.prompting import fence, load_prompt
 from soctriage.agents.state import PlannedAction
 from soctriage.service.domain import LedgerEntry

@@ -16,7 +16,7 @@ from soctriage.agents.builtin import independent_objection
 from soctriage.agents.deps import Deps
 from soctriage.agents.grouping import verdict_floor
 from soctriage.agents.injection import scan_alert
-from soctriage.agents.llm import LLMError, ModelUnavailableError
+from soctriage.agents.llm_result import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
