@@ -8,7 +8,7 @@ from typing import Any
 
 from soctriage.agents.analyst import Task
 from soctriage.agents.builtin_signals import Signals, alert_hashes, findings
-from soctriage.tools.known_good import canonical_path, driven_programs, file_name, path_is_specific
+from soctriage.tools.matching import canonical_path, driven_programs, file_name, path_is_specific
 
 # Organisation-context sections that say an activity is sanctioned; change windows and gateway egress IPs only
 # give context.

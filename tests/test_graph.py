@@ -153,7 +153,7 @@ async def test_approval_resumes_after_restart_and_never_acts_twice(home: Path) -
 
 
 async def test_expired_approval_is_refused_and_recorded(home: Path, tmp_path: Path) -> None:
-    from soctriage.tools.guard import load_policy
+    from soctriage.tools.policy import load_policy
 
     policy = load_policy(None).model_copy(update={"approval_ttl_s": 0.001})
     policy_path = tmp_path / "policy.json"

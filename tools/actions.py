@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from soctriage.service.domain import Frozen
 from soctriage.tools.intel import IndicatorType, normalize_indicator
-from soctriage.tools.registry import ToolContext, ToolError, tool
+from soctriage.tools.tool_spec import ToolContext, ToolError, tool
 
 ActionName = Literal[
     "isolate_host",

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, tool
 
 _ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 ATTACK_DATA = bundled("attack")

@@ -22,7 +22,7 @@ from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled, yaml_problem
 from soctriage.tools.http import HttpConnector, path_segment
-from soctriage.tools.registry import ToolContext, ToolError, tool
+from soctriage.tools.tool_spec import ToolContext, ToolError, tool
 
 IndicatorType = Literal["sha256", "sha1", "md5", "ip", "domain", "url"]
 IntelVerdict = Literal["malicious", "suspicious", "benign"]

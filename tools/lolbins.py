@@ -15,7 +15,7 @@ from pydantic import Field
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, tool
 
 BUILTIN_LOLBINS = bundled("lolbins_builtin.yaml")
 

@@ -23,9 +23,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from soctriage.service.domain import Alert, Frozen
-from soctriage.tools.known_good import (
-    KnownGoodMatch,
-    KnownGoodTable,
+from soctriage.tools.known_good import KnownGoodMatch, KnownGoodTable
+from soctriage.tools.matching import (
     account_forms,
     account_glob_regex,
     canonical_path,
@@ -44,8 +43,8 @@ from soctriage.tools.org_context_file import (
     TimeWindow,
     read_org_context_file,
 )
-from soctriage.tools.registry import ToolContext, tool
 from soctriage.tools.scope import url_host
+from soctriage.tools.tool_spec import ToolContext, tool
 
 Role = Literal["process", "parent", "file"]
 

@@ -16,8 +16,9 @@ import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
-from soctriage.tools.datafiles import yaml_problem
-from soctriage.tools.known_good import KnownGoodTable, PathGlobs
+from soctriage.tools.datafiles import yaml_line, yaml_problem
+from soctriage.tools.known_good import KnownGoodTable
+from soctriage.tools.matching import PathGlobs
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -271,22 +272,9 @@ def _dotted(loc: Sequence[Any]) -> str:
     return ".".join(str(part) for part in loc) or "<file>"
 
 
-def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int:
-    """The line (1-based) of the deepest YAML node on the path `loc`."""
-    line = (node.start_mark.line + 1) if node is not None else 1
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            key = "from" if part == "from_" else part
-            child = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-            if child is None:  # an unknown key: point at the key itself
-                child = next((k for k, _ in node.value if getattr(k, "value", None) == key), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-        if child is None:
-            break
-        node, line = child, child.start_mark.line + 1
-    return line
+def _line_of(tree: yaml.Node, loc: Sequence[Any]) -> int:
+    # The model's `from_` field is `from` in the file.
+    return yaml_line(tree, ["from" if part == "from_" else part for part in loc]) or 1
 
 
 def _check_known_good(path: Path, tree: yaml.Node, data: OrgContextFile, table: KnownGoodTable) -> None:

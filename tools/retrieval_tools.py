@@ -12,7 +12,6 @@ from soctriage.service.domain import Frozen
 from soctriage.tools.attack import AttackCatalog
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.lolbins import LolbinCatalog
-from soctriage.tools.registry import ToolContext, tool
 from soctriage.tools.retrieval import (
     KnowledgeDoc,
     KnowledgeHit,
@@ -21,6 +20,7 @@ from soctriage.tools.retrieval import (
     alert_text,
     open_index,
 )
+from soctriage.tools.tool_spec import ToolContext, tool
 
 RUNBOOKS = bundled("runbooks")
 

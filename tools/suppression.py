@@ -25,8 +25,8 @@ from pydantic import Field
 from soctriage.service.domain import Alert, Disposition, Frozen, canonical_json, utc_now
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import suppression_rules
-from soctriage.tools.known_good import canonical_path
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.matching import canonical_path
+from soctriage.tools.tool_spec import ToolContext, tool
 from sqlalchemy import Engine, RowMapping, select, text, update
 
 RuleStatus = Literal["candidate", "active", "revoked"]
