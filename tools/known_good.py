@@ -24,7 +24,6 @@ context says whether a given tool is sanctioned.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -32,6 +31,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Alert, Frozen, ParentProcess
+from soctriage.service.jsonl import read_jsonl
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.matching import (
     PathGlobs,
@@ -334,17 +334,7 @@ class KnownGoodTable:
 
 
 def _read(path: Path) -> Iterable[tuple[int, KnownGoodEntry]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KnownGoodError(f"{path}: cannot read known-good table: {exc.strerror or exc}") from exc
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise KnownGoodError(f"{path}:{line_no}: not JSON: {exc.msg}") from exc
+    for line_no, data in read_jsonl(path, "known-good table", KnownGoodError):
         try:
             yield line_no, KnownGoodEntry.model_validate(data)
         except ValidationError as exc:
