@@ -22,7 +22,8 @@ from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Verdict, canonical_json
 from soctriage.service.store import EvidenceError
 from soctriage.tools.registry import Registry, ToolOutcome
-from soctriage.tools.retrieval import case_document, open_index
+from soctriage.tools.retrieval import open_index
+from soctriage.tools.retrieval_docs import case_document
 
 Ctx = Runtime[Deps]
 

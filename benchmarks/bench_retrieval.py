@@ -35,7 +35,8 @@ from soctriage.evals.chat import EXCYTIN_DATA, INCIDENTS, load, to_alerts
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import normalize_bytes
-from soctriage.tools.retrieval import CaseDocument, RetrievalIndex, alert_text, chroma_client
+from soctriage.tools.retrieval import RetrievalIndex, chroma_client
+from soctriage.tools.retrieval_docs import CaseDocument, alert_text
 from soctriage.tools.retrieval_embed import HashingEmbedder, make_embedder
 
 WORDS = {"suspicious": "possible", "detected": "observed", "malicious": "likely malicious", "attempt": "try"}
