@@ -28,6 +28,7 @@ from soctriage.agents.llm_result import LLMError, LLMResult
 from soctriage.agents.prompting import fence, load_prompt
 from soctriage.agents.state import PlannedAction
 from soctriage.service.domain import LedgerEntry
+from soctriage.tools.actions import proposable_actions
 
 MAX_QUESTION_CHARS = 4000
 MAX_TOOL_ROUNDS = 4
@@ -37,9 +38,8 @@ PROPOSE_TOOL = {
     "type": "function",
     "function": {
         "name": "propose_action",
-        "description": "Propose a response action for this case (isolate_host, kill_process, quarantine_file,"
-        " block_indicator, disable_user, create_ticket). The policy guard decides and a human approves;"
-        " nothing runs until then.",
+        "description": f"Propose a response action for this case ({', '.join(proposable_actions())}). The policy"
+        " guard decides and a human approves; nothing runs until then.",
         "parameters": {
             "type": "object",
             "properties": {

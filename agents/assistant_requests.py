@@ -12,8 +12,10 @@ from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import alert_facts, cite
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.service.domain import Alert
+from soctriage.tools.actions import proposable_actions
 
-ACTION_TOOLS = "isolate_host, kill_process, quarantine_file, block_indicator, disable_user and create_ticket"
+_PROPOSABLE = proposable_actions()
+_ACTION_TOOLS = f"{', '.join(_PROPOSABLE[:-1])} and {_PROPOSABLE[-1]}"
 _ACTION_WORDS = {
     "isolate": "isolate_host",
     "contain": "isolate_host",
@@ -63,7 +65,7 @@ _REFUSALS: tuple[tuple[re.Pattern[str], str], ...] = (
             _POLITE + r"(run|execute|launch|start|exec|shutdown|reboot|restart|wipe|reimage|format|patch|"
             r"install|uninstall|download|upload|email|send|call|ping|scan)\b"
         ),
-        f"I can't run commands or do anything on hosts. The response actions I can propose are {ACTION_TOOLS};"
+        f"I can't run commands or do anything on hosts. The response actions I can propose are {_ACTION_TOOLS};"
         " the policy guard and a human decide each one.",
     ),
     (
