@@ -8,8 +8,8 @@ the analyst asks for one, or when feedback on `rule_after_feedbacks` cases of on
 collects them until then); it expires, can be revoked, counts its hits, and is revoked by itself when an
 analyst calls a case of its key a true positive.
 
-A matching rule is a benign fact for the builtin (agents/builtin.py), which cites the rule and the cases it
-came from, and which threat intel, malicious lineage and injection findings outrank.
+A matching rule is a benign fact for the builtin (agents/builtin_benign.py), which cites the rule and the cases
+it came from, and which threat intel, malicious lineage and injection findings outrank.
 """
 
 from __future__ import annotations
