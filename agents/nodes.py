@@ -19,7 +19,7 @@ from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm_result import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
-from soctriage.service.domain import Verdict, canonical_json
+from soctriage.service.domain import Alert, Verdict, canonical_json
 from soctriage.service.store import EvidenceError
 from soctriage.tools.registry import Registry, ToolOutcome
 from soctriage.tools.retrieval import open_index
@@ -28,9 +28,9 @@ from soctriage.tools.retrieval_docs import case_document
 Ctx = Runtime[Deps]
 
 
-def _task(state: TriageState, **extra: Any) -> Task:
+def _task(state: TriageState, alert: Alert, **extra: Any) -> Task:
     return Task(
-        alert=state["alert"],
+        alert=alert,
         alert_seq=state["alert_seq"],
         injection=state.get("injection", ()),
         assessment=state.get("assessment"),
@@ -79,7 +79,7 @@ async def _ask(
 
 async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]:
     deps = runtime.context
-    markers = scan_alert(state["alert"])
+    markers = scan_alert(await deps.alert(state))
     await deps.store.io(
         deps.store.set_status,
         state["case_id"],
@@ -99,9 +99,10 @@ async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]
 
 
 async def triage(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", "verdict"]]:
-    step, update = await _ask(runtime, state, "triage_agent", "triage", _task(state))
-    assessment = step.answer
     deps = runtime.context
+    task = _task(state, await deps.alert(state))
+    step, update = await _ask(runtime, state, "triage_agent", "triage", task)
+    assessment = step.answer
     await deps.store.io(
         deps.record,
         state["case_id"],
@@ -123,7 +124,8 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     if steps >= deps.settings.max_enrich_steps:
         return Command(goto="verdict")
     tools = tuple(deps.registry.openai_tools(deps.registry.names("read")))
-    task = _task(state, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
+    alert = await deps.alert(state)
+    task = _task(state, alert, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
     step, update = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
     builtin_turn = update.get("model", state["model"]) == deps.builtin.name
     # A model's calls are capped per round; the builtin's plan is bounded by its own design.
@@ -142,7 +144,7 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
         done = done and baseline.final
     if not calls:
         return Command(goto="verdict", update=update)
-    ctx = deps.tool_context(state, state.get("findings", ()))
+    ctx = deps.tool_context(state, alert, state.get("findings", ()))
     # Read-only lookups are independent of each other: run them together, then write each call and its
     # result to the ledger in one transaction, in the order they were asked for.
     outcomes = await asyncio.gather(*(_run_read_tool(deps, ctx, c.tool, c.args) for c, _ in calls))
@@ -198,7 +200,9 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     deps = runtime.context
     attempts = state.get("verdict_attempts", 0)
     correction = state.get("verdict_correction") if attempts else None
-    step, update = await _ask(runtime, state, "triage_agent", "decide", _task(state, correction=correction))
+    alert = await deps.alert(state)
+    task = _task(state, alert, correction=correction)
+    step, update = await _ask(runtime, state, "triage_agent", "decide", task)
     answer: Verdict = step.answer
     problem = None if answer.evidence else "no evidence cited"
     prior = state.get("prior_verdict")
@@ -228,7 +232,7 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
             )
         return Command(goto="close", update={"escalation": f"verdict rejected twice: {problem}", **update})
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE and not state.get("escalation"):
-        objection = _auto_close_objection(state)
+        objection = _auto_close_objection(state, alert)
         if objection is not None:
             note = {"event": "auto_close_floor", "disposition": answer.disposition, "reason": objection}
             await deps.store.io(deps.record, state["case_id"], "system", "note", note)
@@ -236,12 +240,12 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     return Command(goto="respond", update={"verdict": answer, **update})
 
 
-def _auto_close_objection(state: TriageState) -> str | None:
+def _auto_close_objection(state: TriageState, alert: Alert) -> str | None:
     """Why a benign verdict may not close the case by itself, whoever gave it: no enrichment evidence, or the
     builtin's independent evidence (intel, lineage, techniques, injection, the vendor) says true positive."""
     if not any(f.ok for f in state.get("findings", ())):
         return "no enrichment evidence was gathered, and a benign call needs it"
-    return independent_objection(_task(state))
+    return independent_objection(_task(state, alert))
 
 
 async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "close"]]:
@@ -251,9 +255,10 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
         return Command(goto="close")
     # Undoing containment is never on offer to an agent (`human_only` tools); the guard refuses it too.
     names = deps.registry.agent_tools("contain", "destructive")
-    task = _task(state, tools=tuple(deps.registry.openai_tools(names)))
+    alert = await deps.alert(state)
+    task = _task(state, alert, tools=tuple(deps.registry.openai_tools(names)))
     step, update = await _ask(runtime, state, "response_agent", "respond", task)
-    ctx = deps.tool_context(state, state.get("findings", ()))
+    ctx = deps.tool_context(state, alert, state.get("findings", ()))
     # A model may propose the same call twice; it is one action (and one idempotency key).
     unique = {(p.tool, canonical_json(p.args)): p for p in reversed(step.answer.actions)}
     # A case triaged again for a grouped alert keeps its actions; numbering goes on so ids stay unique.
@@ -272,7 +277,7 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
 async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "close"]]:
     """Carry out every action cleared to run: at once for policy-allowed ones, after the human for the rest."""
     deps = runtime.context
-    ctx = deps.tool_context(state, state.get("findings", ()))
+    ctx = deps.tool_context(state, await deps.alert(state), state.get("findings", ()))
     executed = await deps.store.io(deps.executed_keys, state["case_id"])
     actions = [
         await execute(deps, state, ctx, a, executed) if a.status == "approved" else a
@@ -320,7 +325,8 @@ async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
         feedback = await deps.store.io(deps.store.entries, case.id, kind="feedback")
         # Opened on a thread: the first close in a process may load the index and its embedding model.
         index = await asyncio.to_thread(open_index, deps.settings)
-        index.submit(case_document(case, state["alert"], feedback[-1].payload if feedback else None))
+        alert = await deps.alert(state)
+        index.submit(case_document(case, alert, feedback[-1].payload if feedback else None))
     except Exception as exc:
         deps.record(
             case.id, "system", "note", {"event": "index_failed", "reason": f"{type(exc).__name__}: {exc}"}

@@ -134,7 +134,8 @@ class Triager:
             return await self.run_grouped(opened.case_id, alert.id)
         async with self._locks.hold(opened.id):
             # The run's own return value is the final state: no checkpoint read-back for a new case.
-            start = initial_state(opened.id, tenant, alert)
+            start = initial_state(opened.id, tenant)
+            self.deps.alerts.put((opened.id, 1), alert)
             values = await self.graph.ainvoke(start, self._config(opened.id), context=self.deps)
         return self._result(opened.id, values.get("actions", ()), duplicate=False)
 
@@ -167,7 +168,8 @@ class Triager:
             snapshot = await self.graph.aget_state(self._config(case_id))
             paused = any(task.interrupts for task in snapshot.tasks)
             if score.retriage and not paused and snapshot.values.get("alert_seq") != seq:
-                start = initial_state(case_id, case.tenant, alert, seq) | {
+                self.deps.alerts.put((case_id, seq), alert)
+                start = initial_state(case_id, case.tenant, seq) | {
                     "prior_verdict": case.verdict,
                     "escalation": score.escalation,
                     "verdict_attempts": 0,
@@ -229,7 +231,8 @@ class Triager:
             alert = await self.store.io(self.store.get_alert, case.alert_ids[0], case.tenant)
             if alert is None:
                 raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
-            start = initial_state(case_id, case.tenant, alert)
+            start = initial_state(case_id, case.tenant)
+            self.deps.alerts.put((case_id, 1), alert)
             values = await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
         elif snapshot.tasks and not any(task.interrupts for task in snapshot.tasks):
             # `tasks`, not `next`: a step whose node finished but whose checkpoint a crash cut off has no `next`
