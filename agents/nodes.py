@@ -19,13 +19,14 @@ from soctriage.agents.injection import scan_alert
 from soctriage.agents.llm_result import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
-from soctriage.service.domain import Alert, Verdict, canonical_json
+from soctriage.service.domain import Alert, LedgerEntry, Verdict, canonical_json
 from soctriage.service.store import EvidenceError
 from soctriage.tools.registry import Registry, ToolOutcome
 from soctriage.tools.retrieval import open_index
 from soctriage.tools.retrieval_docs import case_document
 
 Ctx = Runtime[Deps]
+Records = list[tuple[str, str, dict[str, Any]]]
 
 
 def _task(state: TriageState, alert: Alert, **extra: Any) -> Task:
@@ -42,39 +43,35 @@ def _task(state: TriageState, alert: Alert, **extra: Any) -> Task:
 
 async def _ask(
     runtime: Ctx, state: TriageState, actor: str, method: str, task: Task
-) -> tuple[Step[Any], dict[str, Any]]:
-    """Ask the case's analyst; when the model endpoint stays down, write why and fall back to builtin."""
+) -> tuple[Step[Any], dict[str, Any], Records]:
+    """Ask the case's analyst; when the model endpoint stays down, fall back to builtin. Also returns the ledger
+    records of the model calls (and of why it fell back), for the node to write with its own in one transaction.
+    """
     deps = runtime.context
     analyst: Analyst = deps.analyst if state.get("model") != deps.builtin.name else deps.builtin
     update: dict[str, Any] = {}
+    records: Records = []
     try:
         step = await getattr(analyst, method)(task)
     except LLMError as exc:
-        await deps.store.io(
-            deps.record,
-            state["case_id"],
-            actor,
-            "llm_call",
-            {**exc.result.ledger_payload(), "analyst": analyst.name},
-        )
+        records.append((actor, "llm_call", {**exc.result.ledger_payload(), "analyst": analyst.name}))
         reason = (
             f"model endpoint unavailable after {len(exc.result.attempts)} attempt(s): {exc.result.error}"
             if isinstance(exc, ModelUnavailableError)
             else f"model answer unusable: {exc}"
         )
-        await deps.store.io(
-            deps.record,
-            state["case_id"],
-            "system",
-            "note",
-            {"event": "model_fallback", "from": analyst.name, "reason": reason},
+        records.append(
+            ("system", "note", {"event": "model_fallback", "from": analyst.name, "reason": reason})
         )
         update = {"model": deps.builtin.name, "escalation": f"fell back to builtin: {reason}"}
         step = await getattr(deps.builtin, method)(task)
-    if step.calls:
-        calls = [(actor, "llm_call", call) for call in step.calls]
-        await deps.store.io(deps.store.append_many, state["case_id"], calls)
-    return step, update
+    records += [(actor, "llm_call", call) for call in step.calls]
+    return step, update, records
+
+
+async def _write(deps: Deps, state: TriageState, records: Records) -> list[LedgerEntry]:
+    """One transaction for a node's ledger records, in order (none for no records)."""
+    return await deps.store.io(deps.store.append_many, state["case_id"], records)
 
 
 async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]:
@@ -101,19 +98,14 @@ async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]
 async def triage(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", "verdict"]]:
     deps = runtime.context
     task = _task(state, await deps.alert(state))
-    step, update = await _ask(runtime, state, "triage_agent", "triage", task)
+    step, update, records = await _ask(runtime, state, "triage_agent", "triage", task)
     assessment = step.answer
-    await deps.store.io(
-        deps.record,
-        state["case_id"],
-        "triage_agent",
-        "reasoning",
-        {
-            "model": update.get("model", state["model"]),
-            **assessment.model_dump(mode="json"),
-            **step.reasoning,
-        },
-    )
+    reasoning = {
+        "model": update.get("model", state["model"]),
+        **assessment.model_dump(mode="json"),
+        **step.reasoning,
+    }
+    await _write(deps, state, [*records, ("triage_agent", "reasoning", reasoning)])
     # Always enrich: a benign call rests on what the tools found, never on the first look at the alert's text.
     return Command(goto="enrich", update={"assessment": assessment, "enrich_steps": 0, **update})
 
@@ -126,7 +118,7 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     tools = tuple(deps.registry.openai_tools(deps.registry.names("read")))
     alert = await deps.alert(state)
     task = _task(state, alert, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
-    step, update = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
+    step, update, records = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
     builtin_turn = update.get("model", state["model"]) == deps.builtin.name
     # A model's calls are capped per round; the builtin's plan is bounded by its own design.
     asked = list(
@@ -143,17 +135,18 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
         calls += [(c, True) for c in baseline.calls if (c.tool, canonical_json(c.args)) not in wanted]
         done = done and baseline.final
     if not calls:
+        await _write(deps, state, records)
         return Command(goto="verdict", update=update)
     ctx = deps.tool_context(state, alert, state.get("findings", ()))
-    # Read-only lookups are independent of each other: run them together, then write each call and its
-    # result to the ledger in one transaction, in the order they were asked for.
+    # Read-only lookups are independent of each other: run them together, then write the model calls, and each
+    # lookup and its result in the order they were asked for, to the ledger in one transaction.
     outcomes = await asyncio.gather(*(_run_read_tool(deps, ctx, c.tool, c.args) for c, _ in calls))
-    records: list[tuple[str, str, dict[str, Any]]] = []
+    lookups: Records = []
     for (call, baseline_call), outcome in zip(calls, outcomes, strict=True):
         request = {"tool": call.tool, "args": call.args} | ({"baseline": True} if baseline_call else {})
-        records.append(("enrichment_agent", "tool_call", request))
-        records.append(("enrichment_agent", "tool_result", outcome))
-    written = await deps.store.io(deps.store.append_many, state["case_id"], records)
+        lookups.append(("enrichment_agent", "tool_call", request))
+        lookups.append(("enrichment_agent", "tool_result", outcome))
+    written = (await _write(deps, state, [*records, *lookups]))[len(records) :]
     findings = list(state.get("findings", ()))
     for (call, _), result_entry in zip(calls, written[1::2], strict=True):
         findings.append(_finding(call.tool, call.args, result_entry.seq, result_entry.payload))
@@ -202,7 +195,8 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     correction = state.get("verdict_correction") if attempts else None
     alert = await deps.alert(state)
     task = _task(state, alert, correction=correction)
-    step, update = await _ask(runtime, state, "triage_agent", "decide", task)
+    step, update, records = await _ask(runtime, state, "triage_agent", "decide", task)
+    await _write(deps, state, records)
     answer: Verdict = step.answer
     problem = None if answer.evidence else "no evidence cited"
     prior = state.get("prior_verdict")
@@ -257,7 +251,8 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
     names = deps.registry.agent_tools("contain", "destructive")
     alert = await deps.alert(state)
     task = _task(state, alert, tools=tuple(deps.registry.openai_tools(names)))
-    step, update = await _ask(runtime, state, "response_agent", "respond", task)
+    step, update, records = await _ask(runtime, state, "response_agent", "respond", task)
+    await _write(deps, state, records)
     ctx = deps.tool_context(state, alert, state.get("findings", ()))
     # A model may propose the same call twice; it is one action (and one idempotency key).
     unique = {(p.tool, canonical_json(p.args)): p for p in reversed(step.answer.actions)}
