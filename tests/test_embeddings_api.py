@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,9 @@ from soctriage.tools.retrieval_embed import (
     EMBEDDINGS_MAX_CHARS,
     EMBEDDINGS_MAX_INPUTS,
     MINILM_TOKENIZER,
+    BatchingEmbedder,
     EmbeddingConfigError,
+    HashingEmbedder,
     HostEmbedder,
     MiniLMEmbedder,
     make_embedder,
@@ -173,3 +178,29 @@ def _similar(triager: Triager, case_id: str) -> list[dict]:
         if e.kind == "tool_result" and e.payload["tool"] == "similar_cases"
     ]
     return result.payload["output"]["cases"]
+
+
+class SlowHashing(HashingEmbedder):
+    """The hashing embedder taking 50 ms a call, recording how many texts each call embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+        self._lock = threading.Lock()
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            self.calls.append(len(texts))
+        time.sleep(0.05)
+        return super().embed_documents(texts)
+
+
+def test_queries_asked_at_the_same_time_are_embedded_in_one_call() -> None:
+    inner = SlowHashing()
+    batching = BatchingEmbedder(inner)
+    queries = [f"encoded powershell on WS{n:03d}" for n in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        rows = list(pool.map(batching.embed_query, queries))
+    # The first query goes alone; the fifteen asked while it runs go together in the next call.
+    assert len(inner.calls) < len(queries) and sum(inner.calls) == len(queries)
+    np.testing.assert_array_equal(np.stack(rows), HashingEmbedder().embed_documents(queries))

@@ -31,7 +31,7 @@ from soctriage.tools.retrieval_docs import (
     KnowledgeKind,
     SimilarCase,
 )
-from soctriage.tools.retrieval_embed import CachedEmbedder, Embedder, make_embedder
+from soctriage.tools.retrieval_embed import BatchingEmbedder, CachedEmbedder, Embedder, make_embedder
 
 log = logging.getLogger("soctriage.retrieval")
 
@@ -65,7 +65,7 @@ class RetrievalIndex:
 
     def __init__(self, client: Any, embedder: Embedder) -> None:
         self.client = client
-        self.embedder = CachedEmbedder(embedder)
+        self.embedder = CachedEmbedder(BatchingEmbedder(embedder))
         self._known_nonempty: set[str] = set()
         self._case_collections: dict[str, Any] = {}
         self._knowledge_ready = False
