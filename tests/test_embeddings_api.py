@@ -19,11 +19,11 @@ from soctriage.agents.run import Triager
 from soctriage.service.api.app import create_app
 from soctriage.service.config import Settings
 from soctriage.tools.retrieval import flush_index
+from soctriage.tools.retrieval_batching import BatchingEmbedder
 from soctriage.tools.retrieval_embed import (
     EMBEDDINGS_MAX_CHARS,
     EMBEDDINGS_MAX_INPUTS,
     MINILM_TOKENIZER,
-    BatchingEmbedder,
     EmbeddingConfigError,
     HashingEmbedder,
     HostEmbedder,

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from soctriage.service.config import Settings
+from soctriage.tools.retrieval_batching import BatchingEmbedder
 from soctriage.tools.retrieval_docs import (
     CaseDocument,
     KnowledgeDoc,
@@ -31,7 +32,7 @@ from soctriage.tools.retrieval_docs import (
     KnowledgeKind,
     SimilarCase,
 )
-from soctriage.tools.retrieval_embed import BatchingEmbedder, CachedEmbedder, Embedder, make_embedder
+from soctriage.tools.retrieval_embed import CachedEmbedder, Embedder, make_embedder
 
 log = logging.getLogger("soctriage.retrieval")
 

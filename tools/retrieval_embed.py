@@ -243,8 +243,9 @@ class HostEmbedder:
             if exc.status_code >= 500 or exc.status_code == 429:
                 raise
             # A refusal (a key that may not embed, another model) is the configuration's: say what the server said.
+            detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
             raise EmbeddingConfigError(
-                f"SOCTRIAGE_EMBEDDER=host: {self._base_url} answered {exc.status_code}: {_detail(exc.response)}"
+                f"SOCTRIAGE_EMBEDDER=host: {self._base_url} answered {exc.status_code}: {detail or exc.message}"
             ) from exc
         if answer.model != self.name:
             raise EmbeddingConfigError(
@@ -252,13 +253,6 @@ class HostEmbedder:
                 " (run that `soctriage serve` with SOCTRIAGE_EMBEDDER=minilm)"
             )
         return np.array([d.embedding for d in sorted(answer.data, key=lambda d: d.index)], dtype=np.float32)
-
-
-def _detail(response: object) -> str:
-    try:
-        return str(response.json()["detail"])  # type: ignore[attr-defined]
-    except (ValueError, KeyError, TypeError):
-        return response.text[:500]  # type: ignore[attr-defined]
 
 
 def _requests(texts: Sequence[str]) -> list[Sequence[str]]:
@@ -272,78 +266,6 @@ def _requests(texts: Sequence[str]) -> list[Sequence[str]]:
         chars += len(text)
     runs.append(texts[start:])
     return runs
-
-
-class _Waiting:
-    """Texts one caller wants embedded, and then their rows (or the error that stopped them)."""
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        self.texts = texts
-        self.rows: np.ndarray | None = None
-        self.error: BaseException | None = None
-
-
-class BatchingEmbedder:
-    """Embeds in one call what threads ask for at the same time: a worker's concurrent jobs and a round's
-    lookups each embed their query on a thread of their own, and the server answers every worker's requests.
-    The first caller embeds at once; whoever asks while it runs waits for it and is embedded with the others
-    in the next call, so a lone query waits for nothing. A model of two roles (e5) embeds its queries alone."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self._ready = threading.Condition()
-        self._waiting: list[_Waiting] = []
-        self._busy = False
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def near_duplicate(self) -> float:
-        return self.inner.near_duplicate
-
-    @property
-    def symmetric(self) -> bool:
-        return self.inner.symmetric
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        mine = _Waiting(texts)
-        with self._ready:
-            self._waiting.append(mine)
-            while self._busy and mine.rows is None and mine.error is None:
-                self._ready.wait()
-            batch = None
-            if mine.rows is None and mine.error is None:
-                batch, self._waiting, self._busy = self._waiting, [], True
-        if batch is not None:
-            self._embed(batch)
-        if mine.error is not None:
-            raise mine.error
-        assert mine.rows is not None
-        return mine.rows
-
-    def embed_query(self, text: str) -> np.ndarray:
-        if not self.inner.symmetric:
-            return self.inner.embed_query(text)
-        return self.embed_documents([text])[0]
-
-    def _embed(self, batch: list[_Waiting]) -> None:
-        try:
-            rows = self.inner.embed_documents([t for waiting in batch for t in waiting.texts])
-            start = 0
-            for waiting in batch:
-                waiting.rows, start = rows[start : start + len(waiting.texts)], start + len(waiting.texts)
-        except Exception as exc:
-            for waiting in batch:
-                waiting.error = exc
-        finally:
-            with self._ready:
-                self._busy = False
-                self._ready.notify_all()
 
 
 class CachedEmbedder:
