@@ -204,3 +204,22 @@ def test_queries_asked_at_the_same_time_are_embedded_in_one_call() -> None:
     # The first query goes alone; the fifteen asked while it runs go together in the next call.
     assert len(inner.calls) < len(queries) and sum(inner.calls) == len(queries)
     np.testing.assert_array_equal(np.stack(rows), HashingEmbedder().embed_documents(queries))
+
+
+class FailingOnce(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the server went away")
+        return super().embed_documents(texts)
+
+
+def test_a_failed_call_fails_its_callers_and_not_the_next() -> None:
+    batching = BatchingEmbedder(FailingOnce())
+    with pytest.raises(ConnectionError, match="went away"):
+        batching.embed_query("first")
+    np.testing.assert_array_equal(batching.embed_query("second"), HashingEmbedder().embed_query("second"))
