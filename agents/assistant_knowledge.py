@@ -7,6 +7,7 @@ import re
 
 from soctriage.agents.assistant_facts import cite
 from soctriage.agents.assistant_session import ChatSession
+from soctriage.service.alert_entities import pick
 from soctriage.service.domain import Alert
 from soctriage.tools.retrieval_embed import related_floor
 from soctriage.tools.retrieval_tools import Runbook, runbooks
@@ -77,10 +78,8 @@ def fitting_runbooks(session: ChatSession, question: str) -> list[tuple[Runbook,
 
 def _programs(alert: Alert) -> set[str]:
     """The alert's program names without extensions (certutil, vssadmin, procdump64, powershell)."""
-    names = [p.name for p in (alert.process, alert.process.parent if alert.process else None) if p and p.name]
-    if alert.file and alert.file.name:
-        names.append(alert.file.name)
-    return {n.lower().rsplit("\\", 1)[-1].removesuffix(".exe") for n in names}
+    names = pick(alert, ("process.name", "process.parent.name", "file.name"))
+    return {str(e.value).lower().rsplit("\\", 1)[-1].removesuffix(".exe") for e in names}
 
 
 def _mentions(book: Runbook, programs: set[str]) -> int:

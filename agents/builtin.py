@@ -24,6 +24,7 @@ from soctriage.agents.state import (
     ToolRequest,
     TriageAssessment,
 )
+from soctriage.service.alert_entities import OBSERVABLES, pick
 from soctriage.service.domain import Alert, Disposition, Severity, SeverityId, Verdict
 from soctriage.tools.commandline import decode_powershell, indicators_in
 
@@ -230,24 +231,25 @@ def independent_objection(task: Task) -> str | None:
     return None
 
 
+# What threat intel is asked about, in the order it is asked (lookups stop at MAX_INTEL_LOOKUPS): what the EDR's
+# normalizer collected first, then the hashes and destination the structured fields name.
+_INTEL_FIELDS = (
+    OBSERVABLES,
+    "process.sha256",
+    "file.sha256",
+    "network.dst_ip",
+    "network.domain",
+    "network.url",
+)
+_INTEL_KINDS = frozenset({"ip", "domain", "url", "sha256", "sha1", "md5"})
+
+
 def _indicators(alert: Alert) -> list[str]:
     """The indicators worth a threat-intel lookup: not the alert's own host (the intel service keeps every
     other internal address to local intel; it never sends one out)."""
-    seen: dict[str, None] = {}
-    for obs in alert.observables:
-        if obs.type in ("ip", "domain", "url", "sha256", "sha1", "md5"):
-            seen.setdefault(obs.value, None)
-    for value in (
-        alert.process.sha256 if alert.process else None,
-        alert.file.sha256 if alert.file else None,
-        alert.network.dst_ip if alert.network else None,
-        alert.network.domain if alert.network else None,
-        alert.network.url if alert.network else None,
-    ):
-        if value:
-            seen.setdefault(value, None)
     own = {alert.device.ip, alert.device.hostname} if alert.device else set()
-    return [v for v in seen if v not in own]
+    found = dict.fromkeys(str(e.value) for e in pick(alert, _INTEL_FIELDS, _INTEL_KINDS))
+    return [v for v in found if v not in own]
 
 
 def _offered(task: Task) -> set[str]:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from soctriage.agents.analyst import Task
 from soctriage.agents.state import Category, Finding
+from soctriage.service.alert_entities import HASH_KINDS, OBSERVABLES, alert_entities, alert_processes
 from soctriage.service.domain import Alert, Disposition
 from soctriage.tools.commandline import indicators_in
 from soctriage.tools.lolbins import binary_name
-from soctriage.tools.scope import alert_fields, url_host
 
 CATEGORY_BY_TACTIC: dict[str, Category] = {
     "credential-access": "credential_access",
@@ -112,27 +112,18 @@ def category_of(alert: Alert) -> Category:
 
 
 def alert_values(task: Task) -> frozenset[str]:
-    """Lower-cased values the alert names (structured fields, observables, URL hosts) plus indicators the
-    lineage tool decoded from its command line: what the builtin's lookups may be about."""
-    alert = task.alert
-    values = {str(v).lower() for _, v in alert_fields(alert)}
-    for obs in alert.observables:
-        values.add(obs.value.lower())
-        if obs.type == "url" and (host := url_host(obs.value)):
-            values.add(host.lower())
+    """Lower-cased values the alert names (structured fields and observables, with their other spellings)
+    plus indicators the lineage tool decoded from its command line: what the builtin's lookups may be about."""
+    values = {str(e.value).lower() for e in alert_entities(task.alert, aliases=True, free_text=False)}
     for finding in findings(task, "process_lineage"):
         values.update(i.lower() for i in indicators_in(finding.output.get("decoded_powershell") or ""))
     return frozenset(values)
 
 
 def alert_hashes(alert: Alert) -> list[str]:
-    procs = (alert.process, alert.process.parent if alert.process else None)
-    values = [p.sha256 for p in procs if p] + (
-        [alert.file.sha256, alert.file.sha1, alert.file.md5] if alert.file else []
-    )
-    return [v for v in values if v]
+    """The hashes of the alert's processes and file, in the module order of service/alert_entities."""
+    return [str(e.value) for e in alert_entities(alert) if e.kind in HASH_KINDS and e.field != OBSERVABLES]
 
 
 def alert_binaries(alert: Alert) -> frozenset[str]:
-    procs = (alert.process, alert.process.parent if alert.process else None)
-    return frozenset(binary_name(p.name or p.path or "") for p in procs if p and (p.name or p.path))
+    return frozenset(binary_name(p.name or p.path or "") for p in alert_processes(alert) if p.name or p.path)

@@ -22,6 +22,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
+from soctriage.service.alert_entities import url_host
 from soctriage.service.domain import Alert, Frozen
 from soctriage.tools.known_good import KnownGoodMatch, KnownGoodTable
 from soctriage.tools.matching import (
@@ -43,7 +44,6 @@ from soctriage.tools.org_context_file import (
     TimeWindow,
     read_org_context_file,
 )
-from soctriage.tools.scope import url_host
 from soctriage.tools.tool_spec import ToolContext, tool
 
 Role = Literal["process", "parent", "file"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
+from soctriage.service.alert_entities import OBSERVABLES, alert_text, pick
 from soctriage.service.domain import Alert, Case, Disposition, Frozen
 
 KnowledgeKind = Literal["attack", "lolbin", "runbook"]
@@ -63,33 +64,9 @@ class KnowledgeHit(Frozen):
     similarity: float
 
 
-def alert_text(alert: Alert) -> str:
-    """The alert as retrieval sees it: what it is, where, by whom, how. Identical alerts give identical text."""
-    parts = [alert.title, alert.description or "", alert.rule.name if alert.rule and alert.rule.name else ""]
-    for attack in alert.attacks:
-        parts.append(" ".join(p for p in (attack.technique_id, attack.technique_name, attack.tactic) if p))
-    if alert.process:
-        parts += [alert.process.name or "", alert.process.cmdline or ""]
-        if alert.process.parent:
-            parts += [f"parent {alert.process.parent.name or ''}", alert.process.parent.cmdline or ""]
-    if alert.file:
-        parts.append(alert.file.name or alert.file.path or "")
-    if alert.device and alert.device.hostname:
-        parts.append(f"host {alert.device.hostname}")
-    if alert.user and alert.user.name:
-        parts.append(f"user {alert.user.name}")
-    if alert.network:
-        parts += [alert.network.domain or "", alert.network.url or "", alert.network.dst_ip or ""]
-    return " | ".join(p.strip() for p in parts if p and p.strip())[:4000]
-
-
 def _entities(alert: Alert) -> tuple[str, ...]:
-    found = [o.value for o in alert.observables]
-    if alert.device and alert.device.hostname:
-        found.append(alert.device.hostname)
-    if alert.user and alert.user.name:
-        found.append(alert.user.name)
-    return tuple(dict.fromkeys(found))[:50]
+    found = pick(alert, (OBSERVABLES, "device.hostname", "user.name"))
+    return tuple(dict.fromkeys(str(e.value) for e in found))[:50]
 
 
 def case_document(case: Case, alert: Alert, feedback: dict[str, Any] | None = None) -> CaseDocument:
