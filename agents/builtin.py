@@ -24,7 +24,7 @@ from soctriage.agents.state import (
     ToolRequest,
     TriageAssessment,
 )
-from soctriage.service.alert_entities import OBSERVABLES, pick
+from soctriage.service.alert_entities import OBSERVABLES, alert_processes, pick
 from soctriage.service.domain import Alert, Disposition, Severity, SeverityId, Verdict
 from soctriage.tools.commandline import decode_powershell, indicators_in
 
@@ -85,8 +85,8 @@ class BuiltinAnalyst:
             want("suppression_rules_lookup", {})
             if alert.process:
                 want("process_lineage", {})
-                for proc in (alert.process, alert.process.parent):
-                    if proc and (proc.name or proc.path):
+                for proc in alert_processes(alert):
+                    if proc.name or proc.path:
                         want("lolbin_lookup", {"name": proc.name or proc.path})
             for indicator in _indicators(alert)[:MAX_INTEL_LOOKUPS]:
                 want("threat_intel_lookup", {"indicator": indicator})
