@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from soctriage.service.alert_entities import OBSERVABLES, alert_entities, alert_processes, pick
+from soctriage.service.alert_entities import OBSERVABLES, alert_entities, alert_processes
 from soctriage.service.domain import Alert
 from soctriage.tools.commandline import decode_powershell, indicators_in
 
@@ -58,10 +58,15 @@ class Scope:
 
     @classmethod
     def of_alert(cls, alert: Alert) -> Scope:
+        # In scope: what the EDR reported in a structured field, under each of its spellings (a short
+        # hostname, `DOMAIN\\user`, a URL's host). Observables and command lines are the alert's free text.
         origins: dict[str, Origin] = {}
-        for where, value in alert_fields(alert):
-            origins.setdefault(_norm(value), Origin("alert", where))
-        named = {_norm(e.value) for e in pick(alert, (OBSERVABLES,), aliases=True)}
+        named: set[str] = set()
+        for entity in alert_entities(alert, aliases=True, free_text=False):
+            if entity.field == OBSERVABLES:
+                named.add(_norm(entity.value))
+            else:
+                origins.setdefault(_norm(entity.value), Origin("alert", entity.field))
         # What an encoded command line spells is free text too, only hidden.
         for proc in alert_processes(alert):
             decoded = decode_powershell(proc.cmdline) if proc.cmdline else None
@@ -94,17 +99,6 @@ class Scope:
         for facts in results:
             scope = scope.widened(facts)
         return scope
-
-
-def alert_fields(alert: Alert) -> list[tuple[str, str | int]]:
-    """(field, value) for every entity the EDR reported in a structured field of the alert, with the other
-    spellings of each (a short hostname, `DOMAIN\\user`, a URL's host): what an action may target. Command
-    lines and observables are left out: the alert's subject writes them."""
-    return [
-        (e.field, e.value)
-        for e in alert_entities(alert, aliases=True, free_text=False)
-        if e.field != OBSERVABLES
-    ]
 
 
 def _norm(value: str | int) -> str:
