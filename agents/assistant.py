@@ -5,14 +5,14 @@ Lookups the assistant makes (similar past cases, the knowledge base, threat inte
 calls written to the ledger like the graph's, so an answer can cite them. A proposed action goes through the
 guard and waits for a human (agents/assistant_actions.py); the assistant never acts.
 
-Two responders: the builtin one answers deterministically from the ledger (summary, timeline, evidence,
-actions, why the case is in its status, entities, what was decided on similar past cases, runbooks), and an
-OpenAI-compatible model answers with read-only tools, streamed token by token.
+Two responders: the rule responder (agents/assistant_builtin.py) answers deterministically from the ledger
+(summary, timeline, evidence, actions, why the case is in its status, entities, what was decided on similar
+past cases, runbooks), and the model responder (agents/assistant_model.py) answers with read-only tools,
+streamed token by token. Analysts' feedback on a case is agents/feedback.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,37 +20,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.agents.assistant_actions import ACTOR
 from soctriage.agents.assistant_builtin import builtin_answer
-from soctriage.agents.assistant_facts import describe
+from soctriage.agents.assistant_model import model_answer
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.agents.deps import Deps
-from soctriage.agents.llm import ChatClient, LLMError, LLMResult
-from soctriage.agents.prompting import fence, load_prompt
+from soctriage.agents.llm import ChatClient
+from soctriage.agents.llm_result import LLMError
 from soctriage.agents.state import PlannedAction
-from soctriage.service.domain import LedgerEntry
 from soctriage.service.ledger_events import ChatMessage
 
 MAX_QUESTION_CHARS = 4000
-MAX_TOOL_ROUNDS = 4
-HISTORY_TURNS = 6
 _CITE = re.compile(r"\[seq\s*([\d,\s]+)\]", re.I)
-PROPOSE_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "propose_action",
-        "description": "Propose a response action for this case (isolate_host, kill_process, quarantine_file,"
-        " block_indicator, disable_user, create_ticket). The policy guard decides and a human approves;"
-        " nothing runs until then.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "tool": {"type": "string", "description": "the action tool's name"},
-                "args": {"type": "object", "description": "the action tool's arguments"},
-                "reason": {"type": "string", "description": "why, citing ledger seqs"},
-            },
-            "required": ["tool", "args", "reason"],
-        },
-    },
-}
 
 
 class AssistantError(LookupError):
@@ -121,7 +100,7 @@ class CaseAssistant:
                 yield piece
         else:
             try:
-                async for piece in self._model_answer(session, question, asked.seq):
+                async for piece in model_answer(self.client, self.name, session, question, asked.seq):
                     parts.append(piece)
                     yield piece
             except LLMError as exc:
@@ -155,83 +134,3 @@ class CaseAssistant:
             proposals=tuple(session.proposed),
             model=model,
         )
-
-    async def _model_answer(
-        self, session: ChatSession, question: str, question_seq: int
-    ) -> AsyncIterator[str]:
-        assert self.client is not None
-        prompt = load_prompt("assistant")
-        digest = "\n".join(
-            describe(e) for e in session.entries if e.seq < question_seq and e.kind != "llm_call"
-        )
-        system = prompt.render(
-            case_id=session.case.id,
-            tenant=session.case.tenant,
-            status=session.case.status,
-            ledger=fence("ledger", digest),
-        )
-        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
-        messages += _history(session.entries, question_seq)
-        messages.append({"role": "user", "content": question})
-        tools = [*self.deps.registry.openai_tools(self.deps.registry.names("read")), PROPOSE_TOOL]
-        for _ in range(MAX_TOOL_ROUNDS):
-            result: LLMResult | None = None
-            async for event in self.client.stream(
-                messages, tools=tools, prompt_hashes={prompt.name: prompt.sha256}
-            ):
-                if isinstance(event, str):
-                    yield event
-                else:
-                    result = event
-            assert result is not None
-            session.deps.record(session.case.id, ACTOR, "llm_call", result.ledger_event(self.name))
-            if not result.tool_calls:
-                return
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": result.content or None,
-                    "tool_calls": [
-                        {
-                            "id": c.id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-                        }
-                        for c in result.tool_calls
-                    ],
-                }
-            )
-            for call in result.tool_calls:
-                messages.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": await _run_call(session, call)}
-                )
-        yield "\n\n(Stopped after the lookup budget; ask a narrower question.)"
-
-
-async def _run_call(session: ChatSession, call: Any) -> str:
-    """One tool call of the model, as the text of its `tool` message (the model sees the ledger seq)."""
-    if call.name == "propose_action":
-        args = call.arguments
-        action = session.propose(
-            str(args.get("tool", "")), dict(args.get("args") or {}), str(args.get("reason", ""))
-        )
-        seq = session.last("guard_decision")
-        return json.dumps(
-            {
-                "action_id": action.id,
-                "guard_decision": action.guard.decision,
-                "reason": action.guard.reason,
-                "status": action.status,
-                "seq": seq.seq if seq else None,
-            }
-        )
-    seq, payload = await session.lookup(call.name, call.arguments)
-    return fence("tool-result", {"seq": seq, **payload})
-
-
-def _history(entries: list[LedgerEntry], before: int) -> list[dict[str, Any]]:
-    turns = [e for e in entries if e.kind == "chat_message" and e.seq < before]
-    return [
-        {"role": "assistant" if e.actor == ACTOR else "user", "content": str(e.payload.get("text", ""))}
-        for e in turns[-2 * HISTORY_TURNS :]
-    ]

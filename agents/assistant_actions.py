@@ -139,7 +139,7 @@ def propose(
     number = len(proposals(entries)) + 1
     ctx = case_context(deps, case, alert, entries)
     [action] = plan_actions(
-        deps, initial_state(case.id, case.tenant, alert), ctx, [(f"{PREFIX}{number}", proposal)], actor=ACTOR
+        deps, initial_state(case.id, case.tenant), ctx, [(f"{PREFIX}{number}", proposal)], actor=ACTOR
     )
     if action.status == "approved":
         # The guard would let it run, but nobody asked for it but the model: a human confirms first.
@@ -182,7 +182,7 @@ async def decide_proposal(
     entries = deps.store.entries(case.id)
     action = next(a for a in proposals(entries) if a.id == action_id)
     decision = decision_value(action_id, approve=approve, by=by, reason=reason, at=at, actor=actor)
-    state = initial_state(case.id, case.tenant, alert)
+    state = initial_state(case.id, case.tenant)
     action = apply_decision(deps, state, action, decision)
     if action.status == "approved":
         executed = deps.executed_keys(case.id)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from soctriage.service.alert_entities import OBSERVABLES, pick
 from soctriage.service.domain import Alert, LedgerEntry
 from soctriage.service.ledger_events import (
     ActionExecuted,
@@ -54,6 +55,12 @@ QUESTION_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def cite(*seqs: int | None) -> str:
+    """How an answer cites the ledger entries it rests on: ` [seq 3, 7]`, or nothing when there are none."""
+    found = sorted({s for s in seqs if s})
+    return f" [seq {', '.join(map(str, found))}]" if found else ""
+
+
 def question_kinds(question: str) -> list[str]:
     text = f" {question.lower()} "
     return [kind for kind, words in QUESTION_KINDS if any(w in text for w in words)]
@@ -90,37 +97,32 @@ def _add(facts: dict[str, list[str]], kind: str, value: str | int | None) -> Non
         bucket.append(text)
 
 
+# The fields an answer names, in the order it lists them within a kind (the destination IP before the source).
+_FACT_FIELDS = (
+    "device.hostname",
+    "device.ip",
+    "user.name",
+    *(f"{p}.{f}" for p in ("process", "process.parent") for f in ("cmdline", "pid", "name", "sha256")),
+    "file.name",
+    "file.sha256",
+    "file.sha1",
+    "file.md5",
+    "network.dst_ip",
+    "network.src_ip",
+    "network.domain",
+    "network.url",
+    OBSERVABLES,
+)
+# A question about "the file" means the program too.
+_FACT_KIND = {"process": "file"}
+
+
 def alert_facts(alert: Alert) -> dict[str, list[str]]:
     """The alert's entities by kind (ip, url, hostname, user, cmdline, pid, ...), plus `field:<name>` for every
     vendor field kept in `unmapped`, so a question naming a vendor field (AadDeviceId) finds it."""
     facts: dict[str, list[str]] = {}
-    if alert.device:
-        _add(facts, "hostname", alert.device.hostname)
-        _add(facts, "ip", alert.device.ip)
-    if alert.user:
-        _add(facts, "user", alert.user.name)
-    for process in (alert.process, alert.process.parent if alert.process else None):
-        if process:
-            _add(facts, "cmdline", process.cmdline)
-            _add(facts, "pid", process.pid)
-            _add(facts, "file", process.name)
-            _add(facts, "sha256", process.sha256)
-    if alert.file:
-        _add(facts, "file", alert.file.name)
-        _add(facts, "sha256", alert.file.sha256)
-        _add(facts, "sha1", alert.file.sha1)
-        _add(facts, "md5", alert.file.md5)
-    if alert.network:
-        for kind, value in (
-            ("ip", alert.network.dst_ip),
-            ("ip", alert.network.src_ip),
-            ("domain", alert.network.domain),
-            ("url", alert.network.url),
-        ):
-            _add(facts, kind, value)
-    for observable in alert.observables:
-        kind = {"process": "file"}.get(observable.type, observable.type)
-        _add(facts, kind, observable.value)
+    for entity in pick(alert, _FACT_FIELDS):
+        _add(facts, _FACT_KIND.get(entity.kind, entity.kind), entity.value)
     for technique in alert.techniques:
         _add(facts, "technique", technique)
     for path, text in _strings(alert.unmapped):

@@ -3,11 +3,16 @@
 The embedded saver is LangGraph's own `SqliteSaver` called directly from the event loop. Each checkpoint
 write is a local SQLite commit of well under a millisecond; `AsyncSqliteSaver` would hand every query to a
 worker thread and back, which measured as ~16 ms of a ~36 ms triage (benchmarks/bench_triage.py).
+
+A finished run keeps only its last checkpoint (`prune_finished`): its actions, and where a grouped alert's
+re-triage starts from, are all that is read of it later; what each step did is in the case's ledger. A run
+paused for a human keeps every checkpoint until it finishes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +29,8 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from soctriage.agents.state import checkpoint_types
 from soctriage.service.config import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class InlineSqliteSaver(SqliteSaver):
@@ -62,6 +69,49 @@ class InlineSqliteSaver(SqliteSaver):
 
     async def adelete_thread(self, thread_id: str) -> None:
         self.delete_thread(thread_id)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """LangGraph's `prune`, which `SqliteSaver` lacks, for its "keep_latest" strategy: each thread keeps
+        its latest checkpoint per namespace and that checkpoint's writes, in one transaction per call."""
+        if strategy != "keep_latest":
+            raise ValueError(f"unsupported prune strategy: {strategy!r}")
+        with self.cursor() as cur:
+            for thread_id in thread_ids:
+                for statement in _PRUNE_SQLITE:
+                    cur.execute(statement, {"thread_id": thread_id})
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self.prune(thread_ids, strategy=strategy)
+
+
+_LATEST = """
+    SELECT checkpoint_ns, max(checkpoint_id) FROM checkpoints WHERE thread_id = :thread_id GROUP BY checkpoint_ns
+"""
+_PRUNE_SQLITE = (
+    f"DELETE FROM writes WHERE thread_id = :thread_id AND (checkpoint_ns, checkpoint_id) NOT IN ({_LATEST})",
+    f"DELETE FROM checkpoints WHERE thread_id = :thread_id AND (checkpoint_ns, checkpoint_id) NOT IN ({_LATEST})",
+    # As PostgresSaver.prune does: a kept checkpoint names no parent that is gone.
+    "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = :thread_id",
+)
+
+
+async def prune_finished(saver: BaseCheckpointSaver, thread_id: str) -> None:
+    """Delete a finished run's checkpoints but its last, with their writes. Housekeeping: when another
+    process changes the thread meanwhile (PostgreSQL refuses the prune then), its own finish prunes it."""
+    try:
+        await saver.aprune([thread_id], strategy="keep_latest")
+    except Exception as exc:
+        if not _concurrent_change(exc):
+            raise
+        logger.info("checkpoints of %s not pruned: %s", thread_id, exc)
+
+
+def _concurrent_change(exc: Exception) -> bool:
+    try:
+        from psycopg import errors
+    except ImportError:
+        return False
+    return isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected)
 
 
 def serializer() -> JsonPlusSerializer:

@@ -6,17 +6,43 @@ instead of stale pickled ones.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from soctriage.agents.analyst import Analyst
 from soctriage.agents.state import Finding, TriageState
 from soctriage.service.config import Settings
-from soctriage.service.domain import LedgerEntry, LedgerKind
+from soctriage.service.domain import Alert, LedgerEntry, LedgerKind
 from soctriage.service.ledger_events import ActionExecuted, LedgerPayload, events_of
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, Registry, ToolContext
 from soctriage.tools.suppression import RuleBook
+
+AlertKey = tuple[str, int]  # (case_id, seq of the alert's `alert_received` entry)
+
+
+class RecentAlerts:
+    """The alerts of the latest runs, so the nodes of a run read their alert from the store once, not each.
+
+    Bounded: a process that triages thousands of alerts keeps only the latest `size`; a run whose alert was
+    pushed out reads it again. An entry never goes stale: a ledger entry and its alert never change."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._alerts: OrderedDict[AlertKey, Alert] = OrderedDict()
+
+    def get(self, key: AlertKey) -> Alert | None:
+        alert = self._alerts.get(key)
+        if alert is not None:
+            self._alerts.move_to_end(key)
+        return alert
+
+    def put(self, key: AlertKey, alert: Alert) -> None:
+        self._alerts[key] = alert
+        self._alerts.move_to_end(key)
+        while len(self._alerts) > self._size:
+            self._alerts.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -28,11 +54,29 @@ class Deps:
     registry: Registry
     guard: Guard
     connectors: Connectors
+    alerts: RecentAlerts = field(default_factory=RecentAlerts)
+
+    async def alert(self, state: TriageState) -> Alert:
+        """The alert this run triages: the one its state names, from the cache or else from the store."""
+        key = (state["case_id"], state["alert_seq"])
+        alert = self.alerts.get(key)
+        if alert is None:
+            alert = await self.store.io(self._stored_alert, *key, state["tenant"])
+            self.alerts.put(key, alert)
+        return alert
+
+    def _stored_alert(self, case_id: str, seq: int, tenant: str) -> Alert:
+        received = self.store.entries(case_id, seq, kind="alert_received")
+        alert_id = received[0].payload.get("id") if received and received[0].seq == seq else None
+        alert = None if alert_id is None else self.store.get_alert(str(alert_id), tenant)
+        if alert is None:
+            raise LookupError(f"case {case_id}: ledger entry {seq} names no stored alert")
+        return alert
 
     def record(self, case_id: str, actor: str, kind: LedgerKind, payload: LedgerPayload) -> LedgerEntry:
         return self.store.append(case_id, actor, kind, payload)
 
-    def tool_context(self, state: TriageState, findings: Iterable[Finding] = ()) -> ToolContext:
+    def tool_context(self, state: TriageState, alert: Alert, findings: Iterable[Finding] = ()) -> ToolContext:
         """The case as tools see it. Enrichment results widen what an action may target, by provenance; a case
         headed for escalation (the model fell back to builtin) needs a human for any containment."""
         results = [
@@ -43,7 +87,7 @@ class Deps:
         return ToolContext.for_alert(
             state["case_id"],
             state["tenant"],
-            state["alert"],
+            alert,
             self.settings,
             self.connectors,
             dry_run=self.settings.dry_run,

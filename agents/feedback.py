@@ -17,7 +17,8 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry
 from soctriage.service.ledger_events import Feedback, SuppressionRuleChanged
 from soctriage.service.store import Store
-from soctriage.tools.retrieval import case_document, open_index
+from soctriage.tools.retrieval import open_index
+from soctriage.tools.retrieval_docs import case_document
 from soctriage.tools.suppression import Learned, RuleBook, RuleError, SuppressionRule
 
 

@@ -128,7 +128,7 @@ async def _new_intel_hits(deps: Deps, case: Case, alert: Alert, seq: int) -> lis
     calls = [c for c in plan.calls if c.tool == INTEL_TOOL and canonical_json(c.args) not in done]
     if not calls:
         return []
-    ctx = deps.tool_context({"case_id": case.id, "tenant": case.tenant, "alert": alert})
+    ctx = deps.tool_context({"case_id": case.id, "tenant": case.tenant}, alert)
     records: list[LedgerRecord] = []
     hits: list[str] = []
     for call in calls:

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
-import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
-from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
-from soctriage.service.ledger_events import LlmCall
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic import BaseModel
+from soctriage.agents.llm_answer import Malformed, correction, echo, read_answer, strict_json_schema
+from soctriage.agents.llm_result import (
+    MAX_ERROR_CHARS,
+    Attempt,
+    LLMResult,
+    ModelOutputError,
+    ModelUnavailableError,
+    Outcome,
+    ToolCall,
+)
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -32,98 +39,6 @@ from tenacity import (
 if TYPE_CHECKING:
     import httpx2
     from soctriage.service.config import Settings
-
-Outcome = Literal[
-    "ok",
-    "malformed",
-    "rate_limited",
-    "server_error",
-    "timeout",
-    "connection_error",
-    "rejected",
-    "bad_response",
-]
-
-_CORRECTION = (
-    "Your previous answer could not be used: {error}. Answer again, following the required format exactly."
-)
-_MAX_ERROR_CHARS = 600
-
-
-class ToolCall(BaseModel):
-    """One function call the model asked for, with its arguments already parsed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    name: str
-    arguments: dict[str, Any]
-
-
-class Attempt(BaseModel):
-    """One HTTP request to the endpoint. `call` is 1 for the first ask, 2 for the corrective re-ask."""
-
-    model_config = ConfigDict(frozen=True)
-
-    call: int
-    outcome: Outcome
-    status: int | None = None
-    error: str | None = None
-    latency_ms: float
-
-
-class LLMResult(BaseModel):
-    """Everything an `llm_call` ledger entry needs. Never holds the API key."""
-
-    model_config = ConfigDict(frozen=True)
-
-    model: str
-    served_model: str | None = None
-    endpoint_name: str
-    prompt_hashes: dict[str, str] = {}
-    messages: list[dict[str, Any]]
-    content: str | None = None
-    finish_reason: str | None = None
-    parsed: SerializeAsAny[BaseModel] | None = None
-    tool_calls: list[ToolCall] = []
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    latency_ms: float
-    attempts: list[Attempt]
-    error: str | None = None
-
-    def ledger_event(self, analyst: str) -> LlmCall:
-        """The `llm_call` entry of this call, made for `analyst`."""
-        return LlmCall.model_validate({**self.model_dump(mode="json"), "analyst": analyst})
-
-
-class LLMError(Exception):
-    """A model call that produced no usable answer; `result` records what happened, for the ledger."""
-
-    def __init__(self, message: str, result: LLMResult) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-class ModelUnavailableError(LLMError):
-    """The endpoint failed: transient errors outlasted the retries, or it rejected the request outright.
-    Record `result` (redacted), not `last_error`: the raw exception may quote the API key."""
-
-    def __init__(
-        self, message: str, result: LLMResult, last_error: BaseException, attempt_count: int
-    ) -> None:
-        super().__init__(message, result)
-        self.last_error = last_error
-        self.attempt_count = attempt_count
-
-
-class ModelOutputError(LLMError):
-    """The model answered, but twice not in the required shape (schema or tool-call arguments)."""
-
-
-class _Malformed(Exception):
-    pass
 
 
 class ChatClient:
@@ -215,8 +130,8 @@ class ChatClient:
             completion, latency_ms = await call.send(turn, request)
             message = completion.choices[0].message if completion.choices else None
             try:
-                parsed, tool_calls = _read_answer(message, schema, offered if tools else None)
-            except _Malformed as exc:
+                parsed, tool_calls = read_answer(message, schema, offered if tools else None)
+            except Malformed as exc:
                 error = str(exc)
                 call.attempts.append(
                     Attempt(call=turn, outcome="malformed", error=error, latency_ms=latency_ms)
@@ -226,7 +141,7 @@ class ChatClient:
                         f"{self.endpoint_name}: the model's answer was malformed twice: {error}",
                         call.result(completion, error=error),
                     ) from None
-                call.messages = [*call.messages, *_echo(message), _correction(error)]
+                call.messages = [*call.messages, *echo(message), correction(error)]
                 turn = 2
                 continue
             call.attempts.append(Attempt(call=turn, outcome="ok", latency_ms=latency_ms))
@@ -269,8 +184,8 @@ class ChatClient:
         call._count(completion)  # type: ignore[arg-type]
         answer = completion.choices[0].message if completion.choices else None
         try:
-            _, tool_calls = _read_answer(answer, None, offered if tools else None)  # type: ignore[arg-type]
-        except _Malformed as exc:
+            _, tool_calls = read_answer(answer, None, offered if tools else None)  # type: ignore[arg-type]
+        except Malformed as exc:
             error = str(exc)
             call.attempts.append(
                 Attempt(call=1, outcome="malformed", error=error, latency_ms=_ms_since(began))
@@ -344,7 +259,7 @@ class _Call:
 
     def _failed(self, turn: int, exc: BaseException, latency_ms: float) -> Attempt:
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
-        error = self.client._redact(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR_CHARS]
+        error = self.client._redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
         return Attempt(call=turn, outcome=_outcome(exc), status=status, error=error, latency_ms=latency_ms)
 
     def _count(self, completion: ChatCompletion) -> None:
@@ -388,74 +303,6 @@ def endpoint_name(base_url: str | None) -> str:
         return "api.openai.com"
     parts = urlsplit(base_url)
     return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or base_url
-
-
-@functools.cache
-def strict_json_schema(schema: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema in the form strict structured outputs accept (all fields required,
-    no additional properties); the `openai` package's own converter does exactly this for tools."""
-    return openai.pydantic_function_tool(schema)["function"]["parameters"]
-
-
-def _read_answer(
-    message: ChatCompletionMessage | None, schema: type[BaseModel] | None, offered: set[str] | None
-) -> tuple[BaseModel | None, list[ToolCall]]:
-    if message is None:
-        raise _Malformed("the response had no choices")
-    if message.refusal:
-        raise _Malformed(f"the model refused: {message.refusal}")
-    if message.tool_calls:
-        if offered is None:
-            raise _Malformed("tools were called but none were offered")
-        return None, [_read_tool_call(call, offered) for call in message.tool_calls]
-    if schema is None:
-        return None, []
-    if not message.content:
-        raise _Malformed("the answer was empty; a JSON object matching the schema was required")
-    try:
-        return schema.model_validate_json(message.content), []
-    except ValidationError as exc:
-        raise _Malformed(_describe(exc)) from None
-
-
-def _read_tool_call(call: Any, offered: set[str]) -> ToolCall:
-    if call.type != "function":
-        raise _Malformed(f"tool call {call.id} is of unsupported type {call.type!r}")
-    name = call.function.name
-    if name not in offered:
-        raise _Malformed(f"tool {name!r} does not exist; offered tools are {sorted(offered)}")
-    try:
-        arguments = json.loads(call.function.arguments or "{}")
-    except json.JSONDecodeError as exc:
-        raise _Malformed(f"the arguments of tool call {name!r} are not valid JSON ({exc})") from None
-    if not isinstance(arguments, dict):
-        raise _Malformed(f"the arguments of tool call {name!r} must be a JSON object")
-    return ToolCall(id=call.id, name=name, arguments=arguments)
-
-
-def _describe(exc: ValidationError) -> str:
-    # Field paths and messages only: echoing input values back could replay untrusted alert text.
-    parts = [
-        f"{'.'.join(str(p) for p in err['loc']) or 'answer'}: {err['msg']}"
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
-    return "; ".join(parts)[:_MAX_ERROR_CHARS]
-
-
-def _echo(message: ChatCompletionMessage | None) -> list[dict[str, Any]]:
-    """The rejected answer as a plain assistant turn, so the re-ask shows the model what it said. Tool calls
-    are rendered as text: a real `tool_calls` turn would demand tool results before the next user turn."""
-    if message is None:
-        return []
-    if message.tool_calls:
-        said = json.dumps([call.model_dump(mode="json", exclude={"id"}) for call in message.tool_calls])
-    else:
-        said = message.content or message.refusal or ""
-    return [{"role": "assistant", "content": said}]
-
-
-def _correction(error: str) -> dict[str, Any]:
-    return {"role": "user", "content": _CORRECTION.format(error=error)}
 
 
 def _is_transient(exc: BaseException) -> bool:

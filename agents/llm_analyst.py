@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.agents.analyst import Step, Task
-from soctriage.agents.llm import ChatClient, LLMResult
+from soctriage.agents.llm import ChatClient
+from soctriage.agents.llm_result import LLMResult
 from soctriage.agents.prompting import Prompt, fence, load_prompt
 from soctriage.agents.state import (
     ActionPlan,

@@ -11,8 +11,9 @@ import httpx2
 from pydantic import BaseModel
 from soctriage.agents.analyst import Analyst
 from soctriage.agents.builtin import BuiltinAnalyst
-from soctriage.agents.llm import ChatClient, LLMResult, ModelOutputError
+from soctriage.agents.llm import ChatClient
 from soctriage.agents.llm_analyst import LLMAnalyst
+from soctriage.agents.llm_result import LLMResult, ModelOutputError
 from soctriage.service.config import ConfigError, Settings
 from soctriage.service.domain import canonical_json
 from soctriage.service.ledger_events import LlmCall

@@ -16,10 +16,10 @@ from soctriage.agents.builtin import independent_objection
 from soctriage.agents.deps import Deps
 from soctriage.agents.grouping import verdict_floor
 from soctriage.agents.injection import scan_alert
-from soctriage.agents.llm import LLMError, ModelUnavailableError
+from soctriage.agents.llm_result import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
-from soctriage.service.domain import Verdict, canonical_json
+from soctriage.service.domain import Alert, LedgerEntry, Verdict, canonical_json
 from soctriage.service.ledger_events import (
     AutoCloseFloor,
     IndexFailed,
@@ -34,14 +34,15 @@ from soctriage.service.ledger_events import (
 )
 from soctriage.service.store import EvidenceError
 from soctriage.tools.registry import Registry, ToolOutcome
-from soctriage.tools.retrieval import case_document, open_index
+from soctriage.tools.retrieval import open_index
+from soctriage.tools.retrieval_docs import case_document
 
 Ctx = Runtime[Deps]
 
 
-def _task(state: TriageState, **extra: Any) -> Task:
+def _task(state: TriageState, alert: Alert, **extra: Any) -> Task:
     return Task(
-        alert=state["alert"],
+        alert=alert,
         alert_seq=state["alert_seq"],
         injection=state.get("injection", ()),
         assessment=state.get("assessment"),
@@ -53,40 +54,38 @@ def _task(state: TriageState, **extra: Any) -> Task:
 
 async def _ask(
     runtime: Ctx, state: TriageState, actor: str, method: str, task: Task
-) -> tuple[Step[Any], dict[str, Any]]:
-    """Ask the case's analyst; when the model endpoint stays down, write why and fall back to builtin."""
+) -> tuple[Step[Any], dict[str, Any], list[LedgerRecord]]:
+    """Ask the case's analyst; when the model endpoint stays down, fall back to builtin. Also returns the ledger
+    records of the model calls (and of why it fell back), for the node to write with its own in one transaction.
+    """
     deps = runtime.context
     analyst: Analyst = deps.analyst if state.get("model") != deps.builtin.name else deps.builtin
     update: dict[str, Any] = {}
+    records: list[LedgerRecord] = []
     try:
         step = await getattr(analyst, method)(task)
     except LLMError as exc:
-        await deps.store.io(
-            deps.record, state["case_id"], actor, "llm_call", exc.result.ledger_event(analyst.name)
-        )
+        records.append((actor, "llm_call", exc.result.ledger_event(analyst.name)))
         reason = (
             f"model endpoint unavailable after {len(exc.result.attempts)} attempt(s): {exc.result.error}"
             if isinstance(exc, ModelUnavailableError)
             else f"model answer unusable: {exc}"
         )
-        await deps.store.io(
-            deps.record,
-            state["case_id"],
-            "system",
-            "note",
-            ModelFallback(from_=analyst.name, reason=reason),
-        )
+        records.append(("system", "note", ModelFallback(from_=analyst.name, reason=reason)))
         update = {"model": deps.builtin.name, "escalation": f"fell back to builtin: {reason}"}
         step = await getattr(deps.builtin, method)(task)
-    if step.calls:
-        calls = [(actor, "llm_call", call) for call in step.calls]
-        await deps.store.io(deps.store.append_many, state["case_id"], calls)
-    return step, update
+    records += [(actor, "llm_call", call) for call in step.calls]
+    return step, update, records
+
+
+async def _write(deps: Deps, state: TriageState, records: list[LedgerRecord]) -> list[LedgerEntry]:
+    """One transaction for a node's ledger records, in order (none for no records)."""
+    return await deps.store.io(deps.store.append_many, state["case_id"], records)
 
 
 async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]:
     deps = runtime.context
-    markers = scan_alert(state["alert"])
+    markers = scan_alert(await deps.alert(state))
     await deps.store.io(
         deps.store.set_status,
         state["case_id"],
@@ -106,22 +105,18 @@ async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]
 
 
 async def triage(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", "verdict"]]:
-    step, update = await _ask(runtime, state, "triage_agent", "triage", _task(state))
-    assessment = step.answer
     deps = runtime.context
-    await deps.store.io(
-        deps.record,
-        state["case_id"],
-        "triage_agent",
-        "reasoning",
-        Reasoning.model_validate(
-            {
-                "model": update.get("model", state["model"]),
-                **assessment.model_dump(mode="json"),
-                **step.reasoning,
-            }
-        ),
+    task = _task(state, await deps.alert(state))
+    step, update, records = await _ask(runtime, state, "triage_agent", "triage", task)
+    assessment = step.answer
+    reasoning = Reasoning.model_validate(
+        {
+            "model": update.get("model", state["model"]),
+            **assessment.model_dump(mode="json"),
+            **step.reasoning,
+        }
     )
+    await _write(deps, state, [*records, ("triage_agent", "reasoning", reasoning)])
     # Always enrich: a benign call rests on what the tools found, never on the first look at the alert's text.
     return Command(goto="enrich", update={"assessment": assessment, "enrich_steps": 0, **update})
 
@@ -132,8 +127,9 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     if steps >= deps.settings.max_enrich_steps:
         return Command(goto="verdict")
     tools = tuple(deps.registry.openai_tools(deps.registry.names("read")))
-    task = _task(state, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
-    step, update = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
+    alert = await deps.alert(state)
+    task = _task(state, alert, step=steps, max_steps=deps.settings.max_enrich_steps, tools=tools)
+    step, update, records = await _ask(runtime, state, "enrichment_agent", "plan_enrichment", task)
     builtin_turn = update.get("model", state["model"]) == deps.builtin.name
     # A model's calls are capped per round; the builtin's plan is bounded by its own design.
     asked = list(
@@ -150,19 +146,20 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
         calls += [(c, True) for c in baseline.calls if (c.tool, canonical_json(c.args)) not in wanted]
         done = done and baseline.final
     if not calls:
+        await _write(deps, state, records)
         return Command(goto="verdict", update=update)
-    ctx = deps.tool_context(state, state.get("findings", ()))
-    # Read-only lookups are independent of each other: run them together, then write each call and its
-    # result to the ledger in one transaction, in the order they were asked for.
+    ctx = deps.tool_context(state, alert, state.get("findings", ()))
+    # Read-only lookups are independent of each other: run them together, then write the model calls, and each
+    # lookup and its result in the order they were asked for, to the ledger in one transaction.
     outcomes = await asyncio.gather(*(_run_read_tool(deps, ctx, c.tool, c.args) for c, _ in calls))
-    records: list[LedgerRecord] = []
+    lookups: list[LedgerRecord] = []
     for (call, baseline_call), outcome in zip(calls, outcomes, strict=True):
         request = ToolCallRequested.model_validate(
             {"tool": call.tool, "args": call.args} | ({"baseline": True} if baseline_call else {})
         )
-        records.append(("enrichment_agent", "tool_call", request))
-        records.append(("enrichment_agent", "tool_result", outcome))
-    written = await deps.store.io(deps.store.append_many, state["case_id"], records)
+        lookups.append(("enrichment_agent", "tool_call", request))
+        lookups.append(("enrichment_agent", "tool_result", outcome))
+    written = (await _write(deps, state, [*records, *lookups]))[len(records) :]
     findings = list(state.get("findings", ()))
     for (call, _), outcome, result_entry in zip(calls, outcomes, written[1::2], strict=True):
         findings.append(_finding(call.tool, call.args, result_entry.seq, outcome))
@@ -203,7 +200,10 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     deps = runtime.context
     attempts = state.get("verdict_attempts", 0)
     correction = state.get("verdict_correction") if attempts else None
-    step, update = await _ask(runtime, state, "triage_agent", "decide", _task(state, correction=correction))
+    alert = await deps.alert(state)
+    task = _task(state, alert, correction=correction)
+    step, update, records = await _ask(runtime, state, "triage_agent", "decide", task)
+    await _write(deps, state, records)
     answer: Verdict = step.answer
     problem = None if answer.evidence else "no evidence cited"
     prior = state.get("prior_verdict")
@@ -235,7 +235,7 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
             )
         return Command(goto="close", update={"escalation": f"verdict rejected twice: {problem}", **update})
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE and not state.get("escalation"):
-        objection = _auto_close_objection(state)
+        objection = _auto_close_objection(state, alert)
         if objection is not None:
             note = AutoCloseFloor(disposition=answer.disposition, reason=objection)
             await deps.store.io(deps.record, state["case_id"], "system", "note", note)
@@ -243,12 +243,12 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     return Command(goto="respond", update={"verdict": answer, **update})
 
 
-def _auto_close_objection(state: TriageState) -> str | None:
+def _auto_close_objection(state: TriageState, alert: Alert) -> str | None:
     """Why a benign verdict may not close the case by itself, whoever gave it: no enrichment evidence, or the
     builtin's independent evidence (intel, lineage, techniques, injection, the vendor) says true positive."""
     if not any(f.ok for f in state.get("findings", ())):
         return "no enrichment evidence was gathered, and a benign call needs it"
-    return independent_objection(_task(state))
+    return independent_objection(_task(state, alert))
 
 
 async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "close"]]:
@@ -258,9 +258,11 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
         return Command(goto="close")
     # Undoing containment is never on offer to an agent (`human_only` tools); the guard refuses it too.
     names = deps.registry.agent_tools("contain", "destructive")
-    task = _task(state, tools=tuple(deps.registry.openai_tools(names)))
-    step, update = await _ask(runtime, state, "response_agent", "respond", task)
-    ctx = deps.tool_context(state, state.get("findings", ()))
+    alert = await deps.alert(state)
+    task = _task(state, alert, tools=tuple(deps.registry.openai_tools(names)))
+    step, update, records = await _ask(runtime, state, "response_agent", "respond", task)
+    await _write(deps, state, records)
+    ctx = deps.tool_context(state, alert, state.get("findings", ()))
     # A model may propose the same call twice; it is one action (and one idempotency key).
     unique = {(p.tool, canonical_json(p.args)): p for p in reversed(step.answer.actions)}
     # A case triaged again for a grouped alert keeps its actions; numbering goes on so ids stay unique.
@@ -279,7 +281,7 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
 async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "close"]]:
     """Carry out every action cleared to run: at once for policy-allowed ones, after the human for the rest."""
     deps = runtime.context
-    ctx = deps.tool_context(state, state.get("findings", ()))
+    ctx = deps.tool_context(state, await deps.alert(state), state.get("findings", ()))
     executed = await deps.store.io(deps.executed_keys, state["case_id"])
     actions = [
         await execute(deps, state, ctx, a, executed) if a.status == "approved" else a
@@ -327,7 +329,8 @@ async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
         feedback = await deps.store.io(deps.store.entries, case.id, kind="feedback")
         # Opened on a thread: the first close in a process may load the index and its embedding model.
         index = await asyncio.to_thread(open_index, deps.settings)
-        index.submit(case_document(case, state["alert"], feedback[-1].payload if feedback else None))
+        alert = await deps.alert(state)
+        index.submit(case_document(case, alert, feedback[-1].payload if feedback else None))
     except Exception as exc:
         deps.record(case.id, "system", "note", IndexFailed(reason=f"{type(exc).__name__}: {exc}"))
     return {}

@@ -16,7 +16,7 @@ from soctriage.agents.assistant import CaseAssistant
 from soctriage.agents.assistant_actions import PREFIX as PROPOSAL_PREFIX
 from soctriage.agents.assistant_actions import decide_proposal, proposals
 from soctriage.agents.builtin import BuiltinAnalyst
-from soctriage.agents.checkpoint import open_checkpointer
+from soctriage.agents.checkpoint import open_checkpointer, prune_finished
 from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
 from soctriage.agents.grouping import score_joined
@@ -31,6 +31,9 @@ from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget
 from soctriage.tools.retrieval import flush_index
+
+# The key `ainvoke` adds to the values of a run that an interrupt paused.
+_PAUSED = "__interrupt__"
 
 
 class ActionView(BaseModel):
@@ -85,7 +88,7 @@ class Triager:
     async def __aenter__(self) -> Self:
         settings = self.settings
         self.store = self._stack.enter_context(Store.open(settings))
-        checkpointer = await self._stack.enter_async_context(open_checkpointer(settings))
+        self._checkpointer = await self._stack.enter_async_context(open_checkpointer(settings))
         registry = default_registry()
         self.deps = Deps(
             settings=settings,
@@ -98,7 +101,7 @@ class Triager:
             ),
             connectors=Connectors.from_settings(settings),
         )
-        self.graph = build_graph(checkpointer)
+        self.graph = build_graph(self._checkpointer)
         # The policy's grouping rules, read once: intake and workers group by the same ones.
         self.grouping = self.deps.guard.policy.grouping.grouping() if self._group else None
         self._locks = _CaseLocks()
@@ -135,8 +138,9 @@ class Triager:
             return await self.run_grouped(opened.case_id, alert.id)
         async with self._locks.hold(opened.id):
             # The run's own return value is the final state: no checkpoint read-back for a new case.
-            start = initial_state(opened.id, tenant, alert)
-            values = await self.graph.ainvoke(start, self._config(opened.id), context=self.deps)
+            start = initial_state(opened.id, tenant)
+            self.deps.alerts.put((opened.id, 1), alert)
+            values = await self._run(opened.id, start)
         return self._result(opened.id, values.get("actions", ()), duplicate=False)
 
     async def run_grouped(self, case_id: str, alert_id: str) -> TriageResult:
@@ -160,13 +164,14 @@ class Triager:
             snapshot = await self.graph.aget_state(self._config(case_id))
             paused = any(task.interrupts for task in snapshot.tasks)
             if score.retriage and not paused and snapshot.values.get("alert_seq") != seq:
-                start = initial_state(case_id, case.tenant, alert, seq) | {
+                self.deps.alerts.put((case_id, seq), alert)
+                start = initial_state(case_id, case.tenant, seq) | {
                     "prior_verdict": case.verdict,
                     "escalation": score.escalation,
                     "verdict_attempts": 0,
                     "verdict_correction": None,
                 }
-                await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
+                await self._run(case_id, start)
             elif score.retriage and not paused:
                 await self.run_case(case_id)
             elif (score.retriage or score.escalation) and case.status != "escalated":
@@ -222,12 +227,13 @@ class Triager:
             alert = await self.store.io(self.store.get_alert, case.alert_ids[0], case.tenant)
             if alert is None:
                 raise LookupError(f"case {case_id}: alert {case.alert_ids[0]} is not stored")
-            start = initial_state(case_id, case.tenant, alert)
-            values = await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
+            start = initial_state(case_id, case.tenant)
+            self.deps.alerts.put((case_id, 1), alert)
+            values = await self._run(case_id, start)
         elif snapshot.tasks and not any(task.interrupts for task in snapshot.tasks):
             # `tasks`, not `next`: a step whose node finished but whose checkpoint a crash cut off has no `next`
             # yet, only the node's saved writes; invoking with None applies them and goes on.
-            values = await self.graph.ainvoke(None, self._config(case_id), context=self.deps)
+            values = await self._run(case_id, None)
         else:
             values = snapshot.values
         # The run's own return value is its final state: no checkpoint read-back.
@@ -275,8 +281,16 @@ class Triager:
             )
             return await self.result(case_id)
         decision = decision_value(action_id, approve=approve, by=by, reason=reason, at=at, actor=actor)
-        await self.graph.ainvoke(Command(resume=decision), self._config(case_id), context=self.deps)
+        await self._run(case_id, Command(resume=decision))
         return await self.result(case_id)
+
+    async def _run(self, case_id: str, start: Any) -> dict[str, Any]:
+        """Run the case's graph from `start` (a state, a resume command, or None to go on from its checkpoint).
+        A run that finished, not paused for a human, keeps only its last checkpoint."""
+        values: dict[str, Any] = await self.graph.ainvoke(start, self._config(case_id), context=self.deps)
+        if _PAUSED not in values:
+            await prune_finished(self._checkpointer, case_id)
+        return values
 
     async def result(
         self, case_id: str, *, duplicate: bool = False, alert_id: str | None = None, grouped: bool = False

@@ -1,6 +1,8 @@
 """Graph state: a small TypedDict whose values are frozen pydantic models (DESIGN §10).
 
-The state is what LangGraph checkpoints to resume a run; the ledger, not this state, is the evidence.
+The state is what LangGraph checkpoints to resume a run; the ledger, not this state, is the evidence. The alert
+is not in it: every checkpoint would carry a copy. It names the alert by its `alert_received` entry
+(`case_id`, `alert_seq`), and nodes read it through `Deps.alert`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from enum import Enum
 from typing import Any, Literal, TypedDict, get_args, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field
-from soctriage.service.domain import Alert, Disposition, Verdict
+from soctriage.service.domain import Disposition, Verdict
 from soctriage.tools.guard import Approval, GuardDecision
 
 
@@ -110,7 +112,6 @@ class PlannedAction(Frozen):
 class TriageState(TypedDict, total=False):
     case_id: str
     tenant: str
-    alert: Alert
     alert_seq: int
     model: str
     assessment: TriageAssessment
@@ -128,10 +129,10 @@ class TriageState(TypedDict, total=False):
 DISPOSITIONS_AUTO_CLOSE: frozenset[Disposition] = frozenset({"false_positive", "benign_true_positive"})
 
 
-def initial_state(case_id: str, tenant: str, alert: Alert, alert_seq: int = 1) -> TriageState:
+def initial_state(case_id: str, tenant: str, alert_seq: int = 1) -> TriageState:
     """Where every run of a case starts: its alert is ledger entry 1 (written when the case is opened), or the
     `alert_received` entry of a grouped alert that triages the case again."""
-    return {"case_id": case_id, "tenant": tenant, "alert": alert, "alert_seq": alert_seq}
+    return {"case_id": case_id, "tenant": tenant, "alert_seq": alert_seq}
 
 
 def checkpoint_types() -> list[tuple[str, str]]:

@@ -32,10 +32,12 @@ from typing import Any
 
 import numpy as np
 from soctriage.evals.chat import EXCYTIN_DATA, INCIDENTS, load, to_alerts
+from soctriage.service.alert_entities import alert_text
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import normalize_bytes
-from soctriage.tools.retrieval import CaseDocument, RetrievalIndex, alert_text, chroma_client
+from soctriage.tools.retrieval import RetrievalIndex, chroma_client
+from soctriage.tools.retrieval_docs import CaseDocument
 from soctriage.tools.retrieval_embed import HashingEmbedder, make_embedder
 
 WORDS = {"suspicious": "possible", "detected": "observed", "malicious": "likely malicious", "attempt": "try"}

@@ -111,7 +111,7 @@ def wait_model(url: str, timeout_s: float = 30) -> None:
 def ungrouped_policy(folder: Path) -> Path:
     """The shipped policy with grouping off, written into `folder`."""
     from soctriage.tools.grouping import GroupingPolicy
-    from soctriage.tools.guard import load_policy
+    from soctriage.tools.policy import load_policy
 
     path = folder / "policy-ungrouped.json"
     path.write_text(

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from soctriage.evals.chat_suite import build_chat_report, run_chat_suite
+from soctriage.evals.chat_report import build_chat_report
+from soctriage.evals.chat_suite import run_chat_suite
 from soctriage.evals.report import build_report
 from soctriage.evals.runner import read_run, run_suite
 from soctriage.evals.suite import Suite, load_spec, load_suite, shipped_suites, suite_dir

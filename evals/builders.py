@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from soctriage.evals.suite import Expected, SuiteCase, SuiteError
+from soctriage.service.jsonl import read_jsonl
 from soctriage.tools.attack import ATTACK_DATA
 
 Builder = Callable[[Path], tuple[list[SuiteCase], list[str]]]
@@ -50,7 +51,7 @@ def build_sigma(source: Path) -> tuple[list[SuiteCase], list[str]]:
     tactics = _jsonl_by(ATTACK_DATA / "tactics.jsonl", "shortname")
     techniques = _jsonl_by(ATTACK_DATA / "techniques.jsonl", "id")
     cases = []
-    for number, record in _jsonl(source):
+    for number, record in read_jsonl(source, "Sigma events", SuiteError):
         rule, event = record["rule"], record["event"]["Event"]
         expected_techniques = sigma_techniques(rule.get("tags", []))
         finding = sigma_finding(record, number, tactics, techniques)
@@ -264,20 +265,9 @@ def build_vendor(source: Path) -> tuple[list[SuiteCase], list[str]]:
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise SuiteError(f"{path}:{number}: not JSON: {exc.msg}") from exc
-    return rows
-
-
 def _jsonl_by(path: Path, key: str) -> dict[str, dict[str, Any]]:
     """Rows of a JSONL file by `key`, revoked rows left out."""
-    return {row[key]: row for _, row in _jsonl(path) if not row.get("revoked")}
+    return {row[key]: row for _, row in read_jsonl(path, "rows", SuiteError) if not row.get("revoked")}
 
 
 BUILDERS: dict[str, Builder] = {"sigma": build_sigma, "vendor": build_vendor}

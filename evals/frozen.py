@@ -17,7 +17,8 @@ from typing import Any
 from soctriage.service.domain import utc_now
 from soctriage.service.ledger_events import AlertReceived, ToolResultRecorded, events_of
 from soctriage.service.store.transcript import read_entries
-from soctriage.tools.registry import Registry, ToolContext, ToolOutcome, args_hash
+from soctriage.tools.registry import Registry, ToolOutcome
+from soctriage.tools.tool_spec import ToolContext, args_hash
 
 
 class FrozenTools:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from soctriage.service.config import Settings
 from soctriage.service.domain import Disposition, SeverityId
+from soctriage.service.jsonl import read_jsonl
 
 SUITES_ROOT = Path(str(resources.files("soctriage.evals").joinpath("suites")))
 SPEC_FILE = "suite.yaml"
@@ -283,13 +284,7 @@ def read_cases(path: Path, model: type[CaseT] = SuiteCase) -> list[CaseT]:  # ty
         raise SuiteError(f"{path}: missing")
     cases: list[CaseT] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"{path}:{number}: not JSON: {exc.msg}") from exc
+    for number, data in read_jsonl(path, "cases", SuiteError):
         if not isinstance(data, dict):
             raise SuiteError(f"{path}:{number}: a case must be a JSON object")
         data.setdefault("id", f"{path.stem}-{number}")

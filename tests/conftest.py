@@ -17,7 +17,7 @@ import httpx2
 import pytest
 import yaml
 from service_support import free_port
-from soctriage.tools.guard import DEFAULT_POLICY
+from soctriage.tools.policy import DEFAULT_POLICY
 
 PG_ADMIN_URL = os.environ.get("SOCTRIAGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"

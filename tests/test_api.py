@@ -221,7 +221,7 @@ def test_approval_over_http_resumes_the_case_and_refusals_are_ledgered(api: Api)
 
 @pytest.fixture
 def short_ttl_policy(tmp_path: Path) -> Path:
-    from soctriage.tools.guard import load_policy
+    from soctriage.tools.policy import load_policy
 
     path = tmp_path / "policy.json"
     path.write_text(load_policy(None).model_copy(update={"approval_ttl_s": 0.5}).model_dump_json())

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx2
 import pytest
 from fakes import ScriptedOpenAI, reply
+from soctriage.evals.chat_report import build_chat_report
 from soctriage.evals.chat_suite import (
     Expect,
     appears,
-    build_chat_report,
     load_chat_suite,
     run_chat_suite,
     score_answer,

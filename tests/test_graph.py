@@ -13,6 +13,7 @@ import httpx2
 import pytest
 from fakes import FAKE_API_KEY, ScriptedOpenAI, error, reply, tool_call_reply
 from soctriage.agents.run import Triager, TriageResult
+from soctriage.agents.state import initial_state
 from soctriage.evals.suite import SUITES_ROOT
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
@@ -153,7 +154,7 @@ async def test_approval_resumes_after_restart_and_never_acts_twice(home: Path) -
 
 
 async def test_expired_approval_is_refused_and_recorded(home: Path, tmp_path: Path) -> None:
-    from soctriage.tools.guard import load_policy
+    from soctriage.tools.policy import load_policy
 
     policy = load_policy(None).model_copy(update={"approval_ttl_s": 0.001})
     policy_path = tmp_path / "policy.json"
@@ -172,13 +173,16 @@ async def test_a_crash_after_acting_does_not_repeat_the_action(home: Path) -> No
     """Replaying from the checkpoint before `act` is what a restart after a crash inside `act` does."""
     settings = Settings(home=home)
     async with triager(settings) as t:
-        result = await t.triage(sample("defender-encoded-powershell.json"))
-        config = {"configurable": {"thread_id": result.case_id}}
+        case = t.store.create_case(sample("defender-encoded-powershell.json"), settings.tenant)
+        config = {"configurable": {"thread_id": case.id}}
+        # The graph itself, not `Triager.triage`: a run that finishes there keeps only its last checkpoint,
+        # while a run that crashed keeps them all.
+        await t.graph.ainvoke(initial_state(case.id, case.tenant), config, context=t.deps)
         before_act = [s async for s in t.graph.aget_state_history(config) if s.next == ("act",)][-1]
-        executed_before = len(kinds(ledger(settings, result.case_id), "action_executed"))
+        executed_before = len(kinds(ledger(settings, case.id), "action_executed"))
         assert executed_before >= 1
         await t.graph.ainvoke(None, before_act.config, context=t.deps)
-    entries = ledger(settings, result.case_id)
+    entries = ledger(settings, case.id)
     assert len(kinds(entries, "action_executed")) == executed_before
     duplicates = [p for p in kinds(entries, "tool_result") if p.get("status") == "duplicate"]
     assert len(duplicates) == executed_before

@@ -18,7 +18,7 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Severity, SeverityId
 from soctriage.service.store import Joined, Store
 from soctriage.tools.grouping import GroupingPolicy
-from soctriage.tools.guard import DEFAULT_POLICY, load_policy
+from soctriage.tools.policy import DEFAULT_POLICY, load_policy
 from test_cli import run
 from test_graph import TRIAGE, llm_settings, sample, triager, verdict_answer
 

@@ -10,7 +10,8 @@ import httpx2
 import pytest
 from fakes import FAKE_API_KEY, ScriptedOpenAI, error, make_client, reply, tool_call_reply
 from pydantic import BaseModel, Field
-from soctriage.agents.llm import ChatClient, ModelOutputError, ModelUnavailableError
+from soctriage.agents.llm import ChatClient
+from soctriage.agents.llm_result import ModelOutputError, ModelUnavailableError
 from soctriage.service.config import Settings
 
 MESSAGES = [

@@ -13,7 +13,8 @@ from soctriage.service.domain import FileInfo, Network, Observable, ParentProces
 from soctriage.tools import Connectors, run_tool
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.known_good import load_tables
-from soctriage.tools.org_context import OrgContext, OrgContextError, OrgContextReport
+from soctriage.tools.org_context import OrgContext, OrgContextReport
+from soctriage.tools.org_context_file import OrgContextError
 from tools_support import make_alert, make_ctx
 
 EXAMPLE = bundled("org_context.example.yaml")

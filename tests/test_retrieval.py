@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from soctriage.agents.run import Triager
 from soctriage.service.config import Settings
-from soctriage.tools.retrieval import CaseDocument, KnowledgeDoc, RetrievalIndex, chroma_client, open_index
+from soctriage.tools.retrieval import RetrievalIndex, chroma_client, open_index
+from soctriage.tools.retrieval_docs import CaseDocument, KnowledgeDoc
 from soctriage.tools.retrieval_embed import (
     EmbeddingConfigError,
     HashingEmbedder,

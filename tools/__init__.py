@@ -6,40 +6,27 @@ writes the returned records as `tool_call`, `guard_decision`, `tool_result` and 
 """
 
 from soctriage.tools.actions import ActionReceipt
-from soctriage.tools.connectors import (
-    Connectors,
+from soctriage.tools.connectors import Connectors
+from soctriage.tools.guard import Approval, ApprovalCheck, Guard, GuardDecision, check_approval
+from soctriage.tools.policy import Decision, Policy, PolicyError, load_policy
+from soctriage.tools.registry import Registry, ToolCall, ToolOutcome, default_registry, run_tool
+from soctriage.tools.response_connectors import (
     CrowdStrikeConnector,
     DefenderConnector,
     ResponseConnector,
     SimulatorConnector,
 )
-from soctriage.tools.guard import (
-    Approval,
-    ApprovalCheck,
-    Decision,
-    Guard,
-    GuardDecision,
-    Policy,
-    PolicyError,
-    check_approval,
-    load_policy,
-)
-from soctriage.tools.registry import (
+from soctriage.tools.scope import Origin, Scope, ToolFacts
+from soctriage.tools.tool_spec import (
     ConnectorError,
-    Registry,
     RiskTier,
-    ToolCall,
     ToolContext,
     ToolError,
-    ToolOutcome,
     ToolSpec,
     args_hash,
-    default_registry,
     idempotency_key,
-    run_tool,
     tool,
 )
-from soctriage.tools.scope import Origin, Scope, ToolFacts
 
 __all__ = [
     "ActionReceipt",

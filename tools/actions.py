@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from soctriage.service.domain import Frozen
 from soctriage.tools.intel import IndicatorType, normalize_indicator
-from soctriage.tools.registry import ToolContext, ToolError, tool
+from soctriage.tools.tool_spec import ToolContext, ToolError, spec_of, tool
 
 ActionName = Literal[
     "isolate_host",
@@ -226,6 +226,12 @@ async def enable_user(ctx: ToolContext, args: UserInput) -> ActionReceipt:
 async def create_ticket(ctx: ToolContext, args: TicketInput) -> ActionReceipt:
     """Open a ticket for human follow-up with a title, severity and summary of the case."""
     return await _perform(ctx, "create_ticket", args, ticketing=True)
+
+
+def proposable_actions() -> tuple[str, ...]:
+    """The response actions an agent may propose, in the order they are listed to it: every action except
+    those that undo containment, which only a human may ask for."""
+    return tuple(spec.name for spec in map(spec_of, TOOLS) if not spec.human_only)
 
 
 TOOLS = [

@@ -4,7 +4,6 @@ v18.1 Enterprise table shipped in tools/data/attack (with MITRE's copyright and 
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
 from pathlib import Path
@@ -13,8 +12,9 @@ from typing import Literal
 from pydantic import Field, ValidationError
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
+from soctriage.service.jsonl import read_jsonl
 from soctriage.tools.datafiles import bundled
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, tool
 
 _ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 ATTACK_DATA = bundled("attack")
@@ -67,18 +67,9 @@ class AttackCatalog:
         """One technique per line: `{id, name, tactics, is_subtechnique, parent, revoked, revoked_by, …}`;
         other keys (platforms, urls, STIX ids) are ignored."""
         techniques = []
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise AttackDataError(f"{path}: cannot read ATT&CK data: {exc}") from exc
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        for lineno, row in read_jsonl(path, "ATT&CK data", AttackDataError):
             try:
-                row = json.loads(line)
                 techniques.append(Technique.model_validate({k: row.get(k) for k in _FIELDS if k in row}))
-            except json.JSONDecodeError as exc:
-                raise AttackDataError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
             except ValidationError as exc:
                 err = exc.errors()[0]
                 field = ".".join(str(p) for p in err["loc"])

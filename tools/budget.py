@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import action_budget
-from soctriage.tools.guard import RateLimit
+from soctriage.tools.policy import RateLimit
 from sqlalchemy import Engine, delete, exists, func, select, text
 
 

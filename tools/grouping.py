@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field
+from soctriage.service.alert_entities import pick
 from soctriage.service.domain import Alert, Frozen
 from soctriage.service.store import Grouping, GroupKey
 
@@ -49,14 +50,11 @@ def group_keys(alert: Alert, rules: tuple[GroupingRule, ...]) -> list[GroupKey]:
 def _indicators(alert: Alert) -> list[str]:
     """What the incident is about, not what every alert has in common: the file the alert names and where it
     talked to. The process image is left out, since powershell.exe's hash would join every PowerShell alert."""
-    network = alert.network
+    fields = ("file.sha256", "network.domain", "network.url", "network.dst_ip")
     values = [
-        alert.file.sha256 if alert.file else None,
-        network.domain if network else None,
-        network.url if network else None,
-        network.dst_ip if network and _public(network.dst_ip) else None,
+        str(e.value) for e in pick(alert, fields) if e.field != "network.dst_ip" or _public(str(e.value))
     ]
-    return list(dict.fromkeys(v.lower() for v in values if v))
+    return list(dict.fromkeys(v.lower() for v in values))
 
 
 def _public(address: str | None) -> bool:

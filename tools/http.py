@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx2
-from soctriage.tools.registry import ConnectorError
+from soctriage.tools.tool_spec import ConnectorError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,9 +19,10 @@ import yaml
 from pydantic import Field, ValidationError
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
+from soctriage.service.jsonl import jsonl_rows
 from soctriage.tools.datafiles import bundled, yaml_problem
 from soctriage.tools.http import HttpConnector, path_segment
-from soctriage.tools.registry import ToolContext, ToolError, tool
+from soctriage.tools.tool_spec import ToolContext, ToolError, tool
 
 IndicatorType = Literal["sha256", "sha1", "md5", "ip", "domain", "url"]
 IntelVerdict = Literal["malicious", "suspicious", "benign"]
@@ -135,13 +135,7 @@ def load_intel_file(path: Path) -> list[IntelRecord]:
         rows = [(i + 1, item) for i, item in enumerate(items)]
         where = "record"
     else:
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            try:
-                rows.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise IntelFileError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+        rows = list(jsonl_rows(text.splitlines(), str(path), IntelFileError, comments=True))
         where = "line"
     records = []
     for n, item in rows:

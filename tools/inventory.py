@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled, yaml_problem
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, tool
 
 Criticality = Literal["low", "medium", "high", "critical", "unknown"]
 HostRole = Literal["domain_controller", "server", "workstation", "test", "network_device", "unknown"]

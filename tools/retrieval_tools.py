@@ -8,19 +8,14 @@ from functools import cache
 from pathlib import Path
 
 from pydantic import Field
+from soctriage.service.alert_entities import alert_text
 from soctriage.service.domain import Frozen
 from soctriage.tools.attack import AttackCatalog
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.lolbins import LolbinCatalog
-from soctriage.tools.registry import ToolContext, tool
-from soctriage.tools.retrieval import (
-    KnowledgeDoc,
-    KnowledgeHit,
-    KnowledgeKind,
-    SimilarCase,
-    alert_text,
-    open_index,
-)
+from soctriage.tools.retrieval import open_index
+from soctriage.tools.retrieval_docs import KnowledgeDoc, KnowledgeHit, KnowledgeKind, SimilarCase
+from soctriage.tools.tool_spec import ToolContext, tool
 
 RUNBOOKS = bundled("runbooks")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from soctriage.service.alert_entities import OBSERVABLES, alert_entities, alert_processes
 from soctriage.service.domain import Alert
 from soctriage.tools.commandline import decode_powershell, indicators_in
 
@@ -58,17 +58,18 @@ class Scope:
 
     @classmethod
     def of_alert(cls, alert: Alert) -> Scope:
+        # In scope: what the EDR reported in a structured field, under each of its spellings (a short
+        # hostname, `DOMAIN\\user`, a URL's host). Observables and command lines are the alert's free text.
         origins: dict[str, Origin] = {}
-        for where, value in alert_fields(alert):
-            origins.setdefault(_norm(value), Origin("alert", where))
         named: set[str] = set()
-        for obs in alert.observables:
-            named.add(_norm(obs.value))
-            if obs.type == "url" and (host := url_host(obs.value)):
-                named.add(_norm(host))
+        for entity in alert_entities(alert, aliases=True, free_text=False):
+            if entity.field == OBSERVABLES:
+                named.add(_norm(entity.value))
+            else:
+                origins.setdefault(_norm(entity.value), Origin("alert", entity.field))
         # What an encoded command line spells is free text too, only hidden.
-        for proc in (alert.process, alert.process and alert.process.parent):
-            decoded = decode_powershell(proc.cmdline) if proc and proc.cmdline else None
+        for proc in alert_processes(alert):
+            decoded = decode_powershell(proc.cmdline) if proc.cmdline else None
             named.update(_norm(value) for value in indicators_in(decoded or ""))
         return cls(origins, frozenset(named - origins.keys()))
 
@@ -100,54 +101,5 @@ class Scope:
         return scope
 
 
-def alert_fields(alert: Alert) -> list[tuple[str, str | int]]:
-    """(field, value) for every entity the EDR reported in a structured field of the alert."""
-    out: list[tuple[str, str | int | None]] = []
-    if alert.device:
-        host = alert.device.hostname
-        out += [("device.hostname", host), ("device.ip", alert.device.ip), ("device.uid", alert.device.uid)]
-        if host and "." in host:
-            out.append(("device.hostname", host.split(".", 1)[0]))
-    if alert.user:
-        user = alert.user
-        out += [("user.name", user.name), ("user.uid", user.uid)]
-        if user.name and user.domain:
-            out += [("user.name", f"{user.domain}\\{user.name}"), ("user.name", f"{user.name}@{user.domain}")]
-    for label, proc in (
-        ("process", alert.process),
-        ("process.parent", alert.process and alert.process.parent),
-    ):
-        if proc:
-            out += [
-                (f"{label}.name", proc.name),
-                (f"{label}.pid", proc.pid),
-                (f"{label}.path", proc.path),
-                (f"{label}.sha256", proc.sha256),
-            ]
-    if alert.file:
-        f = alert.file
-        out += [("file.name", f.name), ("file.path", f.path), ("file.sha256", f.sha256)]
-        out += [("file.sha1", f.sha1), ("file.md5", f.md5)]
-    if alert.network:
-        net = alert.network
-        out += [
-            ("network.src_ip", net.src_ip),
-            ("network.dst_ip", net.dst_ip),
-            ("network.domain", net.domain),
-        ]
-        out += [("network.url", net.url), ("network.url", url_host(net.url))]
-    return [(where, value) for where, value in out if value not in (None, "")]
-
-
 def _norm(value: str | int) -> str:
     return str(value).strip().lower()
-
-
-def url_host(url: str | None) -> str | None:
-    """The host of a URL, or None when there is none or the URL is malformed (alert text is untrusted)."""
-    if not url:
-        return None
-    try:
-        return urlsplit(url if "://" in url else f"http://{url}").hostname
-    except ValueError:
-        return None

@@ -8,8 +8,8 @@ the analyst asks for one, or when feedback on `rule_after_feedbacks` cases of on
 collects them until then); it expires, can be revoked, counts its hits, and is revoked by itself when an
 analyst calls a case of its key a true positive.
 
-A matching rule is a benign fact for the builtin (agents/builtin.py), which cites the rule and the cases it
-came from, and which threat intel, malicious lineage and injection findings outrank.
+A matching rule is a benign fact for the builtin (agents/builtin_benign.py), which cites the rule and the cases
+it came from, and which threat intel, malicious lineage and injection findings outrank.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pydantic import Field
 from soctriage.service.domain import Alert, Disposition, Frozen, canonical_json, utc_now
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import suppression_rules
-from soctriage.tools.known_good import canonical_path
-from soctriage.tools.registry import ToolContext, tool
+from soctriage.tools.matching import canonical_path
+from soctriage.tools.tool_spec import ToolContext, tool
 from sqlalchemy import Engine, RowMapping, select, text, update
 
 RuleStatus = Literal["candidate", "active", "revoked"]

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from soctriage.agents.run import DecisionRefused, Triager
 from soctriage.service import metrics
-from soctriage.service.api import chat, quarantine, reports, rules
+from soctriage.service.api import chat, embeddings, quarantine, reports, rules
 from soctriage.service.api.routes import router
 from soctriage.service.auth import Authenticator
 from soctriage.service.cases import Cases, ConflictError, ForbiddenError, NotFoundError
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(quarantine.router)
     app.include_router(rules.router)
+    app.include_router(embeddings.router)
     app.include_router(console.router)
     app.include_router(report_routes.router)
     app.mount("/static", pages.StaticAssets(directory=pages.STATIC), name="static")

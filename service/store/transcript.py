@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 from soctriage.service.domain import Case, LedgerEntry, canonical_json, format_ts
+from soctriage.service.jsonl import jsonl_rows
 from soctriage.service.store.chain import CaseVerification
 from soctriage.service.store.checkpoint_citation import case_commitment
 from soctriage.service.store.errors import CaseNotFoundError
@@ -49,16 +50,11 @@ def entry_line(entry: LedgerEntry) -> str:
 def read_entries(lines: Iterable[str], source: str = "<transcript>") -> Iterator[LedgerEntry]:
     """Parse the entries of an exported JSONL transcript (its `checkpoint` record is skipped); a bad line
     raises ValueError naming `source`, line and field."""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for number, item in jsonl_rows(lines, source):
+        if isinstance(item, dict) and item.keys() == {"checkpoint"}:
             continue
         try:
-            item = json.loads(line)
-            if isinstance(item, dict) and item.keys() == {"checkpoint"}:
-                continue
             yield LedgerEntry.model_validate(item)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}:{number}: not JSON: {exc.msg}") from exc
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"]) or "<entry>"

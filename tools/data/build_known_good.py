@@ -42,12 +42,8 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from soctriage.tools.known_good import (
-    Criteria,
-    Excuses,
-    KnownGoodEntry,
-    KnownGoodKind,
-    KnownGoodSource,
+from soctriage.tools.known_good import Criteria, Excuses, KnownGoodEntry, KnownGoodKind, KnownGoodSource
+from soctriage.tools.matching import (
     canonical_path,
     check_cmdline_shape,
     check_path_glob,
