@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-from soctriage.tools.retrieval_embed import Embedder
+from soctriage.tools.retrieval_embed import Embedder, WrappedEmbedder
 
 
 class _Waiting:
@@ -18,30 +18,17 @@ class _Waiting:
         self.error: BaseException | None = None
 
 
-class BatchingEmbedder:
+class BatchingEmbedder(WrappedEmbedder):
     """Embeds in one call what threads ask for at the same time: a worker's concurrent jobs and a round's
     lookups each embed their query on a thread of their own, and the server answers every worker's requests.
     The first caller embeds at once; whoever asks while it runs waits for it and is embedded with the others
     in the next call, so a lone query waits for nothing. A model of two roles (e5) embeds its queries alone."""
 
     def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._ready = threading.Condition()
         self._waiting: list[_Waiting] = []
         self._busy = False
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    @property
-    def near_duplicate(self) -> float:
-        return self.inner.near_duplicate
-
-    @property
-    def symmetric(self) -> bool:
-        return self.inner.symmetric
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

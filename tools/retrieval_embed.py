@@ -268,19 +268,13 @@ def _requests(texts: Sequence[str]) -> list[Sequence[str]]:
     return runs
 
 
-class CachedEmbedder:
-    """Remembers recent vectors by text: recurring alerts (the same rule, host and command line) are the bulk of
-    a SOC's stream, and each would otherwise be embedded again as a query and as a document. For a symmetric
-    model the two are one vector: a case's alert embedded for its similar-cases query is not embedded again
-    when the finished case is indexed."""
+class WrappedEmbedder:
+    """An embedder in front of another (`inner`): it answers for the inner model's name, size and thresholds,
+    which decide the index's collection, so a wrapper never changes where vectors go."""
 
-    def __init__(self, inner: Embedder, size: int = 4096) -> None:
+    def __init__(self, inner: Embedder) -> None:
         self.inner = inner
         self.name = inner.name
-        self._size = size
-        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self._query_role, self._document_role = ("", "") if inner.symmetric else ("q", "d")
 
     @property
     def dim(self) -> int:
@@ -293,6 +287,20 @@ class CachedEmbedder:
     @property
     def symmetric(self) -> bool:
         return self.inner.symmetric
+
+
+class CachedEmbedder(WrappedEmbedder):
+    """Remembers recent vectors by text: recurring alerts (the same rule, host and command line) are the bulk of
+    a SOC's stream, and each would otherwise be embedded again as a query and as a document. For a symmetric
+    model the two are one vector: a case's alert embedded for its similar-cases query is not embedded again
+    when the finished case is indexed."""
+
+    def __init__(self, inner: Embedder, size: int = 4096) -> None:
+        super().__init__(inner)
+        self._size = size
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._query_role, self._document_role = ("", "") if inner.symmetric else ("q", "d")
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         role = self._document_role
