@@ -10,30 +10,17 @@ was carried out.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from soctriage.agents.deps import Deps
-from soctriage.agents.response import (
-    STATUS_BY_DECISION,
-    apply_decision,
-    decision_value,
-    execute,
-    plan_actions,
-)
-from soctriage.agents.state import PlannedAction, ProposedAction, initial_state
+from soctriage.agents.lifecycle import PROPOSAL_PREFIX, Decision, case_actions, containment, pending
+from soctriage.agents.response import apply_decision, execute, plan_actions
+from soctriage.agents.state import PlannedAction, ProposedAction
 from soctriage.service.domain import FINAL_CASE_STATUSES, Alert, Case, LedgerEntry, utc_now
-from soctriage.service.ledger_events import (
-    ActionExecuted,
-    ApprovalDecided,
-    ApprovalRequested,
-    ToolResultRecorded,
-)
-from soctriage.tools import GuardDecision, ToolContext
+from soctriage.service.ledger_events import ApprovalRequested, StatusChange, ToolResultRecorded, events_of
+from soctriage.tools import ToolContext
 
 ACTOR = "assistant"
-PREFIX = "C"
 _PROPOSED_REASON = "the case assistant proposed an action; a human decides it"
 
 
@@ -62,74 +49,9 @@ def case_context(deps: Deps, case: Case, alert: Alert, entries: list[LedgerEntry
     )
 
 
-@dataclass(frozen=True)
-class ActionTrail:
-    """One action of a case as its ledger tells it: the action with its current status, the seqs of every
-    entry about it, and the decision a human (or the expiry sweep) made on it."""
-
-    action: PlannedAction
-    seqs: tuple[int, ...]
-    decided_by: str | None = None  # the ledger actor: human:<name> or system
-    decided_at: datetime | None = None
-    decision_reason: str | None = None
-    decided_seq: int | None = None
-    executed_seq: int | None = None
-
-
-def action_trails(entries: list[LedgerEntry]) -> list[ActionTrail]:
-    """Every action of a case, the graph's (A1, A2, ...) and the assistant's (C1, ...), rebuilt from the ledger
-    in the order they were proposed."""
-    reasons: dict[str, str] = {}
-    found: dict[str, ActionTrail] = {}
-    for entry in entries:
-        action_id = str(entry.payload.get("action_id", ""))
-        if not action_id:
-            continue
-        if entry.kind == "tool_call" and action_id not in found:
-            reasons[action_id] = str(entry.payload.get("reason", ""))
-        elif entry.kind == "guard_decision" and action_id in reasons and action_id not in found:
-            guard = GuardDecision.model_validate({k: v for k, v in entry.payload.items() if k != "action_id"})
-            action = PlannedAction(
-                id=action_id,
-                reason=reasons[action_id],
-                guard=guard,
-                status=STATUS_BY_DECISION[guard.decision],  # type: ignore[arg-type]
-            )
-            found[action_id] = ActionTrail(action, (entry.seq - 1, entry.seq))
-        elif action_id in found:
-            found[action_id] = _advance(found[action_id], entry)
-    return list(found.values())
-
-
 def proposals(entries: list[LedgerEntry]) -> list[PlannedAction]:
-    """Every assistant proposal of a case, rebuilt from its ledger entries, with its current status."""
-    return [t.action for t in action_trails(entries) if t.action.id.startswith(PREFIX)]
-
-
-def _advance(trail: ActionTrail, entry: LedgerEntry) -> ActionTrail:
-    action = trail.action
-    changes: dict[str, object] = {"seqs": (*trail.seqs, entry.seq)}
-    match entry.event():
-        case ApprovalRequested(expires_at=expires_at):
-            expires = datetime.fromisoformat(expires_at)
-            action = action.model_copy(update={"status": "awaiting_approval", "expires_at": expires})
-        case ApprovalDecided(outcome=outcome, reason=reason):
-            action = action.model_copy(update={"status": outcome})
-            changes |= {
-                "decided_by": entry.actor,
-                "decided_at": entry.ts,
-                "decision_reason": reason,
-                "decided_seq": entry.seq,
-            }
-        case ActionExecuted(status=status, output=output):
-            done = "simulated" if status == "simulated" else "executed"
-            action = action.model_copy(update={"status": done, "receipt": output})
-            changes["executed_seq"] = entry.seq
-        case ToolResultRecorded(status="duplicate"):
-            action = action.model_copy(update={"status": "executed"})
-        case ToolResultRecorded(status=status) if status not in ("ok", "simulated"):
-            action = action.model_copy(update={"status": "failed"})
-    return dataclasses.replace(trail, action=action, **changes)  # type: ignore[arg-type]
+    """Every assistant proposal of a case, with its current status."""
+    return [a for a in case_actions(entries) if a.id.startswith(PROPOSAL_PREFIX)]
 
 
 def propose(
@@ -138,9 +60,7 @@ def propose(
     """Put a proposal through the guard and ask a human for it; the case waits for the decision."""
     number = len(proposals(entries)) + 1
     ctx = case_context(deps, case, alert, entries)
-    [action] = plan_actions(
-        deps, initial_state(case.id, case.tenant), ctx, [(f"{PREFIX}{number}", proposal)], actor=ACTOR
-    )
+    [action] = plan_actions(deps, case.id, ctx, [(f"{PROPOSAL_PREFIX}{number}", proposal)], actor=ACTOR)
     if action.status == "approved":
         # The guard would let it run, but nobody asked for it but the model: a human confirms first.
         expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)
@@ -166,41 +86,29 @@ def propose(
 
 
 async def decide_proposal(
-    deps: Deps,
-    case: Case,
-    alert: Alert,
-    action_id: str,
-    *,
-    approve: bool,
-    by: str,
-    reason: str | None,
-    at: datetime | None,
-    graph_waiting: bool,
-    actor: str | None = None,
+    deps: Deps, case: Case, alert: Alert, decision: Decision, *, graph_waiting: bool
 ) -> PlannedAction:
-    """Apply a human decision to a pending proposal and, when approved, carry it out exactly once."""
+    """Apply a human decision to a pending proposal and, when approved, carry it out exactly once. When no
+    proposal (and no paused graph) is left waiting, the case leaves `awaiting_approval`."""
     entries = deps.store.entries(case.id)
-    action = next(a for a in proposals(entries) if a.id == action_id)
-    decision = decision_value(action_id, approve=approve, by=by, reason=reason, at=at, actor=actor)
-    state = initial_state(case.id, case.tenant)
-    action = apply_decision(deps, state, action, decision)
+    action = next(a for a in proposals(entries) if a.id == decision.action_id)
+    action = apply_decision(deps, case.id, action, decision)
     if action.status == "approved":
         executed = deps.executed_keys(case.id)
-        action = await execute(deps, state, case_context(deps, case, alert, entries), action, executed)
-    still_pending = [a for a in proposals(deps.store.entries(case.id)) if a.status == "awaiting_approval"]
-    if not still_pending and not graph_waiting:
+        action = await execute(deps, case.id, case_context(deps, case, alert, entries), action, executed)
+    if not pending(proposals(deps.store.entries(case.id))) and not graph_waiting:
         status, why = _status_after(deps, entries, action)
         deps.store.set_status(case.id, status, actor="system", reason=why)  # type: ignore[arg-type]
     return action
 
 
 def _status_after(deps: Deps, entries: list[LedgerEntry], action: PlannedAction) -> tuple[str, str]:
-    if action.status in ("executed", "simulated") and deps.registry.get(action.tool).contains:
+    """Contained when the proposal carried out containment; otherwise the final status the case had before
+    the proposal made it wait, or escalated."""
+    if containment([action], deps.registry) is not None:
         return "contained", f"{action.id} ({action.tool}) carried out"
-    for entry in reversed(entries):
-        if entry.kind == "status_change" and entry.payload.get("to") == "awaiting_approval":
-            earlier = str(entry.payload.get("from"))
-            if earlier in FINAL_CASE_STATUSES:
-                return earlier, f"{action.id} {action.status}; back to {earlier}"
-            break
+    waited = [c for c in events_of(entries, StatusChange) if c.to == "awaiting_approval"]
+    if waited and waited[-1].from_ in FINAL_CASE_STATUSES:
+        earlier = waited[-1].from_
+        return earlier, f"{action.id} {action.status}; back to {earlier}"
     return "escalated", f"{action.id} {action.status}; an analyst owns the case"

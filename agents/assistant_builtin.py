@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
-from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import alert_facts, cite, describe, named_fields, question_kinds
 from soctriage.agents.assistant_knowledge import knowledge_answer, runbook_answer, similar_answer
 from soctriage.agents.assistant_requests import propose_answer, refusal, requested_action
 from soctriage.agents.assistant_session import ChatSession
+from soctriage.agents.lifecycle import ActionTrail, action_trails
 from soctriage.service.domain import Alert, LedgerEntry
 from soctriage.service.ledger_events import ModelFallback, PossiblePromptInjection, VerdictRejected
 from soctriage.tools.retrieval_embed import related_floor

@@ -8,9 +8,9 @@ import json
 import re
 from typing import Any
 
-from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import alert_facts, cite
 from soctriage.agents.assistant_session import ChatSession
+from soctriage.agents.lifecycle import ActionTrail, action_trails
 from soctriage.service.domain import Alert
 from soctriage.tools.actions import proposable_actions
 

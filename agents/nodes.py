@@ -16,6 +16,7 @@ from soctriage.agents.builtin import independent_objection
 from soctriage.agents.deps import Deps
 from soctriage.agents.grouping import verdict_floor
 from soctriage.agents.injection import scan_alert
+from soctriage.agents.lifecycle import Decision, containment, pending
 from soctriage.agents.llm_result import LLMError, ModelUnavailableError
 from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
@@ -274,7 +275,7 @@ async def respond(state: TriageState, runtime: Ctx) -> Command[Literal["act", "c
         if unique.get(key := (p.tool, canonical_json(p.args))) is p and key not in taken
     ]
     numbered = [(f"A{n}", proposal) for n, proposal in enumerate(proposals, start=len(earlier) + 1)]
-    planned = plan_actions(deps, state, ctx, numbered)
+    planned = plan_actions(deps, state["case_id"], ctx, numbered)
     return Command(goto="act", update={"actions": (*earlier, *planned), **update})
 
 
@@ -284,7 +285,7 @@ async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "
     ctx = deps.tool_context(state, await deps.alert(state), state.get("findings", ()))
     executed = await deps.store.io(deps.executed_keys, state["case_id"])
     actions = [
-        await execute(deps, state, ctx, a, executed) if a.status == "approved" else a
+        await execute(deps, state["case_id"], ctx, a, executed) if a.status == "approved" else a
         for a in state.get("actions", ())
     ]
     update: dict[str, Any] = {"actions": tuple(actions)}
@@ -296,15 +297,14 @@ async def act(state: TriageState, runtime: Ctx) -> Command[Literal["approval", "
     if held and not state.get("escalation"):
         # The flood that spent the budget may be the attack itself: a human looks at the whole case.
         update["escalation"] = f"action budget spent: {', '.join(held)} wait for a human"
-    waiting = any(a.status == "awaiting_approval" for a in actions)
-    return Command(goto="approval" if waiting else "close", update=update)
+    return Command(goto="approval" if pending(actions) else "close", update=update)
 
 
 async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
     """Only interrupts: the decision comes back through `Command(resume=...)`; the next node acts on it."""
     deps = runtime.context
     actions = state.get("actions", ())
-    pending = [a.model_dump(mode="json") for a in actions if a.status == "awaiting_approval"]
+    waiting = [a.model_dump(mode="json") for a in pending(actions)]
     # A case headed for escalation (its model fell back to builtin) waits in an analyst's queue as
     # `escalated`, with its actions still pending; otherwise it waits for an approver.
     escalation = state.get("escalation")
@@ -314,8 +314,9 @@ async def approval(state: TriageState, runtime: Ctx) -> Command[Literal["act"]]:
     case = deps.store.get_case(state["case_id"])
     if case is not None and case.status != status:
         deps.store.set_status(state["case_id"], status, actor="guard", reason=reason)
-    decision = interrupt({"case_id": state["case_id"], "pending": pending})
-    decided = tuple(apply_decision(deps, state, a, decision) for a in actions)
+    # The resume value is a `Decision` as JSON: checkpoints hold plain data.
+    decision = Decision.model_validate(interrupt({"case_id": state["case_id"], "pending": waiting}))
+    decided = tuple(apply_decision(deps, state["case_id"], a, decision) for a in actions)
     return Command(goto="act", update={"actions": decided})
 
 
@@ -345,7 +346,7 @@ def final_status(state: TriageState, min_confidence: float, registry: Registry) 
         return "escalated", state["escalation"] or "escalated"
     if answer is None:
         return "escalated", "no verdict"
-    if any(a.status in ("executed", "simulated") and registry.get(a.tool).contains for a in actions):
+    if containment(actions, registry) is not None:
         return "contained", "containment actions carried out"
     if answer.disposition in DISPOSITIONS_AUTO_CLOSE:
         if state.get("injection"):

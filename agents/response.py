@@ -6,11 +6,11 @@ and expires; execution checks the ledger's idempotency keys so a resumed or retr
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from soctriage.agents.deps import Deps
-from soctriage.agents.state import PlannedAction, ProposedAction, TriageState
+from soctriage.agents.lifecycle import STATUS_BY_DECISION, SYSTEM, Decision
+from soctriage.agents.state import PlannedAction, ProposedAction
 from soctriage.service.domain import utc_now
 from soctriage.service.ledger_events import (
     ActionExecuted,
@@ -23,14 +23,10 @@ from soctriage.service.ledger_events import (
 )
 from soctriage.tools import Approval, GuardDecision, ToolCall, ToolContext, check_approval
 
-# The ledger actor of decisions nobody made: an approval request that ran out of time.
-SYSTEM = "system"
-STATUS_BY_DECISION = {"allow": "approved", "needs_approval": "awaiting_approval", "deny": "denied"}
-
 
 def plan_actions(
     deps: Deps,
-    state: TriageState,
+    case_id: str,
     ctx: ToolContext,
     proposals: list[tuple[str, ProposedAction]],
     *,
@@ -53,7 +49,7 @@ def plan_actions(
         records += entries
         planned.append(action)
     if records:
-        deps.store.append_many(state["case_id"], records)
+        deps.store.append_many(case_id, records)
     return planned
 
 
@@ -82,40 +78,18 @@ def _decided(
     return action, records
 
 
-def decision_value(
-    action_id: str,
-    *,
-    approve: bool,
-    by: str,
-    reason: str | None,
-    at: datetime | None,
-    actor: str | None = None,
-) -> dict[str, Any]:
-    """The decision `apply_decision` reads (and the graph resumes with): JSON, so it fits a checkpoint."""
-    decision: dict[str, Any] = {"action_id": action_id, "approve": approve, "by": by, "reason": reason}
-    if at is not None:
-        decision["at"] = at.isoformat()
-    if actor is not None:
-        decision["actor"] = actor
-    return decision
-
-
-def apply_decision(
-    deps: Deps, state: TriageState, action: PlannedAction, decision: dict[str, Any]
-) -> PlannedAction:
-    """Apply a resume value `{action_id, approve, by, reason, at}` to the action it names (others pass through)."""
-    if decision.get("action_id") != action.id or action.status != "awaiting_approval":
+def apply_decision(deps: Deps, case_id: str, action: PlannedAction, decision: Decision) -> PlannedAction:
+    """Apply `decision` to the action it names (others pass through): approved or rejected, or expired when
+    it came after the request's deadline."""
+    if decision.action_id != action.id or action.status != "awaiting_approval":
         return action
-    now = datetime.fromisoformat(decision["at"]) if decision.get("at") else utc_now()
-    by = str(decision["by"])
-    # A human decides as `human:<key name>`; the approval-expiry sweep decides as `system`.
-    actor = str(decision.get("actor") or f"human:{by}")
-    if action.expires_at is not None and now >= action.expires_at:
-        deadline = action.expires_at.isoformat()
+    by = decision.by
+    if decision.late_for(action):
+        deadline = action.expires_at.isoformat() if action.expires_at else ""
         status, outcome = (
             "expired",
             f"no decision before the request expired at {deadline}"
-            if actor == SYSTEM
+            if decision.ledger_actor == SYSTEM
             else f"decision by {by} came after the request expired at {deadline}",
         )
         approval = None
@@ -123,16 +97,16 @@ def apply_decision(
         approval = Approval.for_decision(
             action.guard,
             by=by,
-            now=now,
+            now=decision.at,
             ttl_s=deps.guard.policy.approval_ttl_s,
-            approved=bool(decision["approve"]),
-            reason=decision.get("reason"),
+            approved=decision.approve,
+            reason=decision.reason,
         )
         status = "approved" if approval.approved else "rejected"
         outcome = f"{status} by {by}"
     deps.record(
-        state["case_id"],
-        actor,
+        case_id,
+        decision.ledger_actor,
         "approval_decided",
         ApprovalDecided(
             action_id=action.id,
@@ -140,20 +114,19 @@ def apply_decision(
             args_hash=action.guard.args_hash,
             outcome=status,
             detail=outcome,
-            reason=decision.get("reason"),
+            reason=decision.reason,
         ),
     )
     return action.model_copy(update={"status": status, "approval": approval})
 
 
 async def execute(
-    deps: Deps, state: TriageState, ctx: ToolContext, action: PlannedAction, executed: set[str]
+    deps: Deps, case_id: str, ctx: ToolContext, action: PlannedAction, executed: set[str]
 ) -> PlannedAction:
     """Run one cleared action unless the ledger (`executed` keys) says it already ran; record what happened.
 
     An action the policy allowed is charged to its tenant's budget first; when the budget is spent it waits
     for a human instead (a new guard decision and an approval request), never silently dropped."""
-    case_id = state["case_id"]
     if action.approval is None and action.guard.idempotency_key not in executed:
         held = deps.guard.charge(ctx, action.guard)
         if held is not None:
@@ -163,15 +136,14 @@ async def execute(
     if action.approval is not None:
         check = check_approval(action.approval, case_id, action.tool, action.guard.args, utc_now())
         if not check.ok:
+            status = "expired" if check.status == "expired" else "rejected"
             deps.record(
                 case_id,
                 "guard",
                 "note",
-                ApprovalInvalid(action_id=action.id, reason=check.reason),
+                ApprovalInvalid(action_id=action.id, reason=check.reason, status=status),
             )
-            return action.model_copy(
-                update={"status": "expired" if check.status == "expired" else "rejected"}
-            )
+            return action.model_copy(update={"status": status})
     outcome = await deps.registry.run(
         ctx,
         action.tool,

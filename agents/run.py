@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal, Self
@@ -13,19 +13,26 @@ import httpx2
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict
 from soctriage.agents.assistant import CaseAssistant
-from soctriage.agents.assistant_actions import PREFIX as PROPOSAL_PREFIX
-from soctriage.agents.assistant_actions import decide_proposal, proposals
+from soctriage.agents.assistant_actions import decide_proposal
 from soctriage.agents.builtin import BuiltinAnalyst
 from soctriage.agents.checkpoint import open_checkpointer, prune_finished
 from soctriage.agents.deps import Deps
 from soctriage.agents.graph import build_graph
 from soctriage.agents.grouping import score_joined
+from soctriage.agents.lifecycle import (
+    PROPOSAL_PREFIX,
+    Decision,
+    NotDecidable,
+    case_actions,
+    decidable,
+    pending,
+    record_refusal,
+)
 from soctriage.agents.llm import ChatClient
 from soctriage.agents.models import make_analyst
-from soctriage.agents.response import decision_value
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
-from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Alert, Case
+from soctriage.service.domain import Alert, Case
 from soctriage.service.ledger_events import GroupedAlert, events_of
 from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
@@ -64,10 +71,6 @@ class TriageResult(BaseModel):
     ledger_entries: int
     duplicate: bool = False
     grouped: bool = False
-
-
-class DecisionRefused(ValueError):
-    """A decision on an action that is unknown, not pending, or whose case is not awaiting approval."""
 
 
 class Triager:
@@ -230,59 +233,34 @@ class Triager:
             start = initial_state(case_id, case.tenant)
             self.deps.alerts.put((case_id, 1), alert)
             values = await self._run(case_id, start)
-        elif snapshot.tasks and not any(task.interrupts for task in snapshot.tasks):
+            # A first run's actions are all the graph's, in its own final state: no ledger read-back.
+            return await self.store.io(self._result, case_id, values.get("actions", ()), duplicate=False)
+        if snapshot.tasks and not any(task.interrupts for task in snapshot.tasks):
             # `tasks`, not `next`: a step whose node finished but whose checkpoint a crash cut off has no `next`
             # yet, only the node's saved writes; invoking with None applies them and goes on.
-            values = await self._run(case_id, None)
-        else:
-            values = snapshot.values
-        # The run's own return value is its final state: no checkpoint read-back.
-        actions = values.get("actions", ())
-        return await self.store.io(self._result, case_id, actions, duplicate=False)
+            await self._run(case_id, None)
+        return await self.result(case_id)
 
-    async def decide(
-        self,
-        case_id: str,
-        action_id: str,
-        *,
-        approve: bool,
-        by: str,
-        reason: str | None = None,
-        at: datetime | None = None,
-        actor: str | None = None,
-    ) -> TriageResult:
-        """Resume a paused case with a human decision; `at` is when the human decided (default now), which
-        is what the approval's expiry is judged against when the decision was queued. `actor` is the ledger
-        actor of the decision when it is not the human `by` (the approval-expiry sweep)."""
+    async def decide(self, case_id: str, decision: Decision) -> TriageResult:
+        """Apply a human's (or the expiry sweep's) decision to a pending action of the case: resume the paused
+        graph with it, or decide the assistant's proposal. `NotDecidable` when the action is not pending."""
         case = self.store.get_case(case_id)
         if case is None:
-            raise DecisionRefused(f"case {case_id} does not exist")
-        pending = {a.id: a for a in await self._actions(case_id) if a.status == "awaiting_approval"}
-        if case.status not in DECIDABLE_CASE_STATUSES or action_id not in pending:
-            known = ", ".join(sorted(pending)) or "none"
-            raise DecisionRefused(
-                f"case {case_id} ({case.status}) has no pending action {action_id}; pending: {known}"
-            )
-        if action_id.startswith(PROPOSAL_PREFIX):
+            raise NotDecidable(f"case {case_id} does not exist")
+        actions = await self.store.io(self.actions, case_id)
+        action = decidable(case, actions, decision.action_id)
+        if action.id.startswith(PROPOSAL_PREFIX):
             alert = self.store.get_alert(case.alert_ids[0], case.tenant)
             assert alert is not None
-            graph_actions = (await self._state(case_id)).get("actions", ())
-            await decide_proposal(
-                self.deps,
-                case,
-                alert,
-                action_id,
-                approve=approve,
-                by=by,
-                reason=reason,
-                at=at,
-                actor=actor,
-                graph_waiting=any(a.status == "awaiting_approval" for a in graph_actions),
-            )
-            return await self.result(case_id)
-        decision = decision_value(action_id, approve=approve, by=by, reason=reason, at=at, actor=actor)
-        await self._run(case_id, Command(resume=decision))
+            graph_waiting = any(not a.id.startswith(PROPOSAL_PREFIX) for a in pending(actions))
+            await decide_proposal(self.deps, case, alert, decision, graph_waiting=graph_waiting)
+        else:
+            await self._run(case_id, Command(resume=decision.model_dump(mode="json")))
         return await self.result(case_id)
+
+    def refuse(self, case_id: str, decision: Decision, why: str) -> None:
+        """Record in the case's ledger that `decision` was refused (see `lifecycle.record_refusal`)."""
+        record_refusal(self.store, case_id, decision.by, decision.action_id, why)
 
     async def _run(self, case_id: str, start: Any) -> dict[str, Any]:
         """Run the case's graph from `start` (a state, a resume command, or None to go on from its checkpoint).
@@ -295,13 +273,17 @@ class Triager:
     async def result(
         self, case_id: str, *, duplicate: bool = False, alert_id: str | None = None, grouped: bool = False
     ) -> TriageResult:
-        graph_actions = (await self._state(case_id)).get("actions", ())
-        return self._result(case_id, graph_actions, duplicate=duplicate, alert_id=alert_id, grouped=grouped)
+        actions = await self.store.io(self.actions, case_id)
+        return self._result(case_id, actions, duplicate=duplicate, alert_id=alert_id, grouped=grouped)
+
+    def actions(self, case_id: str) -> list[PlannedAction]:
+        """Every action of the case, the graph's and the assistant's, as its ledger records them."""
+        return case_actions(self.store.entries(case_id))
 
     def _result(
         self,
         case_id: str,
-        graph_actions: tuple[PlannedAction, ...],
+        actions: Sequence[PlannedAction],
         *,
         duplicate: bool,
         alert_id: str | None = None,
@@ -310,23 +292,8 @@ class Triager:
         case = self.store.get_case(case_id)
         if case is None:
             raise LookupError(f"case {case_id} does not exist")
-        actions = (*graph_actions, *self._proposals(case_id))
         result = _result(case, actions, self.store.head_seq(case_id), duplicate)
         return result.model_copy(update={"alert_id": alert_id, "grouped": grouped}) if alert_id else result
-
-    def _proposals(self, case_id: str) -> list[PlannedAction]:
-        """Actions the case assistant proposed in chat (kept in the ledger); none without a chat."""
-        if not self.store.entries(case_id, kind="chat_message"):
-            return []
-        return proposals(self.store.entries(case_id))
-
-    async def _state(self, case_id: str) -> dict[str, Any]:
-        snapshot = await self.graph.aget_state(self._config(case_id))
-        return snapshot.values
-
-    async def _actions(self, case_id: str) -> tuple[PlannedAction, ...]:
-        """The graph's actions, then those the case assistant proposed in chat."""
-        return (*(await self._state(case_id)).get("actions", ()), *self._proposals(case_id))
 
     @staticmethod
     def _config(case_id: str) -> dict[str, Any]:
@@ -361,7 +328,7 @@ def _forget(
         del running[key]
 
 
-def _result(case: Case, actions: tuple[PlannedAction, ...], entries: int, duplicate: bool) -> TriageResult:
+def _result(case: Case, actions: Sequence[PlannedAction], entries: int, duplicate: bool) -> TriageResult:
     verdict = case.verdict
     return TriageResult(
         case_id=case.id,

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field
+from soctriage.agents.lifecycle import Decision
 from soctriage.evals.runner import (
     EVAL_TENANT,
     LEDGERS_DIR,
@@ -226,7 +227,8 @@ async def run_chat_suite(
                 give_feedback(triager.deps, result.case_id, by="eval-analyst", **case.feedback.model_dump())
             for step in case.steps:
                 await triager.decide(
-                    result.case_id, step.decide, approve=step.approve, by=step.by, reason=step.reason
+                    result.case_id,
+                    Decision(action_id=step.decide, approve=step.approve, by=step.by, reason=step.reason),
                 )
         flush_index(triage_settings)
 

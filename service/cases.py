@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from soctriage.agents.response import decision_value
+from soctriage.agents.lifecycle import Decision, NotDecidable, decidable
 from soctriage.agents.run import ActionView, Triager, TriageResult
 from soctriage.service import metrics
 from soctriage.service.auth import Principal
 from soctriage.service.config import Settings
-from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Case, CaseStatus, LedgerEntry, utc_now
+from soctriage.service.domain import Case, CaseStatus, LedgerEntry
 from soctriage.service.ingest.limits import LimitError, check_value
-from soctriage.service.ledger_events import DecisionRefused
 from soctriage.service.queue import JobQueue, JobSpec
 from soctriage.service.store import Store
 from soctriage.service.store.case_query import CaseFilter, CasePage, page_cases
@@ -131,24 +130,25 @@ class Cases:
             )
             metrics.ACTION_DECISIONS.labels("refused_role").inc()
             raise ForbiddenError(f"role {who.role} may not decide actions (approver or admin needed)")
-        current = await self.triager.result(case_id)
-        action = next((a for a in current.actions if a.id == action_id), None)
-        if action is None:
-            raise NotFoundError(f"case {case_id} has no action {action_id}")
-        if action.status != "awaiting_approval" or case.status not in DECIDABLE_CASE_STATUSES:
-            why = f"action {action_id} is {action.status} (case {case.status}); only a pending action can be decided"
-            await self._refuse(who, case_id, action_id, why)
+        decision = Decision(action_id=action_id, approve=request.approve, by=who.name, reason=request.reason)
+        actions = await asyncio.to_thread(self.triager.actions, case_id)
+        try:
+            action = decidable(case, actions, action_id)
+        except NotDecidable as exc:
+            if exc.action is None:
+                raise NotFoundError(f"case {case_id} has no action {action_id}") from None
+            await asyncio.to_thread(self.triager.refuse, case_id, decision, str(exc))
             metrics.ACTION_DECISIONS.labels("refused_state").inc()
-            raise ConflictError(why)
-        now = utc_now()
-        args = decision_value(action_id, approve=request.approve, by=who.name, reason=request.reason, at=now)
-        job_id = await asyncio.to_thread(self.queue.enqueue_now, self.store, JobSpec(case_id, "decide", args))
+            raise ConflictError(str(exc)) from None
+        spec = JobSpec(case_id, "decide", decision.model_dump(mode="json"))
+        job_id = await asyncio.to_thread(self.queue.enqueue_now, self.store, spec)
         state = await self.queue.wait(job_id, self.settings.decision_wait_s)
-        if action.expires_at is not None and now >= action.expires_at:
+        if decision.late_for(action):
             # The graph records the decision as expired (approval_decided, outcome expired) and escalates.
             metrics.ACTION_DECISIONS.labels("expired").inc()
+            deadline = action.expires_at.isoformat() if action.expires_at else ""
             raise ConflictError(
-                f"the approval request for {action_id} expired at {action.expires_at.isoformat()};"
+                f"the approval request for {action_id} expired at {deadline};"
                 " the decision was recorded as expired and nothing was done"
             )
         metrics.ACTION_DECISIONS.labels("approved" if request.approve else "rejected").inc()
@@ -158,7 +158,3 @@ class Cases:
                 case_id=case_id, action_id=action_id, state="applied", job_id=job_id, result=result
             )
         return DecisionResult(case_id=case_id, action_id=action_id, state="queued", job_id=job_id)
-
-    async def _refuse(self, who: Principal, case_id: str, action_id: str, why: str) -> None:
-        payload = DecisionRefused(outcome="refused", action_id=action_id, reason=why)
-        await asyncio.to_thread(self.store.append, case_id, f"human:{who.name}", "note", payload)

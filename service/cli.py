@@ -298,12 +298,17 @@ def approve(
 async def _approve(
     settings: Settings, case_id: str, action_id: str, by: str, ok: bool, reason: str | None
 ) -> None:
-    from soctriage.agents.run import DecisionRefused
+    from soctriage.agents.lifecycle import Decision, NotDecidable
 
+    decision = Decision(action_id=action_id, approve=ok, by=by, reason=reason)
     async with _triager(settings) as triager:
         try:
-            result = await triager.decide(case_id, action_id, approve=ok, by=by, reason=reason)
-        except DecisionRefused as exc:
+            result = await triager.decide(case_id, decision)
+        except NotDecidable as exc:
+            if exc.action is not None:
+                # The action exists and the decider had the right to act (as the API's approver has): the
+                # refused attempt belongs in the case's transcript.
+                triager.refuse(case_id, decision, str(exc))
             raise fail(str(exc)) from exc
     typer.echo(_result_line(result))
     decided = next(a for a in result.actions if a.id == action_id)

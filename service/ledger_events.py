@@ -309,9 +309,17 @@ class GroupedAlert(_Note):
 
 
 class ApprovalInvalid(_Note):
+    """A human's approval no longer held when the action was about to run; nothing was done."""
+
     event: Literal["approval_invalid"] = "approval_invalid"
     action_id: str
     reason: str
+    # Written since the action lifecycle reads it back; older entries say it only in `reason`.
+    status: Literal["expired", "rejected"] | None = None
+
+    @property
+    def outcome(self) -> Literal["expired", "rejected"]:
+        return self.status or ("expired" if "expired" in self.reason else "rejected")
 
 
 class ApprovalExpired(_Note):

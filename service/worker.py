@@ -14,16 +14,13 @@ from datetime import datetime
 
 import httpx2
 import openai
-from soctriage.agents.response import SYSTEM, decision_value
+from soctriage.agents.lifecycle import SYSTEM, Decision, NotDecidable, case_actions, overdue, pending
 from soctriage.agents.run import Triager, TriageResult
 from soctriage.service import metrics
 from soctriage.service.config import Settings
-from soctriage.service.domain import DECIDABLE_CASE_STATUSES, FINAL_CASE_STATUSES, utc_now
+from soctriage.service.domain import FINAL_CASE_STATUSES, utc_now
 from soctriage.service.ledger_events import (
-    ApprovalDecided,
     ApprovalExpired,
-    ApprovalRequested,
-    DecisionRefused,
     LlmCall,
     events_of,
     token_totals,
@@ -86,33 +83,14 @@ class CaseWorker:
         )
 
     async def _decide(self, job: Job) -> TriageResult:
-        args = job.args
-        action_id, by = str(args["action_id"]), str(args["by"])
-        current = await self.triager.result(job.case_id)
-        pending = {a.id for a in current.actions if a.status == "awaiting_approval"}
-        if current.status in DECIDABLE_CASE_STATUSES and action_id in pending:
-            return await self.triager.decide(
-                job.case_id,
-                action_id,
-                approve=bool(args["approve"]),
-                by=by,
-                reason=args.get("reason"),
-                at=datetime.fromisoformat(str(args["at"])),
-                actor=args.get("actor"),
-            )
-        if job.attempt == 1 and args.get("actor") != SYSTEM:
-            # Another decision on this action got there first (two approvers at once): say so in the ledger.
-            await asyncio.to_thread(
-                self.store.append,
-                job.case_id,
-                f"human:{by}",
-                "note",
-                DecisionRefused(
-                    outcome="refused",
-                    action_id=action_id,
-                    reason="the action was decided by an earlier decision before this one ran",
-                ),
-            )
+        decision = Decision.model_validate(job.args)
+        try:
+            return await self.triager.decide(job.case_id, decision)
+        except NotDecidable:
+            if job.attempt == 1 and decision.actor != SYSTEM:
+                # Another decision on this action got there first (two approvers at once): say so in the ledger.
+                why = "the action was decided by an earlier decision before this one ran"
+                await asyncio.to_thread(self.triager.refuse, job.case_id, decision, why)
         # A retried decision whose first attempt was cut short: finish what it started.
         return await self.triager.run_case(job.case_id)
 
@@ -136,22 +114,15 @@ def expire_overdue_approvals(store: Store, queue: JobQueue, now: datetime | None
     queued = 0
     for case_id in store.case_ids("awaiting_approval"):
         entries = store.entries(case_id)
-        handled = {e.action_id for e in events_of(entries, ApprovalDecided)} | {
-            e.action_id for e in events_of(entries, ApprovalExpired)
-        }
-        for request in events_of(entries, ApprovalRequested):
-            action_id = request.action_id
-            deadline = datetime.fromisoformat(request.expires_at)
-            if action_id in handled or deadline > now:
+        swept = {e.action_id for e in events_of(entries, ApprovalExpired)}
+        for action in pending(case_actions(entries)):
+            if action.id in swept or not overdue(action, now):
                 continue
-            reason = "no approver decided before the request expired"
-            args = decision_value(
-                action_id, approve=False, by="approval deadline", reason=reason, at=now, actor=SYSTEM
-            )
             # The job first, then the note: a crash between them queues it again, and the repeat is a no-op.
-            queue.enqueue_now(store, JobSpec(case_id, "decide", args))
-            note = ApprovalExpired(action_id=action_id, expired_at=deadline.isoformat())
-            store.append(case_id, SYSTEM, "note", note)
+            decision = Decision.expiry(action.id, now)
+            queue.enqueue_now(store, JobSpec(case_id, "decide", decision.model_dump(mode="json")))
+            deadline = action.expires_at.isoformat() if action.expires_at else now.isoformat()
+            store.append(case_id, SYSTEM, "note", ApprovalExpired(action_id=action.id, expired_at=deadline))
             queued += 1
     return queued
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx2
 from fakes import ScriptedOpenAI, error, reply, tool_call_reply
 from soctriage.agents.assistant import citations
+from soctriage.agents.lifecycle import Decision
 from soctriage.agents.run import Triager, TriageResult
 from soctriage.service.cli import app
 from soctriage.service.config import Settings
@@ -92,7 +93,9 @@ async def test_a_proposal_waits_for_a_human_then_runs_once_through_the_guard(hom
         view = await triager.result(case.case_id)
         assert view.status == "awaiting_approval"
         assert [(a.id, a.status) for a in view.actions] == [("A1", "executed"), ("C1", "awaiting_approval")]
-        done = await triager.decide(case.case_id, "C1", approve=True, by="bob", reason="ok")
+        done = await triager.decide(
+            case.case_id, Decision(action_id="C1", approve=True, by="bob", reason="ok")
+        )
         assert [(a.id, a.status) for a in done.actions] == [("A1", "executed"), ("C1", "executed")]
         assert done.status == "escalated"  # back where it was: a ticket is not containment
         kinds = [(e.kind, e.actor) for e in triager.store.entries(case.case_id)][-6:]

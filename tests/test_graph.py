@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 from fakes import FAKE_API_KEY, ScriptedOpenAI, error, reply, tool_call_reply
+from soctriage.agents.lifecycle import Decision
 from soctriage.agents.run import Triager, TriageResult
 from soctriage.agents.state import initial_state
 from soctriage.evals.suite import SUITES_ROOT
@@ -141,9 +142,11 @@ async def test_approval_resumes_after_restart_and_never_acts_twice(home: Path) -
     assert paused.status == "awaiting_approval"
     isolate = next(a for a in paused.actions if a.tool == "isolate_host")
     async with triager(settings) as t:  # a new process would build exactly this
-        resumed = await t.decide(paused.case_id, isolate.id, approve=True, by="alice", reason="confirmed")
-        with pytest.raises(ValueError, match="no pending action"):
-            await t.decide(paused.case_id, isolate.id, approve=True, by="alice")
+        resumed = await t.decide(
+            paused.case_id, Decision(action_id=isolate.id, approve=True, by="alice", reason="confirmed")
+        )
+        with pytest.raises(ValueError, match="only a pending action can be decided"):
+            await t.decide(paused.case_id, Decision(action_id=isolate.id, approve=True, by="alice"))
     assert next(a for a in resumed.actions if a.id == isolate.id).status == "executed"
     entries = ledger(settings, paused.case_id)
     decided = kinds(entries, "approval_decided")
@@ -163,7 +166,7 @@ async def test_expired_approval_is_refused_and_recorded(home: Path, tmp_path: Pa
     async with triager(settings) as t:
         paused = await t.triage(sample("crowdstrike-lsass-dump.json"))
         isolate = next(a for a in paused.actions if a.tool == "isolate_host")
-        result = await t.decide(paused.case_id, isolate.id, approve=True, by="bob")
+        result = await t.decide(paused.case_id, Decision(action_id=isolate.id, approve=True, by="bob"))
     assert next(a for a in result.actions if a.id == isolate.id).status == "expired"
     [decided] = kinds(ledger(settings, paused.case_id), "approval_decided")
     assert decided["outcome"] == "expired"
@@ -265,7 +268,7 @@ async def test_endpoint_down_falls_back_to_builtin_and_escalates(home: Path) -> 
     async with triager(settings) as t:
         pending = [a for a in result.actions if a.status == "awaiting_approval"]
         for action in pending:
-            final = await t.decide(result.case_id, action.id, approve=False, by="carol")
+            final = await t.decide(result.case_id, Decision(action_id=action.id, approve=False, by="carol"))
     assert final.status == "escalated"
 
 
@@ -345,7 +348,8 @@ async def test_on_postgresql_approval_resumes_from_the_postgres_checkpoint(
     async with triager(settings) as t:
         for action in pending:
             final = await t.decide(
-                paused.case_id, action.id, approve=action.tool == "isolate_host", by="dana"
+                paused.case_id,
+                Decision(action_id=action.id, approve=action.tool == "isolate_host", by="dana"),
             )
     assert final.status == "contained"
     with Store.open(settings) as store:

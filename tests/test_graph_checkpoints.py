@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from soctriage.agents.lifecycle import Decision
 from soctriage.agents.run import Triager
 from soctriage.service.config import Settings
 from soctriage.service.store import Store
@@ -43,7 +44,9 @@ async def test_a_case_paused_with_the_alert_in_its_checkpoint_still_resumes(home
     assert paused.status == "awaiting_approval"
     isolate = next(a for a in paused.actions if a.tool == "isolate_host")
     async with triager(settings) as t:  # a new process: nothing cached, the alert comes from the store
-        resumed = await t.decide(paused.case_id, isolate.id, approve=True, by="alice", reason="confirmed")
+        resumed = await t.decide(
+            paused.case_id, Decision(action_id=isolate.id, approve=True, by="alice", reason="confirmed")
+        )
     assert next(a for a in resumed.actions if a.id == isolate.id).status == "executed"
     entries = ledger(settings, paused.case_id)
     assert [p["action_id"] for p in kinds(entries, "approval_decided")] == [isolate.id]
@@ -117,7 +120,8 @@ async def test_on_postgresql_a_finished_case_keeps_one_checkpoint(pg_url: str, t
     async with triager(settings) as t:
         for action in pending:
             final = await t.decide(
-                paused.case_id, action.id, approve=action.tool == "isolate_host", by="dana"
+                paused.case_id,
+                Decision(action_id=action.id, approve=action.tool == "isolate_host", by="dana"),
             )
     assert next(a for a in final.actions if a.id == isolate.id).status == "executed"
     after = rows(paused.case_id)

@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from soctriage.agents.run import DecisionRefused, Triager
+from soctriage.agents.lifecycle import NotDecidable
+from soctriage.agents.run import Triager
 from soctriage.service import metrics
 from soctriage.service.api import chat, embeddings, quarantine, reports, rules
 from soctriage.service.api.routes import router
@@ -89,7 +90,7 @@ def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
         return JSONResponse(status_code=403, content={"detail": str(exc)})
 
     @app.exception_handler(ConflictError)
-    @app.exception_handler(DecisionRefused)
+    @app.exception_handler(NotDecidable)
     async def conflict(_: Request, exc: Exception) -> Response:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
 

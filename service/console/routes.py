@@ -17,7 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from soctriage.agents.assistant import MAX_QUESTION_CHARS, ChatAnswer
 from soctriage.agents.feedback import FeedbackError, give_feedback
-from soctriage.agents.run import DecisionRefused
+from soctriage.agents.lifecycle import NotDecidable
 from soctriage.service.api import chat as chat_api
 from soctriage.service.api.deps import cases_of
 from soctriage.service.cases import ConflictError, DecisionRequest, ForbiddenError, NotFoundError
@@ -209,7 +209,7 @@ async def decide(
         await cases_of(request).decide(
             who.principal, case_id, action_id, DecisionRequest(approve=choice == "approve", reason=reason)
         )
-    except (ForbiddenError, ConflictError, DecisionRefused) as exc:
+    except (ForbiddenError, ConflictError, NotDecidable) as exc:
         status = 403 if isinstance(exc, ForbiddenError) else 409
         response = await _actions_fragment(request, who, case_id, error=str(exc), status=status)
         response.headers["HX-Trigger"] = "ledger-changed"  # a refusal is a ledger entry too

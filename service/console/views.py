@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any, get_args
 
 from markupsafe import Markup, escape
-from soctriage.agents.assistant_actions import ActionTrail, action_trails
 from soctriage.agents.assistant_facts import describe
+from soctriage.agents.lifecycle import ActionTrail, action_trails
 from soctriage.agents.run import ActionView, Triager
 from soctriage.service.domain import DISPOSITIONS, Alert, Case, CaseStatus, LedgerEntry, SeverityId
 from soctriage.service.ledger_events import PossiblePromptInjection, is_event
