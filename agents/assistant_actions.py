@@ -60,7 +60,9 @@ def propose(
     """Put a proposal through the guard and ask a human for it; the case waits for the decision."""
     number = len(proposals(entries)) + 1
     ctx = case_context(deps, case, alert, entries)
-    [action] = plan_actions(deps, case.id, ctx, [(f"{PROPOSAL_PREFIX}{number}", proposal)], actor=ACTOR)
+    [action] = plan_actions(
+        deps, case.id, ctx, [(f"{PROPOSAL_PREFIX}{number}", proposal)], actor=ACTOR, charge=False
+    )
     if action.status == "approved":
         # The guard would let it run, but nobody asked for it but the model: a human confirms first.
         expires = utc_now() + timedelta(seconds=deps.guard.policy.approval_ttl_s)

@@ -22,6 +22,7 @@ from soctriage.service.ledger_events import (
     ToolCallRequested,
 )
 from soctriage.tools import Approval, GuardDecision, ToolCall, ToolContext, check_approval
+from sqlalchemy import Connection
 
 
 def plan_actions(
@@ -31,25 +32,50 @@ def plan_actions(
     proposals: list[tuple[str, ProposedAction]],
     *,
     actor: str = "response_agent",
+    charge: bool = True,
 ) -> list[PlannedAction]:
     """The guard's decision on each `(action_id, proposal)`; every proposal, decision and approval request
-    lands in one ledger transaction."""
-    records: list[LedgerRecord] = []
-    planned = []
-    for action_id, proposal in proposals:
-        call = ToolCallRequested(
-            action_id=action_id, tool=proposal.tool, args=proposal.args, reason=proposal.reason
+    lands in one ledger transaction.
+
+    An action the policy allows is cleared to run, so it is charged to its tenant's budget in that same
+    transaction (`charge`); when the budget is spent it waits for a human instead (a second guard decision
+    and an approval request), never silently dropped. The case assistant's proposals always wait for a human,
+    so they are not charged (`charge=False`), nor is anything a human approves."""
+    decided = [
+        (
+            action_id,
+            proposal,
+            deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id)),
         )
-        decision = deps.guard.decide(ctx, ToolCall(tool=proposal.tool, args=proposal.args, call_id=action_id))
-        records.append((actor, "tool_call", call))
-        action = PlannedAction(
-            id=action_id, reason=proposal.reason, guard=decision, status=STATUS_BY_DECISION[decision.decision]
-        )
-        action, entries = _decided(deps, action, decision)
-        records += entries
-        planned.append(action)
-    if records:
-        deps.store.append_many(case_id, records)
+        for action_id, proposal in proposals
+    ]
+    planned: list[PlannedAction] = []
+
+    def records(conn: Connection) -> list[LedgerRecord]:
+        planned.clear()  # a transaction retried from the top plans again
+        written: list[LedgerRecord] = []
+        for action_id, proposal, decision in decided:
+            call = ToolCallRequested(
+                action_id=action_id, tool=proposal.tool, args=proposal.args, reason=proposal.reason
+            )
+            written.append((actor, "tool_call", call))
+            action = PlannedAction(
+                id=action_id,
+                reason=proposal.reason,
+                guard=decision,
+                status=STATUS_BY_DECISION[decision.decision],
+            )
+            action, entries = _decided(deps, action, decision)
+            written += entries
+            held = deps.guard.charge(ctx, decision, within=conn) if charge else None
+            if held is not None:
+                action, entries = _decided(deps, action, held)
+                written += entries
+            planned.append(action)
+        return written
+
+    if decided:
+        deps.store.append_built(case_id, records)
     return planned
 
 
@@ -124,15 +150,7 @@ async def execute(
     deps: Deps, case_id: str, ctx: ToolContext, action: PlannedAction, executed: set[str]
 ) -> PlannedAction:
     """Run one cleared action unless the ledger (`executed` keys) says it already ran; record what happened.
-
-    An action the policy allowed is charged to its tenant's budget first; when the budget is spent it waits
-    for a human instead (a new guard decision and an approval request), never silently dropped."""
-    if action.approval is None and action.guard.idempotency_key not in executed:
-        held = deps.guard.charge(ctx, action.guard)
-        if held is not None:
-            action, records = _decided(deps, action, held)
-            deps.store.append_many(case_id, records)
-            return action
+    An action the policy allowed was charged to its tenant's budget when it was planned (`plan_actions`)."""
     if action.approval is not None:
         check = check_approval(action.approval, case_id, action.tool, action.guard.args, utc_now())
         if not check.ok:

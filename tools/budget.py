@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import action_budget
 from soctriage.tools.policy import RateLimit
-from sqlalchemy import Engine, delete, exists, func, select, text
+from sqlalchemy import Connection, Engine, delete, exists, func, select, text
 
 
 class StoreActionBudget:
@@ -21,26 +21,44 @@ class StoreActionBudget:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def take(self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime) -> RateLimit | None:
+    def take(
+        self,
+        tenant: str,
+        limits: Sequence[RateLimit],
+        key: str,
+        now: datetime,
+        *,
+        within: Connection | None = None,
+    ) -> RateLimit | None:
+        """See `ActionBudget.take`. `within` is a write transaction already open on this database (the one
+        that writes the action's guard decision to the ledger): the take commits or rolls back with it."""
+        if within is not None:
+            return self._take(within, tenant, limits, key, now)
         with write_transaction(self.engine) as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
-                    {"name": f"soctriage-budget:{tenant}"},
-                )
-            fresh: list[RateLimit] = []
-            for limit in limits:
-                since = now - timedelta(seconds=limit.window_s)
-                mine = (action_budget.c.tenant == tenant) & (action_budget.c.limit_id == limit.id)
-                # What fell out of the window is no longer needed by anyone.
-                conn.execute(delete(action_budget).where(mine, action_budget.c.at <= since))
-                if conn.execute(select(exists().where(mine, action_budget.c.action_key == key))).scalar():
-                    continue
-                used = conn.execute(select(func.count()).select_from(action_budget).where(mine)).scalar_one()
-                if used >= limit.max_actions:
-                    return limit
-                fresh.append(limit)
-            if fresh:
-                rows = [{"tenant": tenant, "limit_id": lim.id, "action_key": key, "at": now} for lim in fresh]
-                conn.execute(action_budget.insert(), rows)
+            return self._take(conn, tenant, limits, key, now)
+
+    @staticmethod
+    def _take(
+        conn: Connection, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime
+    ) -> RateLimit | None:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                {"name": f"soctriage-budget:{tenant}"},
+            )
+        fresh: list[RateLimit] = []
+        for limit in limits:
+            since = now - timedelta(seconds=limit.window_s)
+            mine = (action_budget.c.tenant == tenant) & (action_budget.c.limit_id == limit.id)
+            # What fell out of the window is no longer needed by anyone.
+            conn.execute(delete(action_budget).where(mine, action_budget.c.at <= since))
+            if conn.execute(select(exists().where(mine, action_budget.c.action_key == key))).scalar():
+                continue
+            used = conn.execute(select(func.count()).select_from(action_budget).where(mine)).scalar_one()
+            if used >= limit.max_actions:
+                return limit
+            fresh.append(limit)
+        if fresh:
+            rows = [{"tenant": tenant, "limit_id": lim.id, "action_key": key, "at": now} for lim in fresh]
+            conn.execute(action_budget.insert(), rows)
         return None

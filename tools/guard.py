@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field, ValidationError
 from soctriage.service.config import Settings
@@ -41,6 +41,9 @@ from soctriage.tools.policy import (
 )
 from soctriage.tools.registry import Registry, ToolCall, default_registry, describe_validation
 from soctriage.tools.tool_spec import RiskTier, TargetKind, ToolContext, args_hash, idempotency_key
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 
 class TargetInfo(Frozen):
@@ -144,10 +147,19 @@ def check_approval(
 class ActionBudget(Protocol):
     """Where the policy's per-tenant action budgets (`rate_limits`) are counted."""
 
-    def take(self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime) -> RateLimit | None:
+    def take(
+        self,
+        tenant: str,
+        limits: Sequence[RateLimit],
+        key: str,
+        now: datetime,
+        *,
+        within: Connection | None = None,
+    ) -> RateLimit | None:
         """The first of `limits` the action `key` would exceed, or None after counting it against every
         limit. Check and count are one step, so two processes cannot both take the last unit. An
-        idempotency key already counted in a window counts once (a resumed run does not pay twice)."""
+        idempotency key already counted in a window counts once (a resumed run does not pay twice).
+        `within`: a store write transaction to count in, for a budget kept in the store."""
         ...
 
 
@@ -158,7 +170,15 @@ class RateLimiter:
     def __init__(self) -> None:
         self._hits: dict[tuple[str, str], deque[tuple[datetime, str]]] = {}
 
-    def take(self, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime) -> RateLimit | None:
+    def take(
+        self,
+        tenant: str,
+        limits: Sequence[RateLimit],
+        key: str,
+        now: datetime,
+        *,
+        within: Connection | None = None,
+    ) -> RateLimit | None:
         windows = [(limit, self._window(tenant, limit, now)) for limit in limits]
         fresh = [(limit, hits) for limit, hits in windows if all(k != key for _, k in hits)]
         for limit, hits in fresh:
@@ -294,10 +314,13 @@ class Guard:
             result = self._decide_by_rules(ctx, spec.name, spec.tier, targets)
         return decided(*result, **common)
 
-    def charge(self, ctx: ToolContext, decision: GuardDecision) -> GuardDecision | None:
-        """Charge an action the policy allowed to its tenant's budget just before it runs. Returns None when
-        it may run, or the decision that replaces `decision` when the budget is spent: the action then waits
-        for a human (never silently denied). Human-approved, dry-run and exempt actions are not charged."""
+    def charge(
+        self, ctx: ToolContext, decision: GuardDecision, *, within: Connection | None = None
+    ) -> GuardDecision | None:
+        """Charge an action the policy allowed to its tenant's budget as it is cleared to run. Returns None
+        when it may run, or the decision that replaces `decision` when the budget is spent: the action then
+        waits for a human (never silently denied). Human-approved, dry-run and exempt actions are not charged.
+        `within`: the store transaction that records the decision, so the charge and the record are one."""
         if decision.decision != "allow" or decision.dry_run or decision.tier in (None, "read"):
             return None
         limits = [
@@ -307,7 +330,7 @@ class Guard:
         ]
         if not limits:
             return None
-        exceeded = self.budget.take(ctx.tenant, limits, decision.idempotency_key, self.clock())
+        exceeded = self.budget.take(ctx.tenant, limits, decision.idempotency_key, self.clock(), within=within)
         if exceeded is None:
             return None
         reason = (

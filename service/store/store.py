@@ -232,6 +232,23 @@ class Store(CaseOpening, ChainVerification, Quarantine):
                 raise CaseNotFoundError(case_id)
             return self._append_locked(conn, case_id, *head, clean)
 
+    def append_built(
+        self, case_id: str, build: Callable[[Connection], Iterable[EntryInput]]
+    ) -> list[LedgerEntry]:
+        """Append the entries `build` returns, calling it inside the write transaction once the case's head is
+        locked: whatever `build` writes on that connection (an action budget taken) commits with the entries
+        or not at all."""
+        with write_transaction(self.engine) as conn:
+            statements = LedgerStatements(conn)
+            head = statements.lock_head(case_id)
+            if head is None:
+                raise CaseNotFoundError(case_id)
+            clean = [
+                (actor, kind, *clean_entry_input(actor, kind, payload))
+                for actor, kind, payload in build(conn)
+            ]
+            return self._append_locked(conn, case_id, *head, clean) if clean else []
+
     @staticmethod
     def _append_locked(
         conn: Connection,
