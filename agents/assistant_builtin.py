@@ -16,7 +16,15 @@ from soctriage.agents.assistant_requests import propose_answer, refusal, request
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.agents.lifecycle import ActionTrail, action_trails
 from soctriage.service.domain import Alert, LedgerEntry
-from soctriage.service.ledger_events import ModelFallback, PossiblePromptInjection, VerdictRejected
+from soctriage.service.ledger_events import (
+    Feedback,
+    ModelFallback,
+    PossiblePromptInjection,
+    StatusChange,
+    ToolResultRecorded,
+    VerdictRecorded,
+    VerdictRejected,
+)
 from soctriage.tools.retrieval_embed import related_floor
 
 _SCOPE = (
@@ -119,7 +127,7 @@ def _who(actor: str) -> str:
 def summary_answer(session: ChatSession) -> str:
     case, alert = session.case, session.alert
     verdict_entry = session.last("verdict")
-    status_entry = session.last("status_change")
+    status = session.last_event(StatusChange)
     where = f" on {alert.device.hostname}" if alert.device and alert.device.hostname else ""
     who = f" by {alert.user.name}" if alert.user and alert.user.name else ""
     lines = [f"Case {case.id}: {alert.title.rstrip('.')}{where}{who}{cite(1)}."]
@@ -133,30 +141,30 @@ def summary_answer(session: ChatSession) -> str:
             lines.append(f"Techniques: {', '.join(v.techniques)}.")
     else:
         lines.append("There is no verdict yet.")
-    if status_entry:
-        lines.append(f"Status {case.status}: {status_entry.payload.get('reason')}{cite(status_entry.seq)}.")
+    if status:
+        lines.append(f"Status {case.status}: {status[1].reason}{cite(status[0])}.")
     trails = action_trails(session.entries)
     if trails:
         lines.append("Actions: " + "; ".join(_action_line(t) for t in trails) + ".")
-    feedback = session.last("feedback")
+    feedback = session.last_event(Feedback)
     if feedback:
-        lines.append(f"Analyst disposition: {feedback.payload.get('disposition')}{cite(feedback.seq)}.")
+        lines.append(f"Analyst disposition: {feedback[1].disposition}{cite(feedback[0])}.")
     return " ".join(lines)
 
 
 def why_answer(session: ChatSession) -> str:
     case = session.case
-    changes = session.of_kind("status_change")
-    current = next((e for e in reversed(changes) if e.payload.get("to") == case.status), None)
+    changes = session.events(StatusChange)
+    current = next(((seq, c) for seq, c in reversed(changes) if c.to == case.status), None)
     lines = [f"The case is {case.status}"]
     if current:
-        lines[0] += f" because {current.payload.get('reason')}{cite(current.seq)}"
+        lines[0] += f" because {current[1].reason}{cite(current[0])}"
     lines[0] += "."
-    verdict = session.last("verdict")
+    verdict = session.last_event(VerdictRecorded)
     if verdict:
+        seq, v = verdict
         lines.append(
-            f"The verdict was {verdict.payload.get('disposition')} (confidence {verdict.payload.get('confidence')});"
-            f" signals: {verdict.payload.get('rationale')}{cite(verdict.seq)}."
+            f"The verdict was {v.disposition} (confidence {v.confidence}); signals: {v.rationale}{cite(seq)}."
         )
     for entry in session.of_kind("note"):
         note = entry.event()
@@ -183,15 +191,13 @@ def timeline_answer(session: ChatSession, before: int) -> str:
 
 
 def evidence_answer(session: ChatSession) -> str:
-    verdict = session.last("verdict")
+    verdict = session.last_event(VerdictRecorded)
     if verdict is None:
         return "There is no verdict yet, so no evidence was cited."
     by_seq = {e.seq: e for e in session.entries}
-    lines = [
-        f"The verdict {verdict.payload.get('disposition')} (confidence {verdict.payload.get('confidence')})"
-        f"{cite(verdict.seq)} rests on:"
-    ]
-    for seq in verdict.payload.get("evidence", []):
+    at, v = verdict
+    lines = [f"The verdict {v.disposition} (confidence {v.confidence}){cite(at)} rests on:"]
+    for seq in v.evidence:
         if seq in by_seq:
             lines.append(f"- {_after_colon(by_seq[seq])}{cite(seq)}")
     return "\n".join(lines)
@@ -269,10 +275,10 @@ def entities_answer(session: ChatSession) -> str:
             lines.append(f"- {label}: {shown}")
     own = {v.lower() for values in facts.values() for v in values}
     discovered: dict[str, list[int]] = {}
-    for entry in session.of_kind("tool_result"):
-        for value in entry.payload.get("entities", ()):
+    for seq, result in session.events(ToolResultRecorded):
+        for value in result.entities:
             if str(value).lower() not in own:
-                discovered.setdefault(str(value), []).append(entry.seq)
+                discovered.setdefault(str(value), []).append(seq)
     if discovered:
         found = [f"{value}{cite(seqs[0])}" for value, seqs in list(discovered.items())[:10]]
         lines.append(f"- found by enrichment: {', '.join(found)}")

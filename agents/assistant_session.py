@@ -3,14 +3,16 @@ assistant looks things up, and the tool context. Both responders (builtin and mo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from soctriage.agents.assistant_actions import ACTOR, case_context, propose
 from soctriage.agents.deps import Deps
 from soctriage.agents.state import PlannedAction, ProposedAction
 from soctriage.service.domain import Alert, Case, LedgerEntry
-from soctriage.service.ledger_events import ToolCallRequested, ToolResultRecorded
+from soctriage.service.ledger_events import LedgerPayload, ToolCallRequested, ToolResultRecorded
 from soctriage.tools import ToolContext
+
+E = TypeVar("E", bound=LedgerPayload)
 
 
 class ChatSession:
@@ -53,6 +55,15 @@ class ChatSession:
 
     def last(self, kind: str) -> LedgerEntry | None:
         return next((e for e in reversed(self.entries) if e.kind == kind), None)
+
+    def last_event(self, event_type: type[E]) -> tuple[int, E] | None:
+        """The case's latest entry of `event_type`, as (seq, event)."""
+        found = [(e.seq, event) for e in self.entries if isinstance(event := e.event(), event_type)]
+        return found[-1] if found else None
+
+    def events(self, event_type: type[E]) -> list[tuple[int, E]]:
+        """Every entry of `event_type`, as (seq, event), in ledger order."""
+        return [(e.seq, event) for e in self.entries if isinstance(event := e.event(), event_type)]
 
     def of_kind(self, *kinds: str) -> list[LedgerEntry]:
         return [e for e in self.entries if e.kind in kinds]
