@@ -87,21 +87,15 @@ async def _write(deps: Deps, state: TriageState, records: list[LedgerRecord]) ->
 async def ingest(state: TriageState, runtime: Ctx) -> Command[Literal["triage"]]:
     deps = runtime.context
     markers = scan_alert(await deps.alert(state))
+    injection = PossiblePromptInjection(markers=list(markers), effect="never auto-closed")
     await deps.store.io(
         deps.store.set_status,
         state["case_id"],
         "triaging",
         actor="system",
         reason=f"triage by {deps.analyst.name}",
+        then=[("system", "note", injection)] if markers else [],
     )
-    if markers:
-        await deps.store.io(
-            deps.record,
-            state["case_id"],
-            "system",
-            "note",
-            PossiblePromptInjection(markers=list(markers), effect="never auto-closed"),
-        )
     return Command(goto="triage", update={"injection": markers, "model": deps.analyst.name, "findings": ()})
 
 
@@ -204,7 +198,6 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
     alert = await deps.alert(state)
     task = _task(state, alert, correction=correction)
     step, update, records = await _ask(runtime, state, "triage_agent", "decide", task)
-    await _write(deps, state, records)
     answer: Verdict = step.answer
     problem = None if answer.evidence else "no evidence cited"
     prior = state.get("prior_verdict")
@@ -222,25 +215,27 @@ async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict"
                 **kept,
             }
         )
+        floor = None
+        if answer.disposition in DISPOSITIONS_AUTO_CLOSE and not state.get("escalation"):
+            objection = _auto_close_objection(state, alert)
+            floor = AutoCloseFloor(disposition=answer.disposition, reason=objection) if objection else None
         try:
-            entry = ("triage_agent", "verdict", payload)
-            await deps.store.io(deps.store.set_verdict, state["case_id"], answer, entry=entry)
+            # The model calls that made the verdict, the verdict, and any note on it: one transaction.
+            notes: list[LedgerRecord] = [("system", "note", floor)] if floor else []
+            entries = [*records, ("triage_agent", "verdict", payload), *notes]
+            await deps.store.io(deps.store.set_verdict, state["case_id"], answer, entries)
         except EvidenceError as exc:
             problem = f"evidence cites ledger entries that do not exist: {exc.missing}"
+        else:
+            if floor is not None:
+                update["escalation"] = f"not auto-closed: {floor.reason}"
     if problem is not None:
-        rejected = VerdictRejected(reason=problem)
-        await deps.store.io(deps.record, state["case_id"], "system", "note", rejected)
+        await _write(deps, state, [*records, ("system", "note", VerdictRejected(reason=problem))])
         if attempts == 0:
             return Command(
                 goto="verdict", update={"verdict_attempts": 1, "verdict_correction": problem, **update}
             )
         return Command(goto="close", update={"escalation": f"verdict rejected twice: {problem}", **update})
-    if answer.disposition in DISPOSITIONS_AUTO_CLOSE and not state.get("escalation"):
-        objection = _auto_close_objection(state, alert)
-        if objection is not None:
-            note = AutoCloseFloor(disposition=answer.disposition, reason=objection)
-            await deps.store.io(deps.record, state["case_id"], "system", "note", note)
-            update["escalation"] = f"not auto-closed: {objection}"
     return Command(goto="respond", update={"verdict": answer, **update})
 
 

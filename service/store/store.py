@@ -123,9 +123,12 @@ class Store(CaseOpening, ChainVerification, Quarantine):
             ).first()
         return None if row is None else Alert.model_validate({**row.normalized, "raw": row.raw})
 
-    def set_status(self, case_id: str, status: CaseStatus, actor: str, reason: str) -> Case:
+    def set_status(
+        self, case_id: str, status: CaseStatus, actor: str, reason: str, then: Sequence[EntryInput] = ()
+    ) -> Case:
         """Move the case to `status`, writing a `status_change` entry; the entry's time becomes the status
-        time when the case reaches this status for the first time."""
+        time when the case reaches this status for the first time. `then` are entries appended after it in
+        the same transaction."""
         new_status = _valid_status(status)
         with write_transaction(self.engine) as conn:
             head = self._lock_case(conn, case_id)
@@ -138,7 +141,10 @@ class Store(CaseOpening, ChainVerification, Quarantine):
                 case_id,
                 head.head_seq,
                 head.head_hash,
-                [(actor, "status_change", *clean_entry_input(actor, "status_change", change))],
+                [
+                    (actor, "status_change", *clean_entry_input(actor, "status_change", change)),
+                    *((who, kind, *clean_entry_input(who, kind, payload)) for who, kind, payload in then),
+                ],
                 ts=ts,
                 status=new_status,
                 status_times=times,
@@ -146,11 +152,12 @@ class Store(CaseOpening, ChainVerification, Quarantine):
             alert_ids = self._case_alert_ids(conn, case_id)
             return self._to_case(head, alert_ids, status=new_status, status_times=times)
 
-    def set_verdict(self, case_id: str, verdict: Verdict, entry: EntryInput | None = None) -> Case:
+    def set_verdict(self, case_id: str, verdict: Verdict, entries: Sequence[EntryInput] = ()) -> Case:
         """Record the case's verdict; every evidence seq it cites must exist in this case's ledger, else
-        `EvidenceError`. `entry`, when given, is appended in the same transaction (the verdict's own
-        ledger entry), so the case never holds a verdict its transcript lacks."""
-        items = [] if entry is None else [(entry[0], entry[1], *clean_entry_input(*entry))]
+        `EvidenceError` (and nothing is written). `entries` (the verdict's own ledger entry, the model calls
+        that made it, notes on it) are appended in the same transaction, so the case never holds a verdict its
+        transcript lacks."""
+        items = [(actor, kind, *clean_entry_input(actor, kind, payload)) for actor, kind, payload in entries]
         with write_transaction(self.engine) as conn:
             head = self._lock_case(conn, case_id)
             missing = sorted(seq for seq in set(verdict.evidence) if not 1 <= seq <= head.head_seq)
