@@ -25,7 +25,7 @@ from soctriage.tools.attack import AttackCatalog, AttackDataError
 from soctriage.tools.intel import IntelFileError, LocalIntel, detect_type, load_intel_file
 from soctriage.tools.inventory import Inventory, InventoryError
 from soctriage.tools.lolbins import LolbinCatalog
-from soctriage.tools.tool_spec import RegistryError
+from soctriage.tools.tool_spec import RegistryError, ToolOutput
 from tools_support import DROPPER_SHA256, make_alert, make_ctx
 
 EXPECTED_TOOLS = {
@@ -57,8 +57,11 @@ class EchoIn(BaseModel):
     times: int = 1
 
 
-class EchoOut(BaseModel):
+class EchoOut(ToolOutput):
     text: str
+
+    def summary(self) -> str:
+        return f"echoed {self.text}"
 
 
 @tool(tier="read", timeout_s=1.0)
