@@ -64,6 +64,14 @@ class EchoOut(ToolOutput):
         return f"echoed {self.text}"
 
 
+class Plain(BaseModel):
+    text: str
+
+
+class Unsaid(ToolOutput):
+    text: str
+
+
 @tool(tier="read", timeout_s=1.0)
 def echo(args: EchoIn) -> EchoOut:
     """Repeat the text."""
@@ -154,6 +162,19 @@ def test_bad_tool_definitions_fail_at_registration() -> None:
 
     with pytest.raises(RegistryError, match="docstring"):
         tool(tier="read")(no_doc)
+
+    def plain(args: EchoIn) -> Plain:
+        """Returns a model that cannot say what it found."""
+        return Plain(text="")
+
+    def unsaid(args: EchoIn) -> Unsaid:
+        """Returns an output without its one-line summary."""
+        return Unsaid(text="")
+
+    with pytest.raises(RegistryError, match="ToolOutput"):
+        tool(tier="read")(plain)
+    with pytest.raises(RegistryError, match="summary"):
+        tool(tier="read")(unsaid)
     with pytest.raises(RegistryError, match="lacks"):
         tool(tier="contain", targets={"host": "host"})(echo)
     with pytest.raises(RegistryError, match="twice"):

@@ -101,15 +101,14 @@ class AttackLookupResult(ToolOutput):
     def summary(self) -> str:
         if self.technique is None:
             return f"{self.technique_id}: not in {self.source}"
-        line = (
-            f"{self.technique_id} {self.technique.name} ({', '.join(self.technique.tactics) or 'no tactic'})"
-        )
+        tactics = ", ".join(self.technique.tactics) or "no tactic"
+        line = f"{self.technique_id} {self.technique.name} ({tactics})"
         if self.parent is not None:
             line += f", a sub-technique of {self.parent.id} {self.parent.name}"
-        if self.status == "revoked":
-            line += ", revoked" + (
-                f" for {self.replacement.id} {self.replacement.name}" if self.replacement else ""
-            )
+        if self.replacement is not None:
+            line += f", revoked for {self.replacement.id} {self.replacement.name}"
+        elif self.status == "revoked":
+            line += ", revoked"
         return line
 
 
