@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import ValidationError
 from soctriage.service.alert_entities import OBSERVABLES, pick
 from soctriage.service.domain import Alert, LedgerEntry
 from soctriage.service.ledger_events import (
@@ -26,6 +27,7 @@ from soctriage.service.ledger_events import (
     ToolResultRecorded,
     VerdictRecorded,
 )
+from soctriage.tools.registry import default_registry
 
 _IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _URL = re.compile(r"\bhttps?://[^\s'\"<>)]+", re.I)
@@ -165,19 +167,15 @@ def _short(value: Any, limit: int = 120) -> str:
 
 
 def _result_summary(result: ToolResultRecorded) -> str:
-    if result.status not in ("ok", "simulated"):
+    if result.status == "simulated":
+        return "dry run, nothing was executed"
+    if result.status != "ok":
         return f"{result.status}: {result.error}"
-    output = result.output or {}
-    picked = result.highlights()
-    if "cases" in output:
-        picked["cases"] = [
-            f"{c['case_id']} {c.get('disposition')} ({c.get('disposition_source')}, sim {c.get('similarity')})"
-            for c in output["cases"][:5]
-        ]
-    if "hits" in output:
-        # Knowledge-base hits have a title; threat-intel hits say what they know in `detail`.
-        picked["hits"] = [h.get("title") or h.get("detail") for h in output["hits"][:5]]
-    return ", ".join(f"{k}={_short(v, 160)}" for k, v in picked.items()) or "ok"
+    try:
+        return _short(default_registry().output(result.tool, result.output or {}).summary(), 300)
+    except (KeyError, ValidationError):
+        # A tool this build does not have, or an output an earlier build wrote: shown as it was written.
+        return _short(result.output, 300)
 
 
 def describe(entry: LedgerEntry) -> str:

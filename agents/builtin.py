@@ -27,6 +27,7 @@ from soctriage.agents.state import (
 from soctriage.service.alert_entities import OBSERVABLES, alert_processes, pick
 from soctriage.service.domain import Alert, Disposition, Severity, SeverityId, Verdict
 from soctriage.tools.commandline import decode_powershell, indicators_in
+from soctriage.tools.lineage import Lineage
 
 NAME = "builtin"
 MAX_INTEL_LOOKUPS = 8
@@ -99,9 +100,8 @@ class BuiltinAnalyst:
         else:
             final = True
             # Second pass: indicators only visible after decoding (e.g. a URL inside -EncodedCommand).
-            for finding in findings(task, "process_lineage"):
-                decoded = finding.output.get("decoded_powershell") or ""
-                for indicator in indicators_in(decoded)[:MAX_INTEL_LOOKUPS]:
+            for _, lineage in findings(task, "process_lineage", Lineage):
+                for indicator in indicators_in(lineage.decoded_powershell or "")[:MAX_INTEL_LOOKUPS]:
                     want("threat_intel_lookup", {"indicator": indicator})
         return Step(
             answer=EnrichmentPlan(calls=calls, final=final), reasoning={"model": NAME, "step": task.step}

@@ -4,11 +4,13 @@ alert's author cannot write count; each is cited in the verdict."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from soctriage.agents.analyst import Task
 from soctriage.agents.builtin_signals import Signals, alert_hashes, findings
+from soctriage.tools.intel import IntelLookupResult
+from soctriage.tools.known_good import KnownGoodLookup, KnownGoodSource
 from soctriage.tools.matching import canonical_path, driven_programs, file_name, path_is_specific
+from soctriage.tools.org_context import OrgContextReport
+from soctriage.tools.suppression import SuppressionRulesReport
 
 # Organisation-context sections that say an activity is sanctioned; change windows and gateway egress IPs only
 # give context.
@@ -25,14 +27,14 @@ ANALYST_RULE_CONFIDENCE = 0.9
 def analyst_rule_facts(task: Task, s: Signals) -> None:
     """A suppression rule the tenant's analysts taught on this exact pattern (detection, program, hash,
     parent, account, command shape): a benign fact, cited with the cases it came from."""
-    for finding in findings(task, "suppression_rules_lookup"):
-        for hit in finding.output.get("matches", ()):
-            taught = ", ".join(hit.get("source_cases", ()))
+    for finding, rules in findings(task, "suppression_rules_lookup", SuppressionRulesReport):
+        for hit in rules.matches:
+            taught = ", ".join(hit.source_cases)
             why = (
-                f"analyst rule {hit['rule_id']} by {hit['author']} ({hit.get('reason') or 'no reason given'}),"
+                f"analyst rule {hit.rule_id} by {hit.author} ({hit.reason or 'no reason given'}),"
                 f" taught on cases {taught}"
             )
-            s.benign_facts.append((why, hit["disposition"], ANALYST_RULE_CONFIDENCE, finding.seq))
+            s.benign_facts.append((why, hit.disposition, ANALYST_RULE_CONFIDENCE, finding.seq))
 
 
 def org_context_facts(task: Task, s: Signals) -> bool:
@@ -41,18 +43,18 @@ def org_context_facts(task: Task, s: Signals) -> bool:
     sanctioned tool from another host) is evidence of an attack. Returns whether an admin-tool entry
     applies, which is what makes a remote-management tool sanctioned."""
     sanctioned = False
-    for finding in findings(task, "org_context"):
-        for hit in finding.output.get("applies", ()):
-            what = f"organisation context {hit['section']} entry {hit['entry_id']} applies"
-            if hit["section"] in ORG_BENIGN_SECTIONS:
+    for finding, context in findings(task, "org_context", OrgContextReport):
+        for hit in context.applies:
+            what = f"organisation context {hit.section} entry {hit.entry_id} applies"
+            if hit.section in ORG_BENIGN_SECTIONS:
                 s.benign_facts.append((what, "benign_true_positive", ORG_CONFIDENCE, finding.seq))
-                sanctioned = sanctioned or hit["section"] == "admin_tools"
+                sanctioned = sanctioned or hit.section == "admin_tools"
             else:
                 s.reasons.append(f"{what} (context only, not enough to close)")
                 s.evidence.add(finding.seq)
-        for miss in finding.output.get("near_misses", ()):
-            unmet = "; ".join(miss.get("unmet", ())) or "outside its sanctioned context"
-            why = f"organisation context {miss['section']} entry {miss['entry_id']} near miss: {unmet}"
+        for miss in context.near_misses:
+            unmet = "; ".join(miss.unmet) or "outside its sanctioned context"
+            why = f"organisation context {miss.section} entry {miss.entry_id} near miss: {unmet}"
             s.attack(2, why, finding.seq, conclusive=True)
     return sanctioned
 
@@ -62,9 +64,9 @@ def signed_install_facts(task: Task, s: Signals) -> None:
     program is that vendor's software where it belongs. Programs that run whatever they are handed
     (LOLBins, script hosts, web servers) are left out: their signature says nothing about the run."""
     benign_hashes = {
-        str(f.output.get("indicator", "")).lower(): f.seq
-        for f in findings(task, "threat_intel_lookup")
-        if f.output.get("verdict") == "benign"
+        intel.indicator.lower(): finding.seq
+        for finding, intel in findings(task, "threat_intel_lookup", IntelLookupResult)
+        if intel.verdict == "benign"
     }
     for label, item in (("process", task.alert.process), ("file", task.alert.file)):
         if item is None or not item.signer or item.signature_valid is not True or not item.sha256:
@@ -85,13 +87,13 @@ def known_good_facts(task: Task, s: Signals, sanctioned: bool) -> None:
     that folder: a signature the EDR validated, a hash intel knows as benign, or an organisation entry
     that applies. A remote-management tool is benign only where the organisation sanctions it."""
     second = _second_fact(task, s)
-    configured = any(f.output.get("configured") for f in findings(task, "org_context"))
-    for finding in findings(task, "known_good_lookup"):
-        for match in finding.output.get("matches", ()):
-            cited = ", ".join(_citation(src) for src in match.get("sources", ()))
-            name = f"{match['name']} [{match['entry_id']}; {cited}]"
-            if match["kind"] == "remote_admin_tool":
-                tool = match.get("tool") or match["name"]
+    configured = any(context.configured for _, context in findings(task, "org_context", OrgContextReport))
+    for finding, known in findings(task, "known_good_lookup", KnownGoodLookup):
+        for match in known.matches:
+            cited = ", ".join(_citation(src) for src in match.sources)
+            name = f"{match.name} [{match.entry_id}; {cited}]"
+            if match.kind == "remote_admin_tool":
+                tool = match.tool or match.name
                 if not configured:
                     # Without the organisation's word, a remote-management tool is neither sanctioned nor
                     # rogue: worth a look, not a verdict.
@@ -101,13 +103,13 @@ def known_good_facts(task: Task, s: Signals, sanctioned: bool) -> None:
                     why = f"remote-management tool {tool} with no sanctioned use in the organisation context"
                     s.attack(2, why, finding.seq, conclusive=True)
                 continue
-            if not (match.get("excused_techniques") or match.get("excuses_rule")):
+            if not (match.excused_techniques or match.excuses_rule):
                 note = f"known software {name}, though its sources do not name this detection"
                 s.reasons.append(note)
                 s.evidence.add(finding.seq)
                 # A whole known lineage (this parent starting this program) still argues for benign; a
                 # lone system binary does not: attackers run inside those too.
-                if len(match.get("matched", ())) >= 2:
+                if len(match.matched) >= 2:
                     s.benign_hints.append(note)
             elif second is None:
                 hint = f"known-good {name}, but no second fact (valid signature, benign hash)"
@@ -127,12 +129,9 @@ def _second_fact(task: Task, s: Signals) -> str | None:
         if item is not None and item.signer and item.signature_valid is True:
             return f"a valid signature by {item.signer} on the {label}"
     hashes = {h.lower() for h in alert_hashes(alert)}
-    for finding in findings(task, "threat_intel_lookup"):
-        if (
-            finding.output.get("verdict") == "benign"
-            and str(finding.output.get("indicator", "")).lower() in hashes
-        ):
-            return f"a hash threat intel knows as benign ({finding.output['indicator']})"
+    for _, intel in findings(task, "threat_intel_lookup", IntelLookupResult):
+        if intel.verdict == "benign" and intel.indicator.lower() in hashes:
+            return f"a hash threat intel knows as benign ({intel.indicator})"
     if any(
         fact[1] == "benign_true_positive" and fact[0].startswith("organisation") for fact in s.benign_facts
     ):
@@ -140,7 +139,7 @@ def _second_fact(task: Task, s: Signals) -> str | None:
     return None
 
 
-def _citation(source: dict[str, Any]) -> str:
+def _citation(source: KnownGoodSource) -> str:
     """How a known-good source is cited (DRL 1.1 asks for the rule's author wherever a match is shown)."""
-    author = f" by {source['author']}" if source.get("author") else ""
-    return f"{source.get('kind', 'source')} {source.get('id')} '{source.get('title')}'{author} ({source.get('license')})"
+    author = f" by {source.author}" if source.author else ""
+    return f"{source.kind} {source.id} '{source.title}'{author} ({source.license})"

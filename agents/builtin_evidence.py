@@ -22,6 +22,12 @@ from soctriage.agents.builtin_signals import (
     findings,
 )
 from soctriage.service.domain import Disposition, SeverityId
+from soctriage.tools.attack import AttackLookupResult
+from soctriage.tools.intel import IntelLookupResult
+from soctriage.tools.inventory import AssetContext, IdentityContext
+from soctriage.tools.lineage import Lineage
+from soctriage.tools.lolbins import LolbinLookupResult
+from soctriage.tools.retrieval_tools import SimilarCasesResult
 
 # Techniques whose presence alone makes an alert urgent: credential theft, ransomware impact, injection.
 HIGH_IMPACT = re.compile(r"^T(1003|1486|1490|1558|1055|1562|1070|1021|1047|1569|1543)(\.\d{3})?$")
@@ -71,8 +77,8 @@ def signals(task: Task) -> Signals:
     if task.injection:
         s.attack(2, f"alert text tries to instruct the analyst ({', '.join(task.injection)})", decisive=True)
     _intel(task, s)
-    for finding in findings(task, "process_lineage"):
-        for flag in finding.output.get("flags", []):
+    for finding, lineage in findings(task, "process_lineage", Lineage):
+        for flag in lineage.flags:
             # Every flag is evidence against a model's benign call; only the malicious ones also
             # outrank the builtin's own structured benign facts (legitimate software runs LOLBins too).
             decisive = flag in MALICIOUS_FLAGS
@@ -91,25 +97,23 @@ def signals(task: Task) -> Signals:
     if category_of(alert) == "credential_access":
         s.add(1, "credential access: a compromised account spreads the incident", task.alert_seq)
     about = alert_values(task)
-    for finding in findings(task, "asset_context"):
-        out = finding.output
+    for finding, asset in findings(task, "asset_context", AssetContext):
         if str(finding.args.get("hostname", "")).lower() not in about:
             continue
-        if out.get("criticality") in ("high", "critical") or out.get("role") == "domain_controller":
+        if asset.criticality in ("high", "critical") or asset.role == "domain_controller":
             s.severity_bump += 1
-            s.reasons.append(f"asset {out.get('hostname')} is {out.get('criticality')} ({out.get('role')})")
+            s.reasons.append(f"asset {asset.hostname} is {asset.criticality} ({asset.role})")
             s.evidence.add(finding.seq)
-    for finding in findings(task, "identity_context"):
+    for finding, identity in findings(task, "identity_context", IdentityContext):
         if str(finding.args.get("username", "")).lower() not in about:
             continue
-        if finding.output.get("privileged"):
+        if identity.privileged:
             s.severity_bump += 1
-            s.reasons.append(f"user {finding.output.get('username')} is privileged")
+            s.reasons.append(f"user {identity.username} is privileged")
             s.evidence.add(finding.seq)
-    for finding in findings(task, "attack_lookup"):
-        out = finding.output
-        if out.get("status") == "unknown":
-            s.techniques.discard(out.get("technique_id", ""))
+    for _, technique in findings(task, "attack_lookup", AttackLookupResult):
+        if technique.status == "unknown":
+            s.techniques.discard(technique.technique_id)
     analyst_rule_facts(task, s)
     sanctioned = org_context_facts(task, s)
     known_good_facts(task, s, sanctioned)
@@ -180,23 +184,22 @@ def _intel(task: Task, s: Signals) -> None:
     verdicts = []
     about = alert_values(task)
     hashes = {h.lower() for h in alert_hashes(task.alert)}
-    for finding in findings(task, "threat_intel_lookup"):
-        indicator = str(finding.output.get("indicator", ""))
+    for finding, intel in findings(task, "threat_intel_lookup", IntelLookupResult):
+        indicator, verdict = intel.indicator, intel.verdict
         if indicator.lower() not in about:
             continue  # a lookup of something the alert never named says nothing about it
-        verdict = finding.output.get("verdict")
         verdicts.append(verdict)
         if any(indicator == seen for seen, _ in s.malicious_indicators):
             continue  # the same indicator looked up twice (e.g. also found in decoded PowerShell)
         if verdict == "malicious":
             points = 4 if not s.malicious_indicators else 1
             s.attack(points, f"threat intel: {indicator} malicious", finding.seq, conclusive=True)
-            s.malicious_indicators.append((indicator, str(finding.output.get("type", ""))))
+            s.malicious_indicators.append((indicator, intel.type))
         elif verdict == "suspicious":
             s.attack(1, f"threat intel: {indicator} suspicious", finding.seq, conclusive=True)
         elif verdict == "benign":
             s.evidence.add(finding.seq)
-            tags = {str(t) for hit in finding.output.get("hits", ()) for t in hit.get("tags", ())}
+            tags = {t for hit in intel.hits for t in hit.tags}
             if indicator.lower() in hashes and tags & TEST_FILE_TAGS:
                 why = f"threat intel: {indicator} is a known test file ({', '.join(sorted(tags))})"
                 s.benign_facts.append((why, "benign_true_positive", 0.9, finding.seq))
@@ -207,38 +210,33 @@ def _intel(task: Task, s: Signals) -> None:
 def _lolbin_abuse(task: Task, s: Signals) -> None:
     alert_parents = {t.split(".")[0] for t in s.techniques}
     named = alert_binaries(task.alert)
-    for finding in findings(task, "lolbin_lookup"):
-        if not finding.output.get("is_lolbin") or str(finding.output.get("name", "")).lower() not in named:
+    for finding, binary in findings(task, "lolbin_lookup", LolbinLookupResult):
+        if not binary.is_lolbin or binary.name.lower() not in named:
             continue
         s.evidence.add(finding.seq)
-        known_abuse = {t.split(".")[0] for t in (finding.output.get("lolbin") or {}).get("attack_ids", ())}
+        known_abuse = {t.split(".")[0] for t in (binary.lolbin.attack_ids if binary.lolbin else ())}
         if known_abuse & alert_parents:
             # The detection ties the binary to the very technique it is documented to be abused for;
             # counted once, so the shell that launched it is not a second signal.
-            name = finding.output.get("name")
             used = ", ".join(sorted(known_abuse & alert_parents))
-            s.attack(2, f"{name} used for its documented abuse ({used})", finding.seq)
+            s.attack(2, f"{binary.name} used for its documented abuse ({used})", finding.seq)
             return
 
 
 def _precedent(task: Task, s: Signals) -> None:
     """A near-identical past case an analyst confirmed counts one point: a hint, never the decision."""
-    for finding in findings(task, "similar_cases"):
-        confirmed = [
-            c
-            for c in finding.output.get("cases", [])
-            if c.get("disposition_source") == "analyst" and c.get("near_duplicate")
-        ]
+    for finding, similar in findings(task, "similar_cases", SimilarCasesResult):
+        confirmed = [c for c in similar.cases if c.disposition_source == "analyst" and c.near_duplicate]
         if not confirmed:
             continue
         best = confirmed[0]
         points = {"true_positive": 1, "false_positive": -1, "benign_true_positive": -1}.get(
-            best.get("disposition"), 0
+            best.disposition or "", 0
         )
         if points:
             s.add(
                 points,
-                f"similar past case {best['case_id']} (similarity {best['similarity']:.2f}) was confirmed"
-                f" {best['disposition']} by an analyst",
+                f"similar past case {best.case_id} (similarity {best.similarity:.2f}) was confirmed"
+                f" {best.disposition} by an analyst",
                 finding.seq,
             )

@@ -3,14 +3,15 @@ alert, and the values an alert names that a lookup must be about to count."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from soctriage.agents.analyst import Task
-from soctriage.agents.state import Category, Finding
+from soctriage.agents.state import Category, Finding, Output
 from soctriage.service.alert_entities import HASH_KINDS, OBSERVABLES, alert_entities, alert_processes
 from soctriage.service.domain import Alert, Disposition
 from soctriage.tools.commandline import indicators_in
+from soctriage.tools.lineage import Lineage
 from soctriage.tools.lolbins import binary_name
 
 CATEGORY_BY_TACTIC: dict[str, Category] = {
@@ -89,9 +90,9 @@ class Signals:
             self.conclusive.append(reason)
 
 
-def findings(task: Task, tool: str) -> Iterable[Finding]:
-    """The successful findings of one tool."""
-    return (f for f in task.findings if f.tool == tool and f.ok)
+def findings(task: Task, tool: str, output: type[Output]) -> Iterator[tuple[Finding, Output]]:
+    """The successful findings of one tool, each with its output as `output`, the tool's output model."""
+    return ((f, f.output_as(output)) for f in task.findings if f.tool == tool and f.ok)
 
 
 def category_of(alert: Alert) -> Category:
@@ -115,8 +116,8 @@ def alert_values(task: Task) -> frozenset[str]:
     """Lower-cased values the alert names (structured fields and observables, with their other spellings)
     plus indicators the lineage tool decoded from its command line: what the builtin's lookups may be about."""
     values = {str(e.value).lower() for e in alert_entities(task.alert, aliases=True, free_text=False)}
-    for finding in findings(task, "process_lineage"):
-        values.update(i.lower() for i in indicators_in(finding.output.get("decoded_powershell") or ""))
+    for _, lineage in findings(task, "process_lineage", Lineage):
+        values.update(i.lower() for i in indicators_in(lineage.decoded_powershell or ""))
     return frozenset(values)
 
 

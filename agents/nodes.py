@@ -157,7 +157,7 @@ async def enrich(state: TriageState, runtime: Ctx) -> Command[Literal["enrich", 
     written = (await _write(deps, state, [*records, *lookups]))[len(records) :]
     findings = list(state.get("findings", ()))
     for (call, _), outcome, result_entry in zip(calls, outcomes, written[1::2], strict=True):
-        findings.append(_finding(call.tool, call.args, result_entry.seq, outcome))
+        findings.append(_finding(deps.registry, call.tool, call.args, result_entry.seq, outcome))
     target = "verdict" if done else "enrich"
     return Command(goto=target, update={"findings": tuple(findings), "enrich_steps": steps + 1, **update})
 
@@ -172,23 +172,25 @@ async def _run_read_tool(deps: Deps, ctx: Any, tool: str, args: dict[str, Any]) 
     return outcome.ledger_event()
 
 
-def _finding(tool: str, args: dict[str, Any], seq: int, result: ToolResultRecorded) -> Finding:
+def _finding(
+    registry: Registry, tool: str, args: dict[str, Any], seq: int, result: ToolResultRecorded
+) -> Finding:
     return Finding(
         seq=seq,
         tool=tool,
         args=args if result.args is None else result.args,
         ok=result.status == "ok",
-        summary=_summarize(result),
+        summary=_summarize(registry, result),
         output=result.output or {},
         entities=tuple(result.entities),
         confirmed=tuple(result.confirmed),
     )
 
 
-def _summarize(result: ToolResultRecorded) -> str:
+def _summarize(registry: Registry, result: ToolResultRecorded) -> str:
     if result.status != "ok":
         return f"error ({result.error_kind or result.status}): {result.error}"
-    return ", ".join(f"{k}={v}" for k, v in result.highlights().items()) or "ok"
+    return registry.output(result.tool, result.output or {}).summary()
 
 
 async def verdict(state: TriageState, runtime: Ctx) -> Command[Literal["verdict", "respond", "close"]]:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal, TypedDict, get_args, get_type_hints
+from typing import Any, Literal, TypedDict, TypeVar, get_args, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field
 from soctriage.service.domain import Disposition, Verdict
 from soctriage.tools.guard import Approval, GuardDecision
+from soctriage.tools.tool_spec import ToolOutput
+
+Output = TypeVar("Output", bound=ToolOutput)
 
 
 class Frozen(BaseModel):
@@ -69,7 +72,10 @@ class ActionPlan(Frozen):
 
 
 class Finding(Frozen):
-    """One enrichment result, with the ledger seq of its tool_result entry so verdicts can cite it."""
+    """One enrichment result, with the ledger seq of its tool_result entry so verdicts can cite it.
+
+    The output is kept as JSON, as the ledger keeps it: the checkpoint serializer revives only the types
+    `checkpoint_types` names, and every tool has its own. Readers get it typed from `output_as`."""
 
     seq: int
     tool: str
@@ -79,6 +85,11 @@ class Finding(Frozen):
     output: dict[str, Any] = Field(default_factory=dict)
     entities: tuple[str, ...] = Field(default=(), description="entities the tool found about its subjects")
     confirmed: tuple[str, ...] = Field(default=(), description="entities the tool confirmed as threats")
+
+    def output_as(self, model: type[Output]) -> Output:
+        """The output as `model`, its tool's output model (a successful finding's; raises `ValidationError`
+        for another tool's)."""
+        return model.model_validate(self.output)
 
 
 ActionStatus = Literal[

@@ -143,24 +143,6 @@ class ToolResultRecorded(_Open):
     action_id: str | None = None
     idempotency_key: str | None = None
 
-    def highlights(self) -> dict[str, Any]:
-        """What the tool found, in the order readers show it: the output fields that carry a finding, when set."""
-        output = self.output or {}
-        return {key: output[key] for key in _HIGHLIGHTS if output.get(key) not in (None, [], ())}
-
-
-_HIGHLIGHTS = (
-    "verdict",
-    "score",
-    "criticality",
-    "role",
-    "privileged",
-    "is_lolbin",
-    "flags",
-    "status",
-    "known",
-)
-
 
 class ActionExecuted(ToolResultRecorded):
     """A response action that ran: the same outcome as its `tool_result`."""

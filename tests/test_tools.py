@@ -25,7 +25,7 @@ from soctriage.tools.attack import AttackCatalog, AttackDataError
 from soctriage.tools.intel import IntelFileError, LocalIntel, detect_type, load_intel_file
 from soctriage.tools.inventory import Inventory, InventoryError
 from soctriage.tools.lolbins import LolbinCatalog
-from soctriage.tools.tool_spec import RegistryError
+from soctriage.tools.tool_spec import RegistryError, ToolOutput
 from tools_support import DROPPER_SHA256, make_alert, make_ctx
 
 EXPECTED_TOOLS = {
@@ -57,7 +57,18 @@ class EchoIn(BaseModel):
     times: int = 1
 
 
-class EchoOut(BaseModel):
+class EchoOut(ToolOutput):
+    text: str
+
+    def summary(self) -> str:
+        return f"echoed {self.text}"
+
+
+class Plain(BaseModel):
+    text: str
+
+
+class Unsaid(ToolOutput):
     text: str
 
 
@@ -151,6 +162,19 @@ def test_bad_tool_definitions_fail_at_registration() -> None:
 
     with pytest.raises(RegistryError, match="docstring"):
         tool(tier="read")(no_doc)
+
+    def plain(args: EchoIn) -> Plain:
+        """Returns a model that cannot say what it found."""
+        return Plain(text="")
+
+    def unsaid(args: EchoIn) -> Unsaid:
+        """Returns an output without its one-line summary."""
+        return Unsaid(text="")
+
+    with pytest.raises(RegistryError, match="ToolOutput"):
+        tool(tier="read")(plain)
+    with pytest.raises(RegistryError, match="summary"):
+        tool(tier="read")(unsaid)
     with pytest.raises(RegistryError, match="lacks"):
         tool(tier="contain", targets={"host": "host"})(echo)
     with pytest.raises(RegistryError, match="twice"):

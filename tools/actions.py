@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from soctriage.service.domain import Frozen
 from soctriage.tools.intel import IndicatorType, normalize_indicator
-from soctriage.tools.tool_spec import ToolContext, ToolError, spec_of, tool
+from soctriage.tools.tool_spec import ToolContext, ToolError, ToolOutput, spec_of, tool
 
 ActionName = Literal[
     "isolate_host",
@@ -81,7 +81,7 @@ class TicketInput(Frozen):
     summary: str = Field(min_length=1, max_length=10_000)
 
 
-class ActionReceipt(Frozen):
+class ActionReceipt(ToolOutput):
     """What a connector did (or, for the simulator, would have done)."""
 
     action: ActionName
@@ -92,6 +92,12 @@ class ActionReceipt(Frozen):
     external_id: str | None = Field(default=None, description="the vendor's id for the action, device or IOC")
     duplicate: bool = Field(default=False, description="the connector had already done this key")
     detail: dict[str, Any] = Field(default_factory=dict)
+
+    def summary(self) -> str:
+        line = f"{self.action} {self.target}: {self.status} by {self.connector}"
+        if self.external_id:
+            line += f", id {self.external_id}"
+        return line + (", already done under this key" if self.duplicate else "")
 
 
 def action_target(action: ActionName, params: Frozen) -> str:

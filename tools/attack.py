@@ -14,7 +14,7 @@ from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.service.jsonl import read_jsonl
 from soctriage.tools.datafiles import bundled
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
 _ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 ATTACK_DATA = bundled("attack")
@@ -90,13 +90,26 @@ class AttackLookupInput(Frozen):
     technique_id: str = Field(description="ATT&CK technique id such as T1059 or T1059.001")
 
 
-class AttackLookupResult(Frozen):
+class AttackLookupResult(ToolOutput):
     technique_id: str
     status: Literal["found", "revoked", "unknown"]
     technique: Technique | None = None
     parent: Technique | None = None
     replacement: Technique | None = Field(default=None, description="what a revoked id was replaced by")
     source: str
+
+    def summary(self) -> str:
+        if self.technique is None:
+            return f"{self.technique_id}: not in {self.source}"
+        tactics = ", ".join(self.technique.tactics) or "no tactic"
+        line = f"{self.technique_id} {self.technique.name} ({tactics})"
+        if self.parent is not None:
+            line += f", a sub-technique of {self.parent.id} {self.parent.name}"
+        if self.replacement is not None:
+            line += f", revoked for {self.replacement.id} {self.replacement.name}"
+        elif self.status == "revoked":
+            line += ", revoked"
+        return line
 
 
 @tool(tier="read", timeout_s=5.0)

@@ -22,7 +22,7 @@ from soctriage.service.domain import Frozen
 from soctriage.service.jsonl import jsonl_rows
 from soctriage.tools.datafiles import bundled, yaml_problem
 from soctriage.tools.http import HttpConnector, path_segment
-from soctriage.tools.tool_spec import ToolContext, ToolError, tool
+from soctriage.tools.tool_spec import ToolContext, ToolError, ToolOutput, tool
 
 IndicatorType = Literal["sha256", "sha1", "md5", "ip", "domain", "url"]
 IntelVerdict = Literal["malicious", "suspicious", "benign"]
@@ -289,12 +289,20 @@ class IntelLookupInput(Frozen):
     type: IndicatorType | None = Field(default=None, description="indicator type; detected when omitted")
 
 
-class IntelLookupResult(Frozen):
+class IntelLookupResult(ToolOutput):
     indicator: str
     type: IndicatorType
     verdict: LookupVerdict
     score: int | None = Field(default=None, description="highest score any source gave (0-100)")
     hits: tuple[IntelHit, ...] = ()
+
+    def summary(self) -> str:
+        line = f"{self.indicator} ({self.type}) {self.verdict}"
+        if self.score is not None:
+            line += f", score {self.score}"
+        if self.hits:
+            line += "; " + ", ".join(f"{h.source}: {h.detail or h.verdict}" for h in self.hits[:5])
+        return line
 
     def entities(self) -> tuple[str, ...]:
         return (self.indicator,)

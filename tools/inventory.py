@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError
 from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.tools.datafiles import bundled, yaml_problem
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
 Criticality = Literal["low", "medium", "high", "critical", "unknown"]
 HostRole = Literal["domain_controller", "server", "workstation", "test", "network_device", "unknown"]
@@ -111,7 +111,7 @@ class AssetContextInput(Frozen):
     hostname: str = Field(min_length=1, max_length=255, description="host name, FQDN or IP from the case")
 
 
-class AssetContext(Frozen):
+class AssetContext(ToolOutput):
     hostname: str
     known: bool
     criticality: Criticality
@@ -121,6 +121,12 @@ class AssetContext(Frozen):
     os: str | None = None
     business_unit: str | None = None
     tags: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        if not self.known:
+            return f"{self.hostname}: not in the inventory"
+        owner = f", owner {self.owner}" if self.owner else ""
+        return f"{self.hostname}: {self.role}, criticality {self.criticality}{owner}"
 
     def entities(self) -> tuple[str, ...]:
         return tuple(v for v in (self.hostname, self.ip, self.owner) if v)
@@ -150,7 +156,7 @@ class IdentityContextInput(Frozen):
     username: str = Field(min_length=1, max_length=256, description="account name, DOMAIN\\name or UPN")
 
 
-class IdentityContext(Frozen):
+class IdentityContext(ToolOutput):
     username: str
     known: bool
     privileged: bool = False
@@ -160,6 +166,12 @@ class IdentityContext(Frozen):
     title: str | None = None
     groups: tuple[str, ...] = ()
     manager: str | None = None
+
+    def summary(self) -> str:
+        if not self.known:
+            return f"{self.username}: not in the identity list"
+        kind = ", service account" if self.service_account else ""
+        return f"{self.username}: {'privileged' if self.privileged else 'not privileged'}{kind}"
 
     def entities(self) -> tuple[str, ...]:
         return (self.username,)

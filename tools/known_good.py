@@ -46,7 +46,7 @@ from soctriage.tools.matching import (
     same_signer,
     shape_regex,
 )
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
 BUNDLED_KNOWN_GOOD = bundled("known_good.jsonl")
 
@@ -373,9 +373,14 @@ class KnownGoodLookupInput(Frozen):
     """No arguments: the lookup reads the case's alert."""
 
 
-class KnownGoodLookup(Frozen):
+class KnownGoodLookup(ToolOutput):
     entries_checked: int
     matches: tuple[KnownGoodMatch, ...] = ()
+
+    def summary(self) -> str:
+        if not self.matches:
+            return f"no match among {self.entries_checked} entries"
+        return "matches " + ", ".join(f"{m.name} [{m.entry_id}]" for m in self.matches[:5])
 
 
 @tool(tier="read", timeout_s=5.0)

@@ -13,7 +13,7 @@ from pydantic import Field
 from soctriage.service.domain import Frozen, ParentProcess
 from soctriage.tools.commandline import decode_powershell
 from soctriage.tools.lolbins import binary_name
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
 LineageFlag = Literal[
     "office_spawns_shell",
@@ -91,12 +91,18 @@ class LineageInput(Frozen):
     """No arguments: the lineage comes from the case's alert."""
 
 
-class Lineage(Frozen):
+class Lineage(ToolOutput):
     chain: tuple[ProcessNode, ...] = Field(default=(), description="oldest ancestor first")
     flags: tuple[LineageFlag, ...] = ()
     lolbins: tuple[str, ...] = ()
     decoded_powershell: str | None = Field(default=None, description="decoded -EncodedCommand, truncated")
     attack_commands: tuple[str, ...] = Field(default=(), description="what the attack_command flag matched")
+
+    def summary(self) -> str:
+        if not self.chain:
+            return "the alert names no process"
+        chain = " > ".join(binary_name(n.name or n.path or "") or "?" for n in self.chain)
+        return f"{chain}; flags {', '.join(self.flags)}" if self.flags else f"{chain}; no red flags"
 
     def entities(self) -> tuple[str, ...]:
         values: list[str] = []

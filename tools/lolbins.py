@@ -15,7 +15,7 @@ from soctriage.service.config import ConfigError
 from soctriage.service.domain import Frozen
 from soctriage.service.jsonl import read_jsonl
 from soctriage.tools.datafiles import bundled
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
 BUILTIN_LOLBINS = bundled("lolbins_builtin.yaml")
 
@@ -104,11 +104,18 @@ class LolbinLookupInput(Frozen):
     )
 
 
-class LolbinLookupResult(Frozen):
+class LolbinLookupResult(ToolOutput):
     name: str
     is_lolbin: bool
     lolbin: LolBin | None = None
     source: str
+
+    def summary(self) -> str:
+        if self.lolbin is None:
+            return f"{self.name}: not a known LOLBin"
+        abuse = ", ".join(self.lolbin.categories) or "no abuse category"
+        attack = f"; ATT&CK {', '.join(self.lolbin.attack_ids)}" if self.lolbin.attack_ids else ""
+        return f"{self.name}: a LOLBin ({abuse}){attack}"
 
 
 @tool(tier="read", timeout_s=5.0)

@@ -44,7 +44,7 @@ from soctriage.tools.org_context_file import (
     TimeWindow,
     read_org_context_file,
 )
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
 Role = Literal["process", "parent", "file"]
 
@@ -66,11 +66,20 @@ class ContextHit(Frozen):
     unmet: tuple[str, ...] = Field(default=(), description="conditions that did not hold (near misses)")
 
 
-class OrgContextReport(Frozen):
+class OrgContextReport(ToolOutput):
     configured: bool = Field(description="an organisation context file is loaded")
     source: str | None = None
     applies: tuple[ContextHit, ...] = ()
     near_misses: tuple[ContextHit, ...] = ()
+
+    def summary(self) -> str:
+        if not self.configured:
+            return "no organisation context is configured"
+        parts = [f"applies: {hit.section} {hit.entry_id}" for hit in self.applies]
+        parts += [
+            f"near miss: {hit.section} {hit.entry_id} ({'; '.join(hit.unmet)})" for hit in self.near_misses
+        ]
+        return ", ".join(parts) or "no entry applies"
 
 
 # --- evaluation ----------------------------------------------------------------------------------------

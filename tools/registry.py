@@ -25,6 +25,7 @@ from soctriage.tools.tool_spec import (
     RiskTier,
     ToolContext,
     ToolError,
+    ToolOutput,
     ToolSpec,
     args_hash,
     idempotency_key,
@@ -126,6 +127,12 @@ class Registry:
 
     def specs(self) -> list[ToolSpec]:
         return list(self._specs.values())
+
+    def output(self, tool: str, output: Mapping[str, Any]) -> ToolOutput:
+        """The output of a successful run of `tool` as its model again, from the JSON the ledger and the graph
+        state keep; raises `KeyError` for an unknown tool and `ValidationError` for an output it did not
+        write."""
+        return self.get(tool).output_model.model_validate(output)
 
     def agent_tools(self, *tiers: RiskTier) -> list[str]:
         """The tools of `tiers` an agent may be offered: every one but those only a human may ask for."""
@@ -239,17 +246,11 @@ class Registry:
         return outcome(
             "ok",
             output=result.model_dump(mode="json"),
-            entities=_reported(result, "entities"),
-            confirmed=_reported(result, "confirmed"),
+            entities=result.entities(),
+            confirmed=result.confirmed(),
             rollback=rollback if spec.side_effecting else None,
             **common,
         )
-
-
-def _reported(result: BaseModel, method: str) -> tuple[str, ...]:
-    """What an output model reports through an optional method (`entities()`, `confirmed()`)."""
-    report = getattr(result, method, None)
-    return tuple(str(v) for v in report()) if callable(report) else ()
 
 
 def describe_validation(tool_name: str, exc: ValidationError) -> str:

@@ -15,7 +15,7 @@ from soctriage.tools.datafiles import bundled
 from soctriage.tools.lolbins import LolbinCatalog
 from soctriage.tools.retrieval import open_index
 from soctriage.tools.retrieval_docs import KnowledgeDoc, KnowledgeHit, KnowledgeKind, SimilarCase
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
 RUNBOOKS = bundled("runbooks")
 
@@ -129,9 +129,18 @@ class SimilarCasesInput(Frozen):
     )
 
 
-class SimilarCasesResult(Frozen):
+class SimilarCasesResult(ToolOutput):
     query: str
     cases: tuple[SimilarCase, ...]
+
+    def summary(self) -> str:
+        if not self.cases:
+            return "no similar past case"
+        return "; ".join(
+            f"{c.case_id} {c.disposition or c.status} ({c.disposition_source}, similarity {c.similarity:.2f}"
+            + (", near duplicate)" if c.near_duplicate else ")")
+            for c in self.cases[:5]
+        )
 
 
 @tool(tier="read", timeout_s=10.0)
@@ -154,8 +163,11 @@ class KnowledgeSearchInput(Frozen):
     k: int = Field(default=4, ge=1, le=10)
 
 
-class KnowledgeSearchResult(Frozen):
+class KnowledgeSearchResult(ToolOutput):
     hits: tuple[KnowledgeHit, ...]
+
+    def summary(self) -> str:
+        return "; ".join(h.title for h in self.hits[:5]) or "nothing found"
 
 
 @tool(tier="read", timeout_s=60.0)

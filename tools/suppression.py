@@ -26,7 +26,7 @@ from soctriage.service.domain import Alert, Disposition, Frozen, canonical_json,
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import suppression_rules
 from soctriage.tools.matching import canonical_path
-from soctriage.tools.tool_spec import ToolContext, tool
+from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 from sqlalchemy import Engine, RowMapping, select, text, update
 
 RuleStatus = Literal["candidate", "active", "revoked"]
@@ -332,9 +332,15 @@ class RuleHit(Frozen):
     hits: int = Field(description="alerts the rule has matched, this one included")
 
 
-class SuppressionRulesReport(Frozen):
+class SuppressionRulesReport(ToolOutput):
     rules_in_force: bool = Field(description="whether the rule book was consulted (false: none is kept here)")
     matches: tuple[RuleHit, ...] = ()
+
+    def summary(self) -> str:
+        if not self.rules_in_force:
+            return "no rule book is kept here"
+        hits = [f"rule {h.rule_id} ({h.disposition}, by {h.author})" for h in self.matches]
+        return "matches " + ", ".join(hits) if hits else "no analyst rule matches"
 
 
 @tool(tier="read", timeout_s=5.0)

@@ -2,9 +2,10 @@
 and what it may raise.
 
 A tool is a plain typed function `fn(args: InputModel) -> OutputModel` or `fn(ctx: ToolContext, args:
-InputModel) -> OutputModel`, sync or async. The decorator records its risk tier, timeout, idempotency,
-rollback and which input fields name the entities it acts on; the JSON schema the model sees is derived from
-the input model. tools/registry.py holds the registered tools and runs them.
+InputModel) -> OutputModel`, sync or async, whose output model is a `ToolOutput`: it says in one line what the
+tool found. The decorator records its risk tier, timeout, idempotency, rollback and which input fields name the
+entities it acts on; the JSON schema the model sees is derived from the input model. tools/registry.py holds
+the registered tools and runs them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import functools
 import hashlib
 import inspect
 import re
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, get_type_hints
 
 from pydantic import BaseModel
 from soctriage.service.config import Settings
-from soctriage.service.domain import Alert, canonical_json
+from soctriage.service.domain import Alert, Frozen, canonical_json
 from soctriage.tools.scope import Scope, ToolFacts
 
 if TYPE_CHECKING:
@@ -46,6 +48,24 @@ class RegistryError(Exception):
     """A tool definition is wrong (programming error, raised at import/registration time)."""
 
 
+class ToolOutput(Frozen):
+    """What a tool returns. The ledger and the graph state keep it as JSON; readers get it back as its model
+    (`Registry.output`)."""
+
+    @abstractmethod
+    def summary(self) -> str:
+        """What the tool found, in one line: the ledger digest the case assistant reads and the result a
+        model is shown for the call."""
+
+    def entities(self) -> tuple[str, ...]:
+        """Entities the tool found about its subjects: they widen what actions may target (tools/scope.py)."""
+        return ()
+
+    def confirmed(self) -> tuple[str, ...]:
+        """Entities the tool confirmed as threats."""
+        return ()
+
+
 def args_hash(args: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of a call's arguments: what approvals and idempotency keys bind to."""
     return hashlib.sha256(canonical_json(dict(args)).encode()).hexdigest()
@@ -66,7 +86,7 @@ class ToolSpec:
     rollback: str | None
     targets: Mapping[str, TargetKind]
     input_model: type[BaseModel]
-    output_model: type[BaseModel]
+    output_model: type[ToolOutput]
     fn: Callable[..., Any]
     takes_ctx: bool
     contains: bool = False
@@ -153,11 +173,14 @@ def _build_spec(
         raise RegistryError(f"{where}: a tool takes (args) or (ctx, args), got {params}")
     input_model = hints.get(params[-1])
     output_model = hints.get("return")
-    for label, model in (("argument", input_model), ("return", output_model)):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise RegistryError(f"{where}: the {label} must be annotated with a pydantic model")
+    if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+        raise RegistryError(f"{where}: the argument must be annotated with a pydantic model")
+    if not (isinstance(output_model, type) and issubclass(output_model, ToolOutput)):
+        raise RegistryError(f"{where}: the return must be annotated with a ToolOutput model")
+    if inspect.isabstract(output_model):
+        raise RegistryError(f"{where}: {output_model.__name__} must say what the tool found (summary())")
     targets = dict(targets or {})
-    unknown = set(targets) - set(input_model.model_fields)  # type: ignore[union-attr]
+    unknown = set(targets) - set(input_model.model_fields)
     if unknown:
         raise RegistryError(f"{where}: targets name fields the input model lacks: {sorted(unknown)}")
     # Docstrings wrap at the line limit; the model reads paragraphs, not our line breaks.
@@ -172,8 +195,8 @@ def _build_spec(
         idempotent=idempotent,
         rollback=rollback,
         targets=targets,
-        input_model=input_model,  # type: ignore[arg-type]
-        output_model=output_model,  # type: ignore[arg-type]
+        input_model=input_model,
+        output_model=output_model,
         fn=fn,
         takes_ctx=len(params) == 2,
     )
