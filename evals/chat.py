@@ -30,7 +30,6 @@ from soctriage.agents.run import Triager
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import Rejection, normalize_bytes
-from soctriage.tools.retrieval import flush_index
 
 EXCYTIN_DATA = Path(__file__).resolve().parent / "excytin"
 INCIDENTS = (38, 5)
@@ -194,7 +193,7 @@ async def run(data: Path, settings: Settings, limit: int | None = None) -> ChatE
                 case_of[alert.source.vendor_alert_id or ""] = result.case_id
             case_count += len(case_of)
             plans.append((incident, questions, nodes, case_of))
-        flush_index(settings)
+        await asyncio.to_thread(triager.deps.connectors.retrieval.flush)
         assistant = triager.assistant()
         for incident, questions, nodes, case_of in plans:
             for number, item in enumerate(questions[:limit] if limit else questions, start=1):

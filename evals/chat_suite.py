@@ -202,7 +202,6 @@ async def run_chat_suite(
     from soctriage.agents.feedback import give_feedback
     from soctriage.agents.run import Triager
     from soctriage.service.store.transcript import export_transcript
-    from soctriage.tools.retrieval import flush_index
 
     cases = load_chat_suite(folder, spec)
     # `prepare` normalizes (and namespaces) each alert the way triage suites do; a bad alert names its case.
@@ -230,7 +229,6 @@ async def run_chat_suite(
                     result.case_id,
                     Decision(action_id=step.decide, approve=step.approve, by=step.by, reason=step.reason),
                 )
-        flush_index(triage_settings)
 
     def resolve(text: str) -> str:
         return _PLACEHOLDER.sub(lambda m: case_ids[m.group(1)], text)
