@@ -89,7 +89,9 @@ async def test_two_triagers_at_once_keep_their_own_index(tmp_path: Path) -> None
         assert similar(in_a, mine.case_id) == [seen.case_id]
 
 
-async def test_the_index_opens_on_first_use_and_a_handed_down_one_stays_with_its_owner(tmp_path: Path) -> None:
+async def test_the_index_opens_on_first_use_and_a_handed_down_one_stays_with_its_owner(
+    tmp_path: Path,
+) -> None:
     settings = Settings(home=tmp_path / "home", embedder="hashing")
     before = indexer_threads()
     async with Triager(settings):
