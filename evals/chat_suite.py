@@ -24,6 +24,7 @@ are re-triaged, which takes seconds).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import time
@@ -60,7 +61,8 @@ from soctriage.evals.suite import (
     source_of,
 )
 from soctriage.service.config import Settings
-from soctriage.service.domain import Disposition, LedgerKind
+from soctriage.service.domain import Alert, Disposition, LedgerKind
+from soctriage.tools.retrieval import LazyIndex
 
 Topic = Literal[
     "summary",
@@ -261,27 +263,41 @@ async def run_chat_suite(
     progress: ProgressFn | None = None,
 ) -> list[QuestionRecord]:
     """Triage the suite's cases with the builtin analyst, then ask every question with `model`."""
-    from soctriage.agents.feedback import give_feedback
-    from soctriage.agents.run import Triager
-    from soctriage.service.store.transcript import export_transcript
-
-    cases, spec = suite.cases, suite.spec
     # `prepare` normalizes (and namespaces) each alert the way triage suites do; a bad alert names its case.
     alerts = prepare(
         Suite(
-            spec=spec,
+            spec=suite.spec,
             cases=[
                 SuiteCase(id=c.id, alert=c.alert, expected=Expected(disposition="inconclusive"))
-                for c in cases
+                for c in suite.cases
             ],
             origin=suite.origin,
         )
     )
     _start(out, suite, model)
     triage_settings = eval_settings(out, "builtin", base_settings)
+    # Both steps search one index, as in one process: the questions find the cases just as they were indexed.
+    index = LazyIndex(triage_settings)
+    try:
+        case_ids = await _triage(suite, [alert for _, alert in alerts], triage_settings, index)
+        settings = eval_settings(out, model, base_settings)
+        records = await _ask(suite, case_ids, out, settings, index, http_client, progress)
+    finally:
+        await asyncio.to_thread(index.close)
+    (out / RESULTS_FILE).write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
+    return records
+
+
+async def _triage(
+    suite: ChatSuite, alerts: list[Alert], settings: Settings, index: LazyIndex
+) -> dict[str, str]:
+    """Open and triage every case, record its feedback and decide its steps: suite case id -> case id."""
+    from soctriage.agents.feedback import give_feedback
+    from soctriage.agents.run import Triager
+
     case_ids: dict[str, str] = {}
-    async with Triager(triage_settings, group=False) as triager:
-        for case, (_, alert) in zip(cases, alerts, strict=True):
+    async with Triager(settings, group=False, index=index) as triager:
+        for case, alert in zip(suite.cases, alerts, strict=True):
             result = await triager.triage(alert, tenant=EVAL_TENANT)
             case_ids[case.id] = result.case_id
             if case.feedback is not None:
@@ -291,16 +307,29 @@ async def run_chat_suite(
                     result.case_id,
                     Decision(action_id=step.decide, approve=step.approve, by=step.by, reason=step.reason),
                 )
+    return case_ids
+
+
+async def _ask(
+    suite: ChatSuite,
+    case_ids: dict[str, str],
+    out: Path,
+    settings: Settings,
+    index: LazyIndex,
+    http_client: httpx2.AsyncClient | None,
+    progress: ProgressFn | None,
+) -> list[QuestionRecord]:
+    """Ask every question of its case with the model of `settings`, score the answers and export the ledgers."""
+    from soctriage.agents.run import Triager
+    from soctriage.service.store.transcript import export_transcript
 
     def resolve(text: str) -> str:
         return _PLACEHOLDER.sub(lambda m: case_ids[m.group(1)], text)
 
     records: list[QuestionRecord] = []
-    total = suite.questions
-    settings = eval_settings(out, model, base_settings)
-    async with Triager(settings, http_client=http_client) as triager:
+    async with Triager(settings, http_client=http_client, index=index) as triager:
         assistant = triager.assistant()
-        for case in cases:
+        for case in suite.cases:
             case_id = case_ids[case.id]
             for number, question in enumerate(case.questions, start=1):
                 started = time.perf_counter()
@@ -333,12 +362,11 @@ async def run_chat_suite(
                 )
                 records.append(record)
                 if progress:
-                    progress(len(records), total, record)
+                    progress(len(records), suite.questions, record)
         (out / LEDGERS_DIR).mkdir(exist_ok=True)
-        for case in cases:
+        for case in suite.cases:
             text = export_transcript(triager.store, case_ids[case.id], "jsonl")
             (out / LEDGERS_DIR / f"{safe_name(case.id)}.jsonl").write_text(text, encoding="utf-8")
-    (out / RESULTS_FILE).write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
     return records
 
 
