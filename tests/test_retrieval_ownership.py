@@ -9,7 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from soctriage.agents.run import Triager
+from soctriage.service.api.app import create_app
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import normalize_bytes
@@ -111,3 +113,16 @@ async def test_the_index_opens_on_first_use_and_a_handed_down_one_stays_with_its
     assert indexer_threads() == before + 1
     shared.close()
     assert indexer_threads() == before
+
+
+def test_an_app_handed_the_process_index_embeds_with_it_and_leaves_it_open(tmp_path: Path) -> None:
+    # The index is the one handed down, not one the app would open from its own settings' embedder.
+    shared = LazyIndex(Settings(home=tmp_path / "home", embedder="hashing"))
+    opened = shared.get()
+    app = create_app(Settings(home=tmp_path / "home", embedder="minilm"), auth_enabled=False, index=shared)
+    with TestClient(app) as client:
+        answer = client.post("/v1/embeddings", json={"input": ["rundll32 comsvcs MiniDump"]})
+        assert answer.status_code == 200 and answer.json()["model"] == "hashing-384"
+    # The app's shutdown flushed it for its owner (serve, whose workers share it) and did not close it.
+    assert shared.get() is opened
+    shared.close()
