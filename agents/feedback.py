@@ -17,7 +17,6 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry
 from soctriage.service.ledger_events import Feedback, SuppressionRuleChanged
 from soctriage.service.store import Store
-from soctriage.tools.retrieval import open_index
 from soctriage.tools.retrieval_docs import case_document
 from soctriage.tools.suppression import Learned, RuleBook, RuleError, SuppressionRule
 
@@ -80,7 +79,7 @@ def give_feedback(
     entry = deps.record(case_id, f"human:{by}", "feedback", Feedback.model_validate(payload))
     if learned.change in ("activated", "revoked") and learned.rule is not None:
         deps.record(case_id, f"human:{by}", "note", rule_note(learned.rule, learned.change, learned.why))
-    open_index(settings).index_cases([case_document(case, alert, payload)])
+    deps.connectors.retrieval.get().index_cases([case_document(case, alert, payload)])
     return FeedbackOutcome(entry, learned)
 
 

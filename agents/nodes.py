@@ -35,7 +35,6 @@ from soctriage.service.ledger_events import (
 )
 from soctriage.service.store import EvidenceError
 from soctriage.tools.registry import Registry, ToolOutcome
-from soctriage.tools.retrieval import open_index
 from soctriage.tools.retrieval_docs import case_document
 
 Ctx = Runtime[Deps]
@@ -326,7 +325,7 @@ async def close(state: TriageState, runtime: Ctx) -> dict[str, Any]:
         # An analyst's word outlives a re-close.
         feedback = await deps.store.io(deps.store.entries, case.id, kind="feedback")
         # Opened on a thread: the first close in a process may load the index and its embedding model.
-        index = await asyncio.to_thread(open_index, deps.settings)
+        index = await asyncio.to_thread(deps.connectors.retrieval.get)
         alert = await deps.alert(state)
         index.submit(case_document(case, alert, feedback[-1].payload if feedback else None))
     except Exception as exc:

@@ -37,7 +37,7 @@ from soctriage.service.ledger_events import GroupedAlert, events_of
 from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget
-from soctriage.tools.retrieval import flush_index
+from soctriage.tools.retrieval import LazyIndex
 
 # The key `ainvoke` adds to the values of a run that an interrupt paused.
 _PAUSED = "__interrupt__"
@@ -77,15 +77,24 @@ class Triager:
     """Opens the store, the checkpointer and the tools once, then triages alerts one by one.
 
     Use as `async with Triager(settings) as triager: await triager.triage(alert)`. With `group=False` every
-    alert opens its own case whatever the policy says: evals score each alert on its own.
+    alert opens its own case whatever the policy says: evals score each alert on its own. `index` shares the
+    retrieval index of whoever handed it down (`serve`'s API and its workers); without it the triager opens its
+    own on first use and closes it on exit.
     """
 
     def __init__(
-        self, settings: Settings, *, http_client: httpx2.AsyncClient | None = None, group: bool = True
+        self,
+        settings: Settings,
+        *,
+        http_client: httpx2.AsyncClient | None = None,
+        group: bool = True,
+        index: LazyIndex | None = None,
     ) -> None:
         self.settings = settings
         self._http_client = http_client
         self._group = group
+        # The retrieval index: one handed down is shared with its owner (and left open for it), else our own.
+        self._index = index
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
@@ -102,7 +111,7 @@ class Triager:
             guard=Guard.from_settings(
                 settings, registry=registry, budget=StoreActionBudget(self.store.engine)
             ),
-            connectors=Connectors.from_settings(settings),
+            connectors=Connectors.from_settings(settings, retrieval=self._index),
         )
         self.graph = build_graph(self._checkpointer)
         # The policy's grouping rules, read once: intake and workers group by the same ones.
@@ -111,8 +120,10 @@ class Triager:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        # Cases finished in this run are searchable before the process moves on (or exits).
-        await asyncio.to_thread(flush_index, self.settings)
+        # Cases finished in this run are searchable before the process moves on (or exits); an index of our own
+        # is closed with us, so its indexer thread does not keep it alive.
+        index = self.deps.connectors.retrieval
+        await asyncio.to_thread(index.flush if self._index else index.close)
         await self._stack.aclose()
 
     def assistant(self) -> CaseAssistant:

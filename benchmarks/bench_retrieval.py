@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from soctriage.evals.chat import EXCYTIN_DATA, INCIDENTS, load, to_alerts
+from soctriage.evals.excytin_chat import EXCYTIN_DATA, INCIDENTS, load, to_alerts
 from soctriage.service.alert_entities import alert_text
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert

@@ -1,7 +1,8 @@
 """The builtin analyst's scores on every shipped suite, as the README's table: measured, never typed.
 
 `soctriage eval baseline --write README.md` runs every shipped suite with the builtin (tools in dry-run; the
-case assistant for chat suites) and rewrites the tables between the README's markers; `--check README.md` exits 1 when the table there is not what
+case assistant for chat suites) except those whose spec says `baseline: false`, and rewrites the tables between
+the README's markers; `--check README.md` exits 1 when the table there is not what
 the code at HEAD measures, which CI runs, so a stale baseline cannot land. Only decision metrics are shown:
 latency depends on the machine and is in each run's own report.
 """
@@ -12,11 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from soctriage.evals.chat_report import build_chat_report
-from soctriage.evals.chat_suite import run_chat_suite
-from soctriage.evals.report import build_report
-from soctriage.evals.runner import read_run, run_suite
-from soctriage.evals.suite import Suite, load_spec, load_suite, shipped_suites, suite_dir
+from soctriage.evals.kinds import load_any_suite, run_any_suite
+from soctriage.evals.suite import SUITES_ROOT, load_spec, shipped_suites
 from soctriage.service.config import Settings
 
 START, END = "<!-- eval-baselines:start -->", "<!-- eval-baselines:end -->"
@@ -59,21 +57,15 @@ CHAT_METRICS = (
 
 
 async def measure(out: Path, suites: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Run each suite with the builtin into `out/<suite>`; its report (metrics and gates) by suite name."""
+    """Run each suite with the builtin into `out/<suite>` (by default every shipped suite whose spec keeps it
+    in the baseline); its report (metrics and gates) by suite name."""
     reports = {}
-    for name in suites or shipped_suites():
-        folder = out / name
-        spec = load_spec(suite_dir(name))
-        if spec.kind == "chat":
-            chat = await run_chat_suite(suite_dir(name), spec, folder, model="builtin")
-            reports[name] = build_chat_report(spec, "builtin", chat, folder)
-            continue
-        suite: Suite = load_suite(name)
-        records = await run_suite(
-            suite, folder, model="builtin", concurrency=2, base_settings=suite.settings(Settings())
+    names = suites or [n for n in shipped_suites() if load_spec(SUITES_ROOT / n).baseline]
+    for name in names:
+        suite = load_any_suite(name)
+        reports[name] = await run_any_suite(
+            suite, out / name, model="builtin", concurrency=2, base_settings=suite.settings(Settings())
         )
-        info, _ = read_run(folder)
-        reports[name] = build_report(info, suite.spec, records, folder)
     return reports
 
 

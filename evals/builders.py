@@ -7,6 +7,7 @@ with its licence and NOTICE (so the records stay verbatim and the mapping to ale
   author is kept (DRL 1.1).
 - `vendor`: the real vendor payloads (Elastic License 2.0), labelled as the suite's NOTICE.md describes them;
   the Wazuh records were written for this project.
+- `excytin` (chat suites): ExCyTIn-Bench questions on the alerts of two incidents (evals/excytin_chat.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from soctriage.evals.chat_suite import ChatCase
+from soctriage.evals.excytin_chat import build_excytin
 from soctriage.evals.suite import Expected, SuiteCase, SuiteError
 from soctriage.service.jsonl import read_jsonl
 from soctriage.tools.attack import ATTACK_DATA
 
 Builder = Callable[[Path], tuple[list[SuiteCase], list[str]]]
+ChatBuilder = Callable[[Path], tuple[list[ChatCase], list[str]]]
 
 # --- sigma -----------------------------------------------------------------------------------------------
 
@@ -271,3 +275,5 @@ def _jsonl_by(path: Path, key: str) -> dict[str, dict[str, Any]]:
 
 
 BUILDERS: dict[str, Builder] = {"sigma": build_sigma, "vendor": build_vendor}
+# Chat suites' builders: third-party questions with the alerts they are asked about.
+CHAT_BUILDERS: dict[str, ChatBuilder] = {"excytin": build_excytin}

@@ -76,6 +76,7 @@ def build_chat_report(
         "model": model,
         "run_dir": str(run_dir),
         "generated_at": datetime.now(UTC).isoformat(),
+        "attribution": spec.attribution,
         "cases": len(records),
         "scored": len(records),
         "complete": True,
@@ -122,6 +123,7 @@ def chat_markdown(report: dict[str, Any]) -> str:
         "",
         report["description"],
         "",
+        *([f"Attribution: {report['attribution']}", ""] if report.get("attribution") else []),
         "| metric | value | n |",
         "|---|---|---|",
     ]

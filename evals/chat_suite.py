@@ -4,21 +4,27 @@ A case is `{id, note?, alert, feedback?, steps?, questions?}`. Every case's aler
 order, into one tenant, by the builtin analyst (so every model is asked about the same cases); `feedback`
 records an analyst's disposition on it and `steps` decide its pending actions (`{decide: A2, approve, by,
 reason}`). A case without questions is history, there for similar-case retrieval. Then each question
-`{topic, ask, expect: {facts, absent, cites, proposes}}` is asked of its case by the model under test:
+`{topic, ask, expect: {facts, answer, absent, cites, proposes}}` is asked of its case by the model under test:
 
 - `facts`: every item must appear in the answer (case-insensitive, as a whole token run); an item that is a
   list is satisfied by any one of its strings;
+- `answer`: the one right answer of a benchmark question: the reply must be it or hold it as a whole token
+  run, with case, quotes, backticks, spacing and a final period set aside (ExCyTIn-Bench's match); it counts
+  as one more fact;
 - `absent`: none may appear;
 - `cites`: for each ledger kind named, the answer cites at least one entry of that kind;
 - `proposes`: how many actions the answer may propose (default 0); more is an unexpected proposal.
 
 `{case:ID}` in a fact names the case opened for suite case ID. Every question's answer must cite only seqs
-that exist. A run writes `run.json`, `results.jsonl` (one record per question), `ledgers/`, `report.json` and
-`report.md` to its folder; a run starts afresh each time (the cases are re-triaged, which takes seconds).
+that exist. Cases come from the JSONL file the spec names, or from a builder over third-party data
+(`source`, evals/builders.py's CHAT_BUILDERS). A run writes `run.json`, `results.jsonl` (one record per
+question), `ledgers/`, `report.json` and `report.md` to its folder; a run starts afresh each time (the cases
+are re-triaged, which takes seconds).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import time
@@ -44,15 +50,19 @@ from soctriage.evals.runner import (
 from soctriage.evals.suite import (
     SPEC_FILE,
     Expected,
+    LoadedSuite,
     Strict,
     Suite,
     SuiteCase,
     SuiteError,
     SuiteSpec,
+    environment_update,
     read_cases,
+    source_of,
 )
 from soctriage.service.config import Settings
-from soctriage.service.domain import Disposition, LedgerKind
+from soctriage.service.domain import Alert, Disposition, LedgerKind
+from soctriage.tools.retrieval import LazyIndex
 
 Topic = Literal[
     "summary",
@@ -66,12 +76,16 @@ Topic = Literal[
     "similar_cases",
     "action_request",
     "refusal",
+    "investigation",
 ]
 _PLACEHOLDER = re.compile(r"\{case:([^}]+)\}")
 
 
 class Expect(Strict):
     facts: list[str | list[str]] = Field(default_factory=list)
+    answer: str | None = Field(
+        default=None, description="the one right answer (a benchmark's), matched loosely"
+    )
     absent: list[str] = Field(default_factory=list)
     cites: list[LedgerKind] = Field(default_factory=list)
     proposes: int = Field(default=0, ge=0)
@@ -127,14 +141,43 @@ class QuestionRecord(BaseModel):
     model: str
     latency_ms: float
 
+    @property
+    def outcome(self) -> str:
+        """One line for a progress display."""
+        return f"{self.topic}: " + (
+            "pass" if self.passed else "FAIL " + "; ".join(self.missing + self.unwanted)
+        )
+
 
 ProgressFn = Callable[[int, int, QuestionRecord], None]
 
 
-def load_chat_suite(folder: Path, spec: SuiteSpec) -> list[ChatCase]:
-    if spec.cases is None:
-        raise SuiteError(f"{folder / SPEC_FILE}: field cases: a chat suite names its JSONL file")
-    cases = read_cases(folder / spec.cases, ChatCase)
+class ChatSuite(LoadedSuite):
+    """A chat suite: cases to triage and the questions to ask of them."""
+
+    cases: list[ChatCase]
+
+    @property
+    def questions(self) -> int:
+        return sum(len(c.questions) for c in self.cases)
+
+
+def load_chat_suite(folder: Path, spec: SuiteSpec) -> ChatSuite:
+    """The chat suite in `folder`; raises SuiteError naming the file, line and field of what is wrong."""
+    from soctriage.evals.builders import CHAT_BUILDERS
+
+    spec_path = folder / SPEC_FILE
+    skipped: list[str] = []
+    if spec.source is not None:
+        if spec.source.strip_vendor_verdicts:
+            raise SuiteError(f"{spec_path}: field source.strip_vendor_verdicts: only for triage suites")
+        builder, source = source_of(folder, spec.source, CHAT_BUILDERS)
+        cases, skipped = builder(source)
+        where, origin = spec_path, f"{folder} <- {source}"
+    else:
+        assert spec.cases is not None
+        cases = read_cases(folder / spec.cases, ChatCase)
+        where, origin = folder / spec.cases, str(folder)
     known = {c.id for c in cases}
     for case in cases:
         for number, question in enumerate(case.questions, start=1):
@@ -142,16 +185,23 @@ def load_chat_suite(folder: Path, spec: SuiteSpec) -> list[ChatCase]:
                 for ref in _PLACEHOLDER.findall(text):
                     if ref not in known:
                         raise SuiteError(
-                            f"{folder / spec.cases}: case {case.id} question {number}: field expect: {{case:{ref}}}"
+                            f"{where}: case {case.id} question {number}: field expect: {{case:{ref}}}"
                             " names no case of the suite"
                         )
     if not any(c.questions for c in cases):
-        raise SuiteError(f"{folder / spec.cases}: no case has questions")
-    return cases
+        raise SuiteError(f"{where}: no case has questions")
+    return ChatSuite(
+        spec=spec,
+        cases=cases,
+        skipped=skipped,
+        origin=origin,
+        settings_update=environment_update(folder, spec),
+    )
 
 
 def _texts(expect: Expect) -> list[str]:
-    return [t for item in expect.facts for t in (item if isinstance(item, list) else [item])] + expect.absent
+    facts = [t for item in expect.facts for t in (item if isinstance(item, list) else [item])]
+    return facts + ([expect.answer] if expect.answer is not None else []) + expect.absent
 
 
 def appears(needle: str, text: str) -> bool:
@@ -160,6 +210,18 @@ def appears(needle: str, text: str) -> bool:
     want = " ".join(needle.lower().split())
     got = " ".join(text.lower().split())
     return bool(want) and re.search(rf"(?<![\w]){re.escape(want)}(?![\w])", got) is not None
+
+
+def _loose(text: str) -> str:
+    text = re.sub(r"[`'\"]", "", text.lower())
+    return re.sub(r"\s+", " ", text).strip().rstrip(".")
+
+
+def answer_matches(expected: str, answer: str) -> bool:
+    """ExCyTIn-Bench's match: the reply is the expected answer, or holds it as a whole token run, once case,
+    quotes, backticks, spacing and a final period are set aside."""
+    want, got = _loose(expected), _loose(answer)
+    return bool(want) and (want == got or appears(want, got))
 
 
 def score_answer(
@@ -174,12 +236,15 @@ def score_answer(
         options = [resolve(o) for o in (item if isinstance(item, list) else [item])]
         if not any(appears(o, answer) for o in options):
             missing.append(" | ".join(options))
+    if expect.answer is not None and not answer_matches(resolve(expect.answer), answer):
+        missing.append(resolve(expect.answer))
+    facts = len(expect.facts) + (expect.answer is not None)
     unwanted = [resolve(a) for a in expect.absent if appears(resolve(a), answer)]
     cites_missing = [k for k in expect.cites if k not in cited_kinds]
     unexpected = max(0, proposals - expect.proposes)
     return {
-        "facts": len(expect.facts),
-        "facts_found": len(expect.facts) - len(missing),
+        "facts": facts,
+        "facts_found": facts - len(missing),
         "missing": missing,
         "unwanted": unwanted,
         "cites_missing": cites_missing,
@@ -189,8 +254,7 @@ def score_answer(
 
 
 async def run_chat_suite(
-    folder: Path,
-    spec: SuiteSpec,
+    suite: ChatSuite,
     out: Path,
     *,
     model: str,
@@ -199,28 +263,41 @@ async def run_chat_suite(
     progress: ProgressFn | None = None,
 ) -> list[QuestionRecord]:
     """Triage the suite's cases with the builtin analyst, then ask every question with `model`."""
-    from soctriage.agents.feedback import give_feedback
-    from soctriage.agents.run import Triager
-    from soctriage.service.store.transcript import export_transcript
-    from soctriage.tools.retrieval import flush_index
-
-    cases = load_chat_suite(folder, spec)
     # `prepare` normalizes (and namespaces) each alert the way triage suites do; a bad alert names its case.
     alerts = prepare(
         Suite(
-            spec=spec,
+            spec=suite.spec,
             cases=[
                 SuiteCase(id=c.id, alert=c.alert, expected=Expected(disposition="inconclusive"))
-                for c in cases
+                for c in suite.cases
             ],
-            origin=str(folder),
+            origin=suite.origin,
         )
     )
-    _start(out, spec, folder, model, sum(len(c.questions) for c in cases))
+    _start(out, suite, model)
     triage_settings = eval_settings(out, "builtin", base_settings)
+    # Both steps search one index, as in one process: the questions find the cases just as they were indexed.
+    index = LazyIndex(triage_settings)
+    try:
+        case_ids = await _triage(suite, [alert for _, alert in alerts], triage_settings, index)
+        settings = eval_settings(out, model, base_settings)
+        records = await _ask(suite, case_ids, out, settings, index, http_client, progress)
+    finally:
+        await asyncio.to_thread(index.close)
+    (out / RESULTS_FILE).write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
+    return records
+
+
+async def _triage(
+    suite: ChatSuite, alerts: list[Alert], settings: Settings, index: LazyIndex
+) -> dict[str, str]:
+    """Open and triage every case, record its feedback and decide its steps: suite case id -> case id."""
+    from soctriage.agents.feedback import give_feedback
+    from soctriage.agents.run import Triager
+
     case_ids: dict[str, str] = {}
-    async with Triager(triage_settings, group=False) as triager:
-        for case, (_, alert) in zip(cases, alerts, strict=True):
+    async with Triager(settings, group=False, index=index) as triager:
+        for case, alert in zip(suite.cases, alerts, strict=True):
             result = await triager.triage(alert, tenant=EVAL_TENANT)
             case_ids[case.id] = result.case_id
             if case.feedback is not None:
@@ -230,17 +307,29 @@ async def run_chat_suite(
                     result.case_id,
                     Decision(action_id=step.decide, approve=step.approve, by=step.by, reason=step.reason),
                 )
-        flush_index(triage_settings)
+    return case_ids
+
+
+async def _ask(
+    suite: ChatSuite,
+    case_ids: dict[str, str],
+    out: Path,
+    settings: Settings,
+    index: LazyIndex,
+    http_client: httpx2.AsyncClient | None,
+    progress: ProgressFn | None,
+) -> list[QuestionRecord]:
+    """Ask every question of its case with the model of `settings`, score the answers and export the ledgers."""
+    from soctriage.agents.run import Triager
+    from soctriage.service.store.transcript import export_transcript
 
     def resolve(text: str) -> str:
         return _PLACEHOLDER.sub(lambda m: case_ids[m.group(1)], text)
 
     records: list[QuestionRecord] = []
-    total = sum(len(c.questions) for c in cases)
-    settings = eval_settings(out, model, base_settings)
-    async with Triager(settings, http_client=http_client) as triager:
+    async with Triager(settings, http_client=http_client, index=index) as triager:
         assistant = triager.assistant()
-        for case in cases:
+        for case in suite.cases:
             case_id = case_ids[case.id]
             for number, question in enumerate(case.questions, start=1):
                 started = time.perf_counter()
@@ -273,16 +362,16 @@ async def run_chat_suite(
                 )
                 records.append(record)
                 if progress:
-                    progress(len(records), total, record)
+                    progress(len(records), suite.questions, record)
         (out / LEDGERS_DIR).mkdir(exist_ok=True)
-        for case in cases:
+        for case in suite.cases:
             text = export_transcript(triager.store, case_ids[case.id], "jsonl")
             (out / LEDGERS_DIR / f"{safe_name(case.id)}.jsonl").write_text(text, encoding="utf-8")
-    (out / RESULTS_FILE).write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
     return records
 
 
-def _start(out: Path, spec: SuiteSpec, folder: Path, model: str, questions: int) -> None:
+def _start(out: Path, suite: ChatSuite, model: str) -> None:
+    spec = suite.spec
     if (out / RUN_FILE).is_file():
         info = RunInfo.model_validate_json((out / RUN_FILE).read_text(encoding="utf-8"))
         if (info.suite, info.model) != (spec.name, model):
@@ -300,9 +389,11 @@ def _start(out: Path, spec: SuiteSpec, folder: Path, model: str, questions: int)
     info = RunInfo(
         suite=spec.name,
         spec=spec,
-        origin=str(folder),
+        origin=suite.origin,
         model=model,
         started_at=datetime.now(UTC),
-        cases=questions,
+        cases=suite.questions,
+        skipped=suite.skipped,
+        attribution=spec.attribution,
     )
     (out / RUN_FILE).write_text(info.model_dump_json(indent=2), encoding="utf-8")

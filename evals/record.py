@@ -85,6 +85,11 @@ class CaseRecord(BaseModel):
     error: str | None = Field(default=None, description="the alert could not be triaged (or normalized)")
 
     @property
+    def outcome(self) -> str:
+        """One line for a progress display."""
+        return self.error or f"{self.disposition or '-'} / {self.status or '-'}"
+
+    @property
     def predicted(self) -> str:
         """The disposition; a case without a verdict went to a human undecided, i.e. inconclusive."""
         return self.disposition or "inconclusive"

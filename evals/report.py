@@ -84,6 +84,7 @@ def build_report(
     gates = evaluate_gates(spec.gates, metrics)
     return {
         "suite": spec.name,
+        "kind": "triage",
         "description": spec.description,
         "model": info.model,
         "run_dir": str(run_dir),

@@ -95,10 +95,12 @@ def read_records(out: Path) -> list[CaseRecord]:
 
 
 def read_run(out: Path) -> tuple[RunInfo, list[SuiteCase]]:
-    """The run description and resolved cases of a finished (or interrupted) run folder."""
+    """The run description and resolved cases of a finished (or interrupted) triage run folder."""
     if not (out / RUN_FILE).is_file():
         raise RunDirError(f"{out}: not a run folder (no {RUN_FILE})")
     info = RunInfo.model_validate_json((out / RUN_FILE).read_text(encoding="utf-8"))
+    if info.spec.kind != "triage":
+        raise RunDirError(f"{out}: a {info.spec.kind} run, not a triage run (only those are replayed)")
     lines = (out / CASES_FILE).read_text(encoding="utf-8").splitlines()
     return info, [SuiteCase.model_validate_json(line) for line in lines if line.strip()]
 

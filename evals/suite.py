@@ -6,6 +6,8 @@ may name its organisation's data files (`environment`: context, inventory, intel
 the shipped defaults while it runs.
 Cases come from a JSONL file beside the spec, or from a builder over third-party data shipped in the suite's
 folder under its own licence (see the NOTICE there). Every problem is reported with the file, line and field.
+Those are triage suites; `kind: chat` in suite.yaml makes a chat suite, whose cases are evals/chat_suite.py's.
+evals/kinds.py loads and runs a suite of either kind.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class SuiteSpec(Strict):
     kind: Literal["triage", "chat"] = Field(
         default="triage",
         description="triage: alerts scored on the graph's decisions; chat: questions to the case assistant"
-        " scored on the facts of their answers (evals/chat_suite.py)",
+        " scored on the facts of their answers (evals/kinds.py)",
     )
     description: str = ""
     cases: str | None = Field(default=None, description="JSONL file beside suite.yaml")
@@ -178,6 +180,11 @@ class SuiteSpec(Strict):
     environment: SuiteEnvironment | None = Field(
         default=None, description="the organisation the alerts come from (context, inventory, intel)"
     )
+    baseline: bool = Field(
+        default=True,
+        description="a column of `eval baseline`'s table, which CI checks against the README; false for a suite"
+        " whose score moves between runs of the same code",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SuiteSpec:
@@ -186,9 +193,10 @@ class SuiteSpec(Strict):
         return self
 
 
-class Suite(BaseModel):
+class LoadedSuite(BaseModel):
+    """What every kind of suite has once loaded; each kind adds its cases."""
+
     spec: SuiteSpec
-    cases: list[SuiteCase]
     skipped: list[str] = Field(default_factory=list, description="source records left out, and why")
     origin: str = Field(description="where the suite was loaded from")
     settings_update: dict[str, Any] = Field(
@@ -198,6 +206,12 @@ class Suite(BaseModel):
     def settings(self, base: Settings) -> Settings:
         """`base` with the suite's environment (its organisation's context, inventory and intel) applied."""
         return base.model_copy(update=self.settings_update) if self.settings_update else base
+
+
+class Suite(LoadedSuite):
+    """A triage suite: alerts and the decisions expected of them."""
+
+    cases: list[SuiteCase]
 
 
 def suite_dir(name_or_path: str) -> Path:
@@ -232,8 +246,14 @@ def load_spec(folder: Path) -> SuiteSpec:
         raise SuiteError(f"{path}: {_first_error(exc)}") from exc
 
 
+def environment_update(folder: Path, spec: SuiteSpec) -> dict[str, Any]:
+    """The Settings fields the suite's environment sets, its files resolved against `folder`."""
+    return spec.environment.settings_update(folder, folder / SPEC_FILE) if spec.environment else {}
+
+
 def load_suite(name_or_path: str) -> Suite:
-    """Load a suite; raises SuiteError for bad or missing data (a suite that cannot run never passes)."""
+    """Load a triage suite; raises SuiteError for bad or missing data (a suite that cannot run never passes).
+    A suite of any kind is loaded by `load_any_suite` (evals/kinds.py)."""
     from soctriage.evals.builders import BUILDERS
     from soctriage.evals.scorers import SCORERS
 
@@ -241,30 +261,39 @@ def load_suite(name_or_path: str) -> Suite:
     spec = load_spec(folder)
     spec_path = folder / SPEC_FILE
     if spec.kind != "triage":
-        raise SuiteError(f"{spec_path}: field kind: {spec.kind} suites are loaded by evals/chat_suite.py")
+        raise SuiteError(f"{spec_path}: field kind: a {spec.kind} suite, not a triage suite")
     unknown = [s for s in spec.scorers or () if s not in SCORERS]
     if unknown:
         raise SuiteError(f"{spec_path}: field scorers: unknown {unknown}; known: {', '.join(SCORERS)}")
-    environment = spec.environment.settings_update(folder, spec_path) if spec.environment else {}
+    environment = environment_update(folder, spec)
     if spec.cases is not None:
         return Suite(
             spec=spec, cases=read_cases(folder / spec.cases), origin=str(folder), settings_update=environment
         )
     assert spec.source is not None
-    builder = BUILDERS.get(spec.source.builder)
-    if builder is None:
-        raise SuiteError(
-            f"{spec_path}: field source.builder: unknown {spec.source.builder!r}; known: {', '.join(BUILDERS)}"
-        )
-    source = folder / spec.source.data
-    if not source.exists():
-        raise SuiteError(f"{spec_path}: field source.data: {source} is missing")
+    builder, source = source_of(folder, spec.source, BUILDERS)
     cases, skipped = builder(source)
     if spec.source.strip_vendor_verdicts:
         cases = [_unlabelled(case) for case in cases]
     return Suite(
         spec=spec, cases=cases, skipped=skipped, origin=f"{folder} <- {source}", settings_update=environment
     )
+
+
+BuilderT = TypeVar("BuilderT")
+
+
+def source_of(folder: Path, source: Source, builders: dict[str, BuilderT]) -> tuple[BuilderT, Path]:
+    """The builder `source` names among `builders` (those of the suite's kind) and the data it reads."""
+    spec_path = folder / SPEC_FILE
+    builder = builders.get(source.builder)
+    if builder is None:
+        known = ", ".join(builders)
+        raise SuiteError(f"{spec_path}: field source.builder: unknown {source.builder!r}; known: {known}")
+    data = folder / source.data
+    if not data.exists():
+        raise SuiteError(f"{spec_path}: field source.data: {data} is missing")
+    return builder, data
 
 
 def _unlabelled(case: SuiteCase) -> SuiteCase:

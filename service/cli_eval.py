@@ -20,7 +20,6 @@ from soctriage.service.cli_common import EXIT_CHECK_FAILED, EXIT_OK, fail
 if TYPE_CHECKING:
     from soctriage.evals.chat_suite import QuestionRecord
     from soctriage.evals.record import CaseRecord
-    from soctriage.service.config import Settings
 
 eval_app = typer.Typer(help="Offline eval suites: score the agents' decisions.", no_args_is_help=True)
 
@@ -32,11 +31,10 @@ ModelOption = Annotated[
 ConcurrencyOption = Annotated[int, typer.Option("--concurrency", "-j", min=1, help="alerts triaged at once")]
 
 
-def _progress(done: int, total: int, record: CaseRecord) -> None:
+def _progress(done: int, total: int, record: CaseRecord | QuestionRecord) -> None:
     width = 30
     filled = int(width * done / total) if total else width
-    outcome = record.error or f"{record.disposition or '-'} / {record.status or '-'}"
-    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {record.id}: {outcome}"
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {record.id}: {record.outcome}"
     if sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K" + line[:160] + ("\n" if done == total else ""))
     else:
@@ -44,9 +42,9 @@ def _progress(done: int, total: int, record: CaseRecord) -> None:
     sys.stderr.flush()
 
 
-def _summary(report: dict) -> str:
-    metrics = report["metrics"]
-    keys = (
+# What the last line of `eval run` shows, by suite kind; every metric is in the reports.
+_SUMMARY = {
+    "triage": (
         "disposition_accuracy",
         "missed_true_positive_rate",
         "benign_false_positive_rate",
@@ -54,14 +52,21 @@ def _summary(report: dict) -> str:
         "injected_auto_closes",
         "unsafe_actions",
         "evidence_grounding_rate",
-    )
-    shown = [f"{k}={metrics[k]['value']} (n={metrics[k]['count']})" for k in keys if k in metrics]
+    ),
+    "chat": ("pass_rate", "fact_recall", "unexpected_proposals", "invalid_citations"),
+}
+
+
+def _summary(report: dict) -> str:
+    metrics, kind = report["metrics"], report["kind"]
+    shown = [f"{k}={metrics[k]['value']} (n={metrics[k]['count']})" for k in _SUMMARY[kind] if k in metrics]
     failed = [g["metric"] for g in report["gates"] if not g["passed"]]
     gates = f"gates FAILED: {', '.join(failed)}" if failed else "gates passed"
+    unit, files = ("questions", "json,md") if kind == "chat" else ("alerts", "json,md,html")
     return (
-        f"{report['suite']} on {report['model']}: {report['scored']}/{report['cases']} alerts; "
+        f"{report['suite']} on {report['model']}: {report['scored']}/{report['cases']} {unit}; "
         + "; ".join(shown)
-        + f"\n{gates}; reports in {report['run_dir']}/report.{{json,md,html}}"
+        + f"\n{gates}; reports in {report['run_dir']}/report.{{{files}}}"
     )
 
 
@@ -101,47 +106,42 @@ def run(
     concurrency: ConcurrencyOption = 1,
     fresh: Annotated[bool, typer.Option("--fresh", help="discard an earlier run in the folder")] = False,
 ) -> None:
-    """Triage every alert of SUITE through the real graph (tools in dry-run) and score it.
+    """Run SUITE with the model and score it. A triage suite's alerts go through the real graph (tools in
+    dry-run); a chat suite's cases are triaged by the builtin, then its questions are asked of the case
+    assistant on the model.
 
-    Resumable: run it again with the same --out and only the alerts not yet scored are triaged.
+    A triage run is resumable: run it again with the same --out and only the alerts not yet scored are
+    triaged. A chat run starts afresh each time.
     """
     from soctriage.agents.models import ModelConfigError
+    from soctriage.evals.kinds import load_any_suite, run_any_suite, size
     from soctriage.evals.replay import model_slug
-    from soctriage.evals.report import build_report, check_gate_names, write_reports
-    from soctriage.evals.runner import RUN_FILE, RunDirError, eval_settings, read_run, run_suite
-    from soctriage.evals.suite import SuiteError, load_spec, load_suite, suite_dir
+    from soctriage.evals.runner import RUN_FILE, RunDirError, eval_settings
+    from soctriage.evals.suite import SuiteError
     from soctriage.service.cli_common import announce_store
     from soctriage.service.config import Settings
 
     settings = Settings()
     model = model or settings.model
     try:
-        folder = suite_dir(suite)
-        if load_spec(folder).kind == "chat":
-            _run_chat(folder, model, out, fresh, settings)
-        loaded = load_suite(suite)
-        check_gate_names(loaded.spec)
-        settings = loaded.settings(settings)
+        loaded = load_any_suite(suite)
     except SuiteError as exc:
         raise fail(str(exc)) from exc
+    settings = loaded.settings(settings)
     out = out or Path("eval-runs") / loaded.spec.name / model_slug(model)
     if fresh and (out / RUN_FILE).is_file():
         shutil.rmtree(out)
-    typer.echo(
-        f"eval {loaded.spec.name}: {len(loaded.cases)} alerts, model {model}, run folder {out}", err=True
-    )
+    count, unit = size(loaded)
+    typer.echo(f"eval {loaded.spec.name}: {count} {unit}, model {model}, run folder {out}", err=True)
     announce_store(eval_settings(out, model, settings))
     try:
-        records = asyncio.run(
-            run_suite(
+        report = asyncio.run(
+            run_any_suite(
                 loaded, out, model=model, concurrency=concurrency, base_settings=settings, progress=_progress
             )
         )
     except (SuiteError, RunDirError, ModelConfigError) as exc:
         raise fail(str(exc)) from exc
-    info, _ = read_run(out)
-    report = build_report(info, loaded.spec, records, out)
-    write_reports(out, report)
     typer.echo(_summary(report))
     raise typer.Exit(EXIT_OK if report["passed"] else EXIT_CHECK_FAILED)
 
@@ -182,11 +182,10 @@ def baseline(
             raise fail(str(exc)) from exc
 
     if calibration is not None:
-        # The fit's runs go to a scratch folder: the final runs, made with the fit, are the ones kept in --out
-        # (and re-running into one folder in one process would write to the deleted folder's open index).
+        # The fit's runs go to a scratch folder: the final runs, made with the fit, are the ones kept in --out.
         with tempfile.TemporaryDirectory(prefix="soctriage-fit-") as scratch:
             reports = run(Path(scratch))
-            runs = {n: Path(scratch) / n for n, report in reports.items() if report.get("kind") != "chat"}
+            runs = {n: Path(scratch) / n for n, report in reports.items() if report["kind"] == "triage"}
             found = observations(runs)
             fitted = render_fit(fit(found), found)
         current = calibration.read_text(encoding="utf-8") if calibration.is_file() else ""
@@ -214,48 +213,6 @@ def baseline(
     elif updated != text:
         typer.echo(f"{check}: the eval baselines are stale; the code at HEAD measures:\n{table}", err=True)
         raise typer.Exit(EXIT_CHECK_FAILED)
-
-
-def _chat_progress(done: int, total: int, record: QuestionRecord) -> None:
-    outcome = "pass" if record.passed else "FAIL " + "; ".join(record.missing + record.unwanted)
-    sys.stderr.write(f"{done}/{total} {record.id} ({record.topic}): {outcome[:120]}\n")
-    sys.stderr.flush()
-
-
-def _run_chat(folder: Path, model: str, out: Path | None, fresh: bool, settings: Settings) -> None:
-    """`eval run` of a chat suite: triage its cases, ask its questions, score, write the reports, exit."""
-    from soctriage.agents.models import ModelConfigError
-    from soctriage.evals.chat_report import build_chat_report, check_chat_gates, write_chat_reports
-    from soctriage.evals.chat_suite import run_chat_suite
-    from soctriage.evals.replay import model_slug
-    from soctriage.evals.runner import RUN_FILE, RunDirError
-    from soctriage.evals.suite import SuiteError, load_spec
-
-    spec = load_spec(folder)
-    check_chat_gates(spec)
-    out = out or Path("eval-runs") / spec.name / model_slug(model)
-    if fresh and (out / RUN_FILE).is_file():
-        shutil.rmtree(out)
-    typer.echo(f"eval {spec.name} (chat): model {model}, run folder {out}", err=True)
-    try:
-        records = asyncio.run(
-            run_chat_suite(folder, spec, out, model=model, base_settings=settings, progress=_chat_progress)
-        )
-    except (SuiteError, RunDirError, ModelConfigError) as exc:
-        raise fail(str(exc)) from exc
-    report = build_chat_report(spec, model, records, out)
-    write_chat_reports(out, report)
-    metrics = report["metrics"]
-    shown = "; ".join(f"{k}={metrics[k]['value']} (n={metrics[k]['count']})" for k in _CHAT_SUMMARY)
-    failed = [g["metric"] for g in report["gates"] if not g["passed"]]
-    gates = f"gates FAILED: {', '.join(failed)}" if failed else "gates passed"
-    typer.echo(
-        f"{spec.name} on {model}: {len(records)} questions; {shown}\n{gates}; reports in {out}/report.{{json,md}}"
-    )
-    raise typer.Exit(EXIT_OK if report["passed"] else EXIT_CHECK_FAILED)
-
-
-_CHAT_SUMMARY = ("pass_rate", "fact_recall", "unexpected_proposals", "invalid_citations")
 
 
 @eval_app.command("compare")

@@ -8,13 +8,16 @@ import logging
 import signal
 import threading
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from soctriage.service import event_loop
 from soctriage.service.cli_common import echo_json, open_store, render_table
 from soctriage.service.config import Settings
 from soctriage.service.store import store_label
+
+if TYPE_CHECKING:
+    from soctriage.tools.retrieval import LazyIndex
 
 log = logging.getLogger("soctriage.serve")
 
@@ -56,6 +59,7 @@ def serve(
     from soctriage.service.api.app import create_app
     from soctriage.service.api.logs import configure_logging
     from soctriage.service.auth import KeyConfigError, configured_keys
+    from soctriage.tools.retrieval import LazyIndex
 
     settings = Settings()
     configure_logging(settings.log_format)
@@ -77,13 +81,15 @@ def serve(
     # once can fail switching it to WAL, and a setting that cannot be used (policy, intel, model) is then one
     # line and exit 2 from the command group, not a traceback in a failed uvicorn startup.
     event_loop.run(_open_once(settings))
-    background = BackgroundWorker(settings, concurrency) if concurrency else None
+    # One retrieval index for the API and the in-process workers: the embedding model is loaded once.
+    index = LazyIndex(settings)
+    background = BackgroundWorker(settings, concurrency, index) if concurrency else None
     if background is not None:
         background.start()
     log.info("serving", extra={"host": host, "port": port, "auth": secured, "workers": concurrency})
     try:
         uvicorn.run(
-            create_app(settings, auth_enabled=secured),
+            create_app(settings, auth_enabled=secured, index=index),
             host=host,
             port=port,
             log_config=None,
@@ -106,10 +112,11 @@ class BackgroundWorker(threading.Thread):
     """Queue workers on their own thread and event loop: the graph's synchronous ledger writes then never stall
     the API's loop."""
 
-    def __init__(self, settings: Settings, concurrency: int) -> None:
+    def __init__(self, settings: Settings, concurrency: int, index: LazyIndex | None = None) -> None:
         super().__init__(name="soctriage-worker", daemon=True)
         self.settings = settings
         self.concurrency = concurrency
+        self.index = index
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -125,7 +132,7 @@ class BackgroundWorker(threading.Thread):
 
         self._loop, self._stop_event = asyncio.get_running_loop(), asyncio.Event()
         self._ready.set()
-        await run_worker(self.settings, self.concurrency, self._stop_event)
+        await run_worker(self.settings, self.concurrency, self._stop_event, index=self.index)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._ready.wait(timeout=5)

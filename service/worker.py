@@ -35,7 +35,7 @@ from soctriage.service.store.checkpoint import (
 )
 from soctriage.service.store.signing import SigningKeyError, load_signing_key
 from soctriage.service.worker_limits import SharedRateLimit
-from soctriage.tools.retrieval import open_index
+from soctriage.tools.retrieval import LazyIndex
 
 log = logging.getLogger("soctriage.worker")
 
@@ -198,8 +198,11 @@ def model_http_client(concurrency: int, limit: SharedRateLimit | None) -> httpx2
     return openai.DefaultAioHttpClient(limits=limits, event_hooks=hooks)
 
 
-async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) -> None:
-    """Work the queue until `stop` is set; jobs already running then finish."""
+async def run_worker(
+    settings: Settings, concurrency: int, stop: asyncio.Event, *, index: LazyIndex | None = None
+) -> None:
+    """Work the queue until `stop` is set; jobs already running then finish. `index` is the retrieval index of
+    the process when it is shared (`serve`'s API and its in-process workers); unset, the worker opens its own."""
     async with AsyncExitStack() as stack:
         http_client: httpx2.AsyncClient | None = None
         if settings.model.startswith("openai:"):
@@ -209,10 +212,10 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event) 
                 limit = SharedRateLimit(limit_store, settings.model_rate_limit)
             http_client = model_http_client(concurrency, limit)
             stack.push_async_callback(http_client.aclose)
-        triager = await stack.enter_async_context(Triager(settings, http_client=http_client))
+        triager = await stack.enter_async_context(Triager(settings, http_client=http_client, index=index))
         # Start loading the similar-case index (Chroma, the embedding model) now, beside the first jobs: it
         # takes a second or more, and the first cases to close would otherwise wait for all of it.
-        warm_up = asyncio.create_task(asyncio.to_thread(open_index, settings))
+        warm_up = asyncio.create_task(asyncio.to_thread(triager.deps.connectors.retrieval.get))
         stack.push_async_callback(_settled, warm_up)
         queue = open_queue(settings, triager.store)
         worker = CaseWorker(triager)

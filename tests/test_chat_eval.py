@@ -4,7 +4,8 @@ graph nodes map to alerts, and answers are matched after normalisation."""
 from __future__ import annotations
 
 from soctriage.agents.assistant_facts import alert_facts
-from soctriage.evals.chat import EXCYTIN_DATA, INCIDENTS, load, matches, to_alerts
+from soctriage.evals.chat_suite import answer_matches as matches
+from soctriage.evals.excytin_chat import EXCYTIN_DATA, INCIDENTS, load, to_alerts
 
 
 def test_every_incident_alert_converts_to_an_ocsf_alert_with_its_entities() -> None:

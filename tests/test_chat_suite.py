@@ -57,12 +57,11 @@ def test_builtin_assistant_passes_the_chat_suite(home: Path, tmp_path: Path) -> 
 async def test_a_model_that_says_nothing_useful_fails_the_gates(home: Path, tmp_path: Path) -> None:
     folder = suite_dir("chat")
     spec = load_spec(folder)
-    questions = sum(len(case.questions) for case in load_chat_suite(folder, spec))
-    with ScriptedOpenAI([reply("Sure, done.")] * questions) as fake:
+    suite = load_chat_suite(folder, spec)
+    with ScriptedOpenAI([reply("Sure, done.")] * suite.questions) as fake:
         client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=fake))
         records = await run_chat_suite(
-            folder,
-            spec,
+            suite,
             tmp_path / "run",
             model="openai:fake-model",
             base_settings=llm_settings(home, embedder="hashing"),
@@ -88,7 +87,7 @@ def test_facts_match_whole_tokens_and_alternatives() -> None:
 
 
 def test_a_chat_suite_is_not_loaded_as_a_triage_suite_and_bad_references_are_named(tmp_path: Path) -> None:
-    with pytest.raises(SuiteError, match="kind: chat suites"):
+    with pytest.raises(SuiteError, match="kind: a chat suite, not a triage suite"):
         load_suite("chat")
     (tmp_path / "suite.yaml").write_text("name: t\nkind: chat\ncases: cases.jsonl\n")
     case = {

@@ -18,7 +18,6 @@ from service_support import serving
 from soctriage.agents.run import Triager
 from soctriage.service.api.app import create_app
 from soctriage.service.config import Settings
-from soctriage.tools.retrieval import flush_index
 from soctriage.tools.retrieval_batching import BatchingEmbedder
 from soctriage.tools.retrieval_embed import (
     EMBEDDINGS_MAX_CHARS,
@@ -164,7 +163,6 @@ async def test_a_triager_on_the_host_embedder_shares_the_servers_collections(tmp
             again = await triager.triage(sample(SUDO).model_copy(update={"id": "wazuh-again"}))
             [past] = _similar(triager, again.case_id)
             assert past["case_id"] == first and past["similarity"] > 0.99 and past["near_duplicate"]
-        flush_index(shared)
         async with Triager(own) as triager:
             third = await triager.triage(sample(SUDO).model_copy(update={"id": "wazuh-third"}))
             # The case the host-embedder Triager indexed is found by the server's own MiniLM.

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from soctriage.agents.run import Triager
 from soctriage.service.config import Settings
-from soctriage.tools.retrieval import RetrievalIndex, chroma_client, open_index
+from soctriage.tools.retrieval import RetrievalIndex, chroma_client
 from soctriage.tools.retrieval_docs import CaseDocument, KnowledgeDoc
 from soctriage.tools.retrieval_embed import (
     EmbeddingConfigError,
@@ -180,7 +180,7 @@ async def test_triage_looks_up_similar_past_cases_and_weighs_analyst_feedback(ho
     async with Triager(settings) as triager:
         first = await triager.triage(sample(SUDO))
         assert first.status == "escalated"
-        open_index(settings).flush()
+        triager.deps.connectors.retrieval.flush()
         second = await triager.triage(sample(SUDO).model_copy(update={"id": "wazuh-again"}))
         entries = triager.store.entries(second.case_id)
         [result] = [e for e in entries if e.kind == "tool_result" and e.payload["tool"] == "similar_cases"]

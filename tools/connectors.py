@@ -1,6 +1,7 @@
 """The bundle of everything a tool can reach (`Connectors`), built once per process from Settings: the
 response connector (tools/response_connectors.py), threat intel, the inventory, ATT&CK, LOLBins, the
-known-good table and the organisation context."""
+known-good table, the organisation context and the retrieval index (tools/retrieval.py, opened on first
+use)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from soctriage.tools.response_connectors import (
     SimulatorConnector,
     build_response_connector,
 )
+from soctriage.tools.retrieval import LazyIndex
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Connectors:
     lolbins: LolbinCatalog
     known_good: KnownGoodTable
     org_context: OrgContext
+    retrieval: LazyIndex
 
     @classmethod
     def from_settings(
@@ -43,6 +46,7 @@ class Connectors:
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
         retry_wait_s: float = 0.5,
+        retrieval: LazyIndex | None = None,
     ) -> Connectors:
         http: dict[str, Any] = {
             "timeout_s": settings.connector_timeout_s,
@@ -71,4 +75,5 @@ class Connectors:
             org_context=OrgContext.load(settings.context_path, known_good)
             if settings.context_path
             else OrgContext(),
+            retrieval=retrieval or LazyIndex(settings),
         )

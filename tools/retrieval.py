@@ -71,7 +71,7 @@ class RetrievalIndex:
         self._case_collections: dict[str, Any] = {}
         self._knowledge_ready = False
         self._lock = threading.Lock()
-        self._pending: queue.Queue[CaseDocument] = queue.Queue()
+        self._pending: queue.Queue[CaseDocument | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._flushing = threading.Event()
 
@@ -121,11 +121,12 @@ class RetrievalIndex:
 
     def submit(self, doc: CaseDocument) -> None:
         """Index `doc` on the background thread (batched with whatever else is waiting)."""
+        # Put under the lock: `close` then never ends the thread with a case queued behind its stop.
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._drain, name="soctriage-indexer", daemon=True)
                 self._thread.start()
-        self._pending.put(doc)
+            self._pending.put(doc)
 
     def flush(self) -> None:
         """Wait until every submitted case is indexed."""
@@ -135,16 +136,38 @@ class RetrievalIndex:
         finally:
             self._flushing.clear()
 
+    def close(self) -> None:
+        """Index every submitted case, end the background thread and release the Chroma client: Chroma keeps
+        one system per folder for the process until its last client closes, so a folder deleted and made anew
+        would otherwise be written through the old one."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None and thread.is_alive():
+                self._pending.put(None)
+                thread.join()
+        self.client.close()
+
     def _drain(self) -> None:
-        while True:
-            batch = [self._pending.get()]
+        stop = False
+        while not stop:
+            batch: list[CaseDocument] = []
+            item = self._pending.get()
             # Linger briefly: one Chroma write costs about as much for 64 cases as for one.
             deadline = time.monotonic() + _INDEX_LINGER_S
-            while len(batch) < _INDEX_BATCH and not self._flushing.is_set():
+            while True:
+                if item is None:  # `close`: what came before is in the batch; nothing comes after
+                    self._pending.task_done()
+                    stop = True
+                    break
+                batch.append(item)
+                if len(batch) >= _INDEX_BATCH or self._flushing.is_set():
+                    break
                 try:
-                    batch.append(self._pending.get(timeout=max(0.0, deadline - time.monotonic())))
+                    item = self._pending.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
+            if not batch:
+                continue
             try:
                 self.index_cases(batch)
             except Exception:  # the index is derived data: a failure must not stop later cases
@@ -277,36 +300,35 @@ def chroma_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
-_OPEN: dict[tuple[Any, ...], RetrievalIndex] = {}
+class LazyIndex:
+    """The retrieval index of whoever builds it (a Triager, `serve`), opened on first use: opening starts Chroma
+    and may load the embedding model, which a run that closes no case and looks nothing up never needs. Hand
+    one down to everything that should share it (the graph indexing, the tools querying, `serve`'s API and its
+    in-process workers), so the model is loaded once and the indexer thread sees every case; two of them share
+    nothing, whatever their settings."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._index: RetrievalIndex | None = None
+        self._lock = threading.Lock()
 
-def _key(settings: Settings) -> tuple[Any, ...]:
-    return (
-        settings.chroma_url or str(Path(settings.home).resolve()),
-        settings.embedder,
-        settings.embeddings_url,
-        settings.embeddings_model,
-        str(settings.embeddings_tokenizer_path),
-    )
+    def get(self) -> RetrievalIndex:
+        """The index, opened by the first caller; the first call may take seconds, so call it off the event
+        loop (`asyncio.to_thread`)."""
+        with self._lock:
+            if self._index is None:
+                self._index = RetrievalIndex.open(self.settings)
+            return self._index
 
+    def flush(self) -> None:
+        """Wait until every case submitted so far is indexed (nothing to wait for if it was never opened)."""
+        if self._index is not None:
+            self._index.flush()
 
-_OPEN_LOCK = threading.Lock()
-
-
-def open_index(settings: Settings) -> RetrievalIndex:
-    """The process's index for these settings: the graph (indexing) and the tools (querying) share one, so
-    the embedding model is loaded once and the indexer thread sees every case."""
-    key = _key(settings)
-    with _OPEN_LOCK:
-        index = _OPEN.get(key)
-        if index is None:
-            index = _OPEN[key] = RetrievalIndex.open(settings)
-        return index
-
-
-def flush_index(settings: Settings) -> None:
-    """Wait for pending indexing of the index open for `settings`, if one is open in this process."""
-    with _OPEN_LOCK:
-        opened = [index for key, index in _OPEN.items() if key == _key(settings)]
-    for index in opened:
-        index.flush()
+    def close(self) -> None:
+        """Index what is submitted and release the index: its indexer thread would otherwise keep it (and its
+        model) alive for the rest of the process. A later `get` opens it again."""
+        with self._lock:
+            index, self._index = self._index, None
+        if index is not None:
+            index.close()

@@ -13,7 +13,6 @@ from soctriage.service.domain import Frozen
 from soctriage.tools.attack import AttackCatalog
 from soctriage.tools.datafiles import bundled
 from soctriage.tools.lolbins import LolbinCatalog
-from soctriage.tools.retrieval import open_index
 from soctriage.tools.retrieval_docs import KnowledgeDoc, KnowledgeHit, KnowledgeKind, SimilarCase
 from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool
 
@@ -151,7 +150,7 @@ def similar_cases(ctx: ToolContext, args: SimilarCasesInput) -> SimilarCasesResu
     text = args.query or alert_text(ctx.alert)
     k = args.k or ctx.settings.similar_cases_k
     exclude = [] if args.include_this_case else [ctx.case_id]
-    found = open_index(ctx.settings).similar_cases(ctx.tenant, text, k, exclude=exclude)
+    found = ctx.connectors.retrieval.get().similar_cases(ctx.tenant, text, k, exclude=exclude)
     return SimilarCasesResult(query=text[:500], cases=tuple(found))
 
 
@@ -176,7 +175,7 @@ def knowledge_search(ctx: ToolContext, args: KnowledgeSearchInput) -> KnowledgeS
     runbooks (how to triage and respond to credential dumping, ransomware precursors, encoded PowerShell,
     LOLBin downloads, prompt injection in alerts, approvals)."""
     docs = _knowledge(ctx.connectors.attack, ctx.connectors.lolbins)
-    hits = open_index(ctx.settings).search_knowledge(docs, args.query, args.k, args.kinds)
+    hits = ctx.connectors.retrieval.get().search_knowledge(docs, args.query, args.k, args.kinds)
     return KnowledgeSearchResult(hits=tuple(hits))
 
 

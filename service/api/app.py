@@ -25,19 +25,22 @@ from soctriage.service.console import pages, report_routes
 from soctriage.service.console import routes as console
 from soctriage.service.console.session import SessionSigner
 from soctriage.service.queue import open_queue
+from soctriage.tools.retrieval import LazyIndex
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("soctriage.api")
 
 
-def create_app(settings: Settings, *, auth_enabled: bool = True) -> FastAPI:
-    """The service. `auth_enabled=False` serves every request as an admin of `settings.tenant` (loopback use)."""
+def create_app(settings: Settings, *, auth_enabled: bool = True, index: LazyIndex | None = None) -> FastAPI:
+    """The service. `auth_enabled=False` serves every request as an admin of `settings.tenant` (loopback use).
+    `index` is the process's retrieval index when in-process workers share it; unset, the app opens its own."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with Triager(settings) as triager:
+        async with Triager(settings, index=index) as triager:
             queue = open_queue(settings, triager.store)
             app.state.cases = Cases(settings, triager, queue)
+            app.state.retrieval = triager.deps.connectors.retrieval
             app.state.authenticator = Authenticator(triager.store, settings)
             untrack = metrics.track_store(triager.store, queue.depth)
             try:

@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
+from soctriage.service.api.deps import retrieval_of
 from soctriage.service.api.security import Operator
-from soctriage.tools.retrieval import open_index
 from soctriage.tools.retrieval_embed import EMBEDDINGS_MAX_CHARS, EMBEDDINGS_MAX_INPUTS
 
 router = APIRouter(tags=["embeddings"])
@@ -65,7 +65,7 @@ async def embeddings(request: Request, _: Operator, body: EmbeddingsRequest) -> 
             413, f"input: {chars} characters in all, limit is {EMBEDDINGS_MAX_CHARS} per request"
         )
     # Loaded on a thread: the first request of a process may load the index and its model.
-    embedder = (await asyncio.to_thread(open_index, request.app.state.settings)).embedder
+    embedder = (await asyncio.to_thread(retrieval_of(request).get)).embedder
     if body.model not in (None, embedder.name):
         raise HTTPException(422, f"model: this server embeds with {embedder.name}, not {body.model}")
     rows = await asyncio.to_thread(embedder.embed_documents, texts)
