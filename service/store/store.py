@@ -306,6 +306,13 @@ class Store(CaseOpening, ChainVerification, Quarantine):
                 raise CaseNotFoundError(case_id)
         return [LedgerEntry.model_validate(row._asdict()) for row in rows]
 
+    def entry(self, case_id: str, seq: int) -> LedgerEntry | None:
+        """The case's entry at `seq`, or None when the case has no such entry (or no such case): one read by
+        the ledger's primary key, where `entries` would read the whole tail from `seq` on."""
+        with self._read() as conn:
+            row = conn.execute(_ENTRY, {"case_id": case_id, "seq": seq}).first()
+        return None if row is None else LedgerEntry.model_validate(row._asdict())
+
     def head_seq(self, case_id: str) -> int:
         """The seq of the case's last ledger entry (entries are gapless, so 1..head_seq all exist)."""
         with self._read() as conn:
@@ -330,6 +337,7 @@ _ENTRIES = (
     .where(ledger.c.case_id == bindparam("case_id"), ledger.c.seq >= bindparam("from_seq"))
     .order_by(ledger.c.seq)
 )
+_ENTRY = select(ledger).where(ledger.c.case_id == bindparam("case_id"), ledger.c.seq == bindparam("seq"))
 _ENTRIES_OF_KIND = _ENTRIES.where(ledger.c.kind == bindparam("kind"))
 _SET_VERDICT = (
     update(cases)
