@@ -1,9 +1,9 @@
 """The statements of a ledger append, run on the database driver's own connection.
 
 An append is the store's hottest path (every step of every triage writes one), and SQLAlchemy's per-statement
-machinery costs about 50 µs where the driver needs 3. These statements run on the DBAPI connection *inside*
-the transaction SQLAlchemy opened (BEGIN IMMEDIATE on SQLite, a row lock on PostgreSQL), so atomicity and
-locking are unchanged; only the bookkeeping around each statement is skipped. Column names follow
+machinery costs about 50 µs where the driver needs 3. These statements run on the DBAPI connection, inside a
+transaction SQLAlchemy opened or `engine.driver_transaction` did (BEGIN IMMEDIATE on SQLite, a row lock on
+PostgreSQL either way), so atomicity and locking are unchanged; only the bookkeeping is skipped. Column names follow
 `schema.py`; the ledger tests exercise these statements on both back-ends.
 """
 
@@ -38,11 +38,17 @@ _SQL = {
 class LedgerStatements:
     """Lock a case's head, insert chained entries, move the head: on `conn`'s open transaction."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._driver: Any = conn.connection.driver_connection
-        self._lock_sql, self._insert_sql, self._move_sql = _SQL[conn.dialect.name]
+    def __init__(self, driver: Any, dialect: str) -> None:
+        """`driver`: the database driver's connection, in a transaction; `dialect`: "sqlite" or "postgresql"."""
+        self._driver = driver
+        self._lock_sql, self._insert_sql, self._move_sql = _SQL[dialect]
         # SQLite keeps times as format_ts text (see columns.UTCDateTime); psycopg adapts aware datetimes.
-        self._time = format_ts if conn.dialect.name == "sqlite" else _as_is
+        self._time = format_ts if dialect == "sqlite" else _as_is
+
+    @classmethod
+    def on(cls, conn: Connection) -> LedgerStatements:
+        """The statements on the driver connection under `conn`, inside the transaction `conn` opened."""
+        return cls(conn.connection.driver_connection, conn.dialect.name)
 
     def lock_head(self, case_id: str) -> tuple[int, str] | None:
         cursor = self._driver.cursor()

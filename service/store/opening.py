@@ -164,7 +164,7 @@ class CaseOpening(StoreBase):
         self, conn: Connection, case_id: str, alert: Alert, tenant: str, keys: tuple[GroupKey, ...]
     ) -> Joined:
         """Append `alert` to the case's chain as an `alert_received` entry that says why it joined."""
-        head = LedgerStatements(conn).lock_head(case_id)
+        head = LedgerStatements.on(conn).lock_head(case_id)
         if head is None:
             raise CaseNotFoundError(case_id)
         payload = AlertReceived.of(alert, grouping=[key.shown() for key in keys])
@@ -206,7 +206,7 @@ class _BatchRows:
         if self.cases:
             conn.execute(_INSERT_CASE, self.cases)
             conn.execute(_INSERT_ALERT, self.alerts)
-            LedgerStatements(conn).insert(self.entries)
+            LedgerStatements.on(conn).insert(self.entries)
         if self.keys:
             conn.execute(_INSERT_GROUP_KEY, self.keys)
         self.cases, self.alerts, self.entries, self.keys = [], [], [], []
