@@ -233,7 +233,7 @@ class Store(CaseOpening, ChainVerification, Quarantine):
                 raise CaseNotFoundError(case_id)
             written, rows = _chained(case_id, *head, clean)
             statements.insert(rows)
-            statements.move_head(case_id, written[-1].seq, written[-1].hash, written[-1].ts)
+            statements.move_head(rows[-1])
             return written
 
     def append_built(
@@ -275,7 +275,7 @@ class Store(CaseOpening, ChainVerification, Quarantine):
             move = {"case_id": case_id, "seq": last.seq, "hash": last.hash, "at": last.ts}
             conn.execute(_move_head(tuple(case_values)), move | case_values)
         else:
-            statements.move_head(case_id, last.seq, last.hash, last.ts)
+            statements.move_head(rows[-1])
         return written
 
     def entries(self, case_id: str, from_seq: int = 1, kind: LedgerKind | None = None) -> list[LedgerEntry]:
@@ -360,7 +360,8 @@ def _chained(
     for actor, kind, payload, payload_text in items:
         seq += 1
         at, ts = ts or utc_now(), None
-        digest = LedgerEntry.hash_of_text(case_id, seq, format_ts(at), actor, kind, payload_text, prev_hash)
+        at_text = format_ts(at)
+        digest = LedgerEntry.hash_of_text(case_id, seq, at_text, actor, kind, payload_text, prev_hash)
         # Values checked by clean_entry_input and computed above: validating them again costs, not guards.
         written.append(
             LedgerEntry.model_construct(
@@ -374,7 +375,7 @@ def _chained(
                 hash=digest,
             )
         )
-        rows.append((case_id, seq, at, actor, kind, payload_text, prev_hash, digest))
+        rows.append((case_id, seq, at, at_text, actor, kind, payload_text, prev_hash, digest))
         prev_hash = digest
     return written, rows
 
