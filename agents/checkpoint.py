@@ -6,16 +6,20 @@ worker thread and back, which measured as ~16 ms of a ~36 ms triage (benchmarks/
 
 A finished run keeps only its last checkpoint (`prune_finished`): its actions, and where a grouped alert's
 re-triage starts from, are all that is read of it later; what each step did is in the case's ledger. A run
-paused for a human keeps every checkpoint until it finishes.
+paused for a human keeps every checkpoint until it finishes. Cases that finished before runs pruned their own
+are pruned once by `prune_finished_cases` (`soctriage cases prune-checkpoints`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import (
@@ -27,6 +31,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
+from soctriage.agents.graph import build_graph
 from soctriage.agents.state import checkpoint_types
 from soctriage.service.config import Settings
 
@@ -114,6 +119,105 @@ def _concurrent_change(exc: Exception) -> bool:
     return isinstance(exc, errors.SerializationFailure | errors.DeadlockDetected)
 
 
+@dataclass(frozen=True)
+class PruneReport:
+    """What `prune_finished_cases` did. `bytes` counts what the deleted rows stored (checkpoints, their
+    writes and, on PostgreSQL, channel blobs no kept checkpoint uses); a SQLite file reuses that space for new
+    checkpoints rather than shrinking."""
+
+    cases: int
+    checkpoints: int
+    bytes: int
+    unfinished: int  # cases left whole: paused for a human, or a run not finished (running, or cut short)
+
+
+async def prune_finished_cases(settings: Settings, *, batch: int = 100) -> PruneReport:
+    """Keep only the last checkpoint of every finished case that still has more: the cases that finished
+    before runs pruned their own. A case whose graph has a step left (paused for a human, running, or cut
+    short by a crash) keeps every checkpoint. A run that starts on a case between its check and its prune loses
+    nothing it needs: the prune keeps the latest checkpoint and its writes, all a resume reads."""
+    if not _on_postgres(settings) and not _sqlite_path(settings).exists():
+        return PruneReport(0, 0, 0, 0)
+    pruned, unfinished, checkpoints, freed = 0, 0, 0, 0
+    async with open_checkpointer(settings) as saver:
+        graph = build_graph(saver)
+        tables = _CheckpointTables(saver)
+        threads = [str(row[0]) for row in await tables.rows(_WITH_HISTORY, None)]
+        for start in range(0, len(threads), batch):
+            finished: list[str] = []
+            for thread_id in threads[start : start + batch]:
+                snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+                if snapshot.next or snapshot.tasks:
+                    unfinished += 1
+                else:
+                    finished.append(thread_id)
+            if not finished:
+                continue
+            [(count_before, bytes_before)] = await tables.rows(_STORED, finished)
+            for thread_id in finished:
+                await prune_finished(saver, thread_id)
+            [(count_after, bytes_after)] = await tables.rows(_STORED, finished)
+            pruned += len(finished)
+            checkpoints += int(count_before) - int(count_after)
+            freed += int(bytes_before) - int(bytes_after)
+    return PruneReport(pruned, checkpoints, freed, unfinished)
+
+
+class _CheckpointTables:
+    """Reads of the savers' own tables that LangGraph has no call for, on the saver's connection."""
+
+    def __init__(self, saver: BaseCheckpointSaver) -> None:
+        self._saver = saver
+
+    async def rows(self, statements: dict[str, str], thread_ids: list[str] | None) -> list[tuple[Any, ...]]:
+        saver = self._saver
+        if isinstance(saver, InlineSqliteSaver):
+            with saver.cursor(transaction=False) as cur:
+                return cur.execute(statements["sqlite"], {"ids": json.dumps(thread_ids)}).fetchall()
+        async with saver.conn.connection() as conn:  # type: ignore[attr-defined]  # open_checkpointer's pool
+            cursor = await conn.execute(statements["postgresql"], {"ids": thread_ids})
+            return [tuple(row.values()) for row in await cursor.fetchall()]
+
+
+# Threads with more than their last checkpoint in a namespace: those a prune would change.
+_WITH_HISTORY_SQL = """
+    SELECT DISTINCT thread_id FROM (
+        SELECT thread_id FROM checkpoints GROUP BY thread_id, checkpoint_ns HAVING count(*) > 1
+    ) AS threads ORDER BY thread_id
+"""
+_WITH_HISTORY = {"sqlite": _WITH_HISTORY_SQL, "postgresql": _WITH_HISTORY_SQL}
+# The threads' checkpoints, and the bytes they and everything hanging off them store.
+_STORED = {
+    "sqlite": """
+        SELECT
+            (SELECT count(*) FROM checkpoints WHERE thread_id IN (SELECT value FROM json_each(:ids))),
+            (SELECT coalesce(sum(length(checkpoint) + length(metadata)), 0) FROM checkpoints
+                WHERE thread_id IN (SELECT value FROM json_each(:ids)))
+            + (SELECT coalesce(sum(length(value)), 0) FROM writes
+                WHERE thread_id IN (SELECT value FROM json_each(:ids)))
+    """,
+    "postgresql": """
+        SELECT
+            (SELECT count(*) FROM checkpoints WHERE thread_id = ANY(%(ids)s)) AS checkpoints,
+            (SELECT coalesce(sum(pg_column_size(checkpoint) + pg_column_size(metadata)), 0) FROM checkpoints
+                WHERE thread_id = ANY(%(ids)s))
+            + (SELECT coalesce(sum(octet_length(blob)), 0) FROM checkpoint_blobs WHERE thread_id = ANY(%(ids)s))
+            + (SELECT coalesce(sum(octet_length(blob)), 0) FROM checkpoint_writes WHERE thread_id = ANY(%(ids)s))
+            AS bytes
+    """,
+}
+
+
+def _on_postgres(settings: Settings) -> bool:
+    return bool(settings.database_url) and settings.sqlalchemy_url.startswith("postgresql")
+
+
+def _sqlite_path(settings: Settings) -> Path:
+    # A file of its own beside the store: SQLite allows one writer per file, and the ledger's writes must
+    # never queue behind checkpoint writes.
+    return settings.home / "checkpoints.db"
+
+
 def serializer() -> JsonPlusSerializer:
     """Revives only the project's own state types from a checkpoint, nothing else."""
     return JsonPlusSerializer(allowed_msgpack_modules=checkpoint_types())
@@ -132,7 +236,7 @@ async def _try_lock(conn: Any) -> bool:
 
 @asynccontextmanager
 async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
-    if settings.database_url and settings.sqlalchemy_url.startswith("postgresql"):
+    if _on_postgres(settings):
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
@@ -159,14 +263,10 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
                     await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
             yield saver
         return
-    # A file of its own beside the store: SQLite allows one writer per file, and the ledger's writes must
-    # never queue behind checkpoint writes.
     settings.home.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE: the saver commits after each call, so a checkpoint's writes are one transaction (not one per
     # row), and it takes the write lock up front rather than upgrading to it under another process.
-    conn = sqlite3.connect(
-        settings.home / "checkpoints.db", check_same_thread=False, isolation_level="IMMEDIATE"
-    )
+    conn = sqlite3.connect(_sqlite_path(settings), check_same_thread=False, isolation_level="IMMEDIATE")
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")

@@ -66,8 +66,8 @@ class Deps:
         return alert
 
     def _stored_alert(self, case_id: str, seq: int, tenant: str) -> Alert:
-        received = self.store.entries(case_id, seq, kind="alert_received")
-        alert_id = received[0].payload.get("id") if received and received[0].seq == seq else None
+        received = self.store.entry(case_id, seq)
+        alert_id = received.payload.get("id") if received and received.kind == "alert_received" else None
         alert = None if alert_id is None else self.store.get_alert(str(alert_id), tenant)
         if alert is None:
             raise LookupError(f"case {case_id}: ledger entry {seq} names no stored alert")

@@ -43,7 +43,6 @@ from soctriage.agents.run import Triager
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import normalize_bytes
-from soctriage.service.store.engine import WRITE_LOCK
 from sqlalchemy import event
 
 NODES = ("ingest", "triage", "enrich", "verdict", "respond", "approval", "act", "close")
@@ -93,14 +92,18 @@ class Counter:
 
 
 def count_write_transactions(engine: Any, counter: Counter) -> None:
-    """Count the store's committed write transactions (`write_transaction`: ledger appends, status and verdict
-    changes); reads commit too and are not counted."""
+    """Count the store's write transactions: on SQLite each begins with BEGIN IMMEDIATE, whether SQLAlchemy's
+    `write_transaction` (status and verdict changes) or the ledger append's `driver_transaction` issued it;
+    reads begin with a plain BEGIN and are not counted. Traces every connection as it leaves the pool."""
 
-    def commit(conn: Any) -> None:
-        if conn.get_execution_options().get(WRITE_LOCK):
+    def trace(statement: str) -> None:
+        if statement == "BEGIN IMMEDIATE":
             counter()
 
-    event.listen(engine, "commit", commit)
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.set_trace_callback(trace)
+
+    event.listen(engine, "checkout", checkout)
 
 
 def count_saver_writes(saver: Any, counter: Counter, names: tuple[str, ...]) -> None:

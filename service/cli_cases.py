@@ -1,8 +1,10 @@
-"""`soctriage cases list|show`: cases of every tenant (or one), and one case with its verdict, timeline and
-actions."""
+"""`soctriage cases list|show|prune-checkpoints`: cases of every tenant (or one), one case with its verdict,
+timeline and actions, and the one-off prune of checkpoints kept by cases that finished before runs pruned their
+own."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
     from soctriage.agents.run import ActionView
 
 
-cases_app = typer.Typer(help="Inspect cases.", no_args_is_help=True)
+cases_app = typer.Typer(help="Inspect cases; prune finished cases' checkpoints.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -88,6 +90,22 @@ async def _case_actions(settings: Settings, case_id: str) -> list[ActionView]:
 
     async with Triager(settings.model_copy(update={"model": "builtin"})) as triager:
         return list((await triager.result(case_id)).actions)
+
+
+@cases_app.command("prune-checkpoints")
+def cases_prune_checkpoints(as_json: JsonOption = False) -> None:
+    """Keep only the last checkpoint of every finished case (cases that finished before each run pruned its
+    own); a case paused for a human, or whose run has not finished, keeps all of its checkpoints."""
+    from soctriage.agents.checkpoint import prune_finished_cases  # the graph stack is slow to import
+
+    report = event_loop.run(prune_finished_cases(Settings()))
+    if as_json:
+        return echo_json(dataclasses.asdict(report))
+    typer.echo(
+        f"pruned {report.cases} finished case(s): {report.checkpoints} checkpoint(s), "
+        f"{report.bytes:,} bytes freed; {report.unfinished} unfinished case(s) (paused for a human, or "
+        "mid-run) kept every checkpoint"
+    )
 
 
 def _case_text(case: Case, actions: list[ActionView]) -> str:

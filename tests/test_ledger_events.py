@@ -89,3 +89,14 @@ def test_the_store_writes_models_and_reads_them_back(tmp_path: Path) -> None:
         with pytest.raises(LedgerInputError, match="ModelFallback payload is a note entry, not verdict"):
             store.append(case.id, "system", "verdict", fallback)
         assert store.verify().ok
+
+
+def test_a_model_payload_with_a_non_finite_number_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with Store.open(Settings(home=tmp_path)) as store:
+        case = store.create_case(make_alert(), "acme")
+        slow = LlmCall(model="m", latency_ms=float("inf"))
+        with pytest.raises(LedgerInputError, match=r"payload\['latency_ms'\]: inf is not valid JSON"):
+            store.append(case.id, "triage_agent", "llm_call", slow)
+        assert store.head_seq(case.id) == 1
+        written = store.append(case.id, "triage_agent", "llm_call", LlmCall(model="m", latency_ms=12.5))
+        assert written.payload == store.entries(case.id)[-1].payload == {"model": "m", "latency_ms": 12.5}

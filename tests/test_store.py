@@ -403,3 +403,15 @@ def test_ledger_entries_are_plain_domain_objects(store: Store) -> None:
     )
     assert isinstance(entry, LedgerEntry)
     assert (entry.seq, entry.prev_hash) == (2, store.entries(case.id)[0].hash)
+
+
+def test_entry_reads_one_entry_by_seq_and_none_past_the_head(store: Store) -> None:
+    case = store.create_case(make_alert(), "acme")
+    written = store.append_many(case.id, [("system", "note", {"i": i}) for i in range(3)])
+
+    assert store.entry(case.id, 3) == written[1]
+    assert store.entry(case.id, 1) == store.entries(case.id)[0]
+    assert store.entry(case.id, 1).payload["id"] == make_alert().id  # type: ignore[union-attr]
+    assert store.entry(case.id, 5) is None
+    assert store.entry(case.id, 0) is None
+    assert store.entry("case-000000000000", 1) is None

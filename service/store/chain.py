@@ -22,7 +22,7 @@ class LedgerInputError(ValueError):
 
 
 def clean_entry_input(actor: str, kind: str, payload: LedgerPayload | Any) -> tuple[dict[str, Any], str]:
-    """The payload exactly as it will read back from the store (tuples become lists), and its canonical
+    """The payload equal to what will read back from the store (tuples become lists), and its canonical
     JSON text, which is both what its hash covers and what the store writes.
 
     The product writes its kind's model (service/ledger_events.py); a plain dict is the chain's raw form,
@@ -38,7 +38,14 @@ def clean_entry_input(actor: str, kind: str, payload: LedgerPayload | Any) -> tu
             raise LedgerInputError(
                 f"a {type(payload).__name__} payload is a {payload.kind} entry, not {kind}"
             )
-        payload = payload.as_payload()
+        # A model's JSON-mode dump holds only JSON types (string keys, lists for tuples and sets), so it
+        # reads back equal as it is; only a float can still be NaN or infinite, which canonical_json refuses.
+        dumped = payload.as_payload()
+        try:
+            return dumped, canonical_json(dumped)
+        except ValueError:
+            _check_json(dumped, "payload")  # names the field
+            raise
     if not isinstance(payload, dict):
         raise LedgerInputError(f"{kind} payload must be a JSON object (dict), got {type(payload).__name__}")
     _check_json(payload, "payload")

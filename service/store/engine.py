@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,28 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{WRITE_LOCK: True})
         with conn.begin():
             yield conn
+
+
+@contextmanager
+def driver_transaction(engine: Engine) -> Iterator[Any]:
+    """A write transaction on the database driver's own connection, for the store's hottest write (a ledger
+    append, many per triage): SQLAlchemy's connection, transaction and event bookkeeping cost more than the
+    statements. It locks as `write_transaction` does: BEGIN IMMEDIATE on SQLite; on PostgreSQL the driver opens
+    the transaction and the caller locks rows. Yields the driver connection; commits, or rolls back on error."""
+    pooled = engine.raw_connection()
+    driver: Any = pooled.driver_connection
+    try:
+        if engine.dialect.name == "sqlite":
+            driver.execute("BEGIN IMMEDIATE")
+        yield driver
+        driver.commit()
+    except BaseException:
+        # A rollback that fails leaves the pool to discard the connection when it is returned.
+        with suppress(Exception):
+            driver.rollback()
+        raise
+    finally:
+        pooled.close()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

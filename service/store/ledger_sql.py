@@ -1,9 +1,9 @@
 """The statements of a ledger append, run on the database driver's own connection.
 
 An append is the store's hottest path (every step of every triage writes one), and SQLAlchemy's per-statement
-machinery costs about 50 µs where the driver needs 3. These statements run on the DBAPI connection *inside*
-the transaction SQLAlchemy opened (BEGIN IMMEDIATE on SQLite, a row lock on PostgreSQL), so atomicity and
-locking are unchanged; only the bookkeeping around each statement is skipped. Column names follow
+machinery costs about 50 µs where the driver needs 3. These statements run on the DBAPI connection, inside a
+transaction SQLAlchemy opened or `engine.driver_transaction` did (BEGIN IMMEDIATE on SQLite, a row lock on
+PostgreSQL either way), so atomicity and locking are unchanged; only the bookkeeping is skipped. Column names follow
 `schema.py`; the ledger tests exercise these statements on both back-ends.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from soctriage.service.domain import format_ts
 from sqlalchemy import Connection
 
-# (case_id, seq, ts, actor, kind, payload_text, prev_hash, hash), ts as a datetime.
-EntryRow = tuple[str, int, datetime, str, str, str, str, str]
+# (case_id, seq, ts, ts_text, actor, kind, payload_text, prev_hash, hash): ts as a datetime and as the
+# `format_ts` text its hash covered, which SQLite stores (see columns.UTCDateTime); psycopg adapts the datetime.
+EntryRow = tuple[str, int, datetime, str, str, str, str, str, str]
 
 _SQL = {
     "sqlite": (
@@ -38,11 +38,16 @@ _SQL = {
 class LedgerStatements:
     """Lock a case's head, insert chained entries, move the head: on `conn`'s open transaction."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._driver: Any = conn.connection.driver_connection
-        self._lock_sql, self._insert_sql, self._move_sql = _SQL[conn.dialect.name]
-        # SQLite keeps times as format_ts text (see columns.UTCDateTime); psycopg adapts aware datetimes.
-        self._time = format_ts if conn.dialect.name == "sqlite" else _as_is
+    def __init__(self, driver: Any, dialect: str) -> None:
+        """`driver`: the database driver's connection, in a transaction; `dialect`: "sqlite" or "postgresql"."""
+        self._driver = driver
+        self._lock_sql, self._insert_sql, self._move_sql = _SQL[dialect]
+        self._text_times = dialect == "sqlite"
+
+    @classmethod
+    def on(cls, conn: Connection) -> LedgerStatements:
+        """The statements on the driver connection under `conn`, inside the transaction `conn` opened."""
+        return cls(conn.connection.driver_connection, conn.dialect.name)
 
     def lock_head(self, case_id: str) -> tuple[int, str] | None:
         cursor = self._driver.cursor()
@@ -54,11 +59,10 @@ class LedgerStatements:
         return None if row is None else (int(row[0]), str(row[1]))
 
     def insert(self, rows: Sequence[EntryRow]) -> None:
-        time = self._time
-        params = [
-            (c, seq, time(ts), actor, kind, text, prev, digest)
-            for c, seq, ts, actor, kind, text, prev, digest in rows
-        ]
+        if self._text_times:
+            params = [(c, seq, text, a, k, p, prev, h) for c, seq, _, text, a, k, p, prev, h in rows]
+        else:
+            params = [(c, seq, ts, a, k, p, prev, h) for c, seq, ts, _, a, k, p, prev, h in rows]
         cursor = self._driver.cursor()
         try:
             if len(params) == 1:
@@ -68,13 +72,11 @@ class LedgerStatements:
         finally:
             cursor.close()
 
-    def move_head(self, case_id: str, seq: int, head_hash: str, at: datetime) -> None:
+    def move_head(self, last: EntryRow) -> None:
+        """Point the case's head at `last`, the newest row inserted."""
+        case_id, seq, ts, ts_text, *_, head_hash = last
         cursor = self._driver.cursor()
         try:
-            cursor.execute(self._move_sql, (seq, head_hash, self._time(at), case_id))
+            cursor.execute(self._move_sql, (seq, head_hash, ts_text if self._text_times else ts, case_id))
         finally:
             cursor.close()
-
-
-def _as_is(value: datetime) -> datetime:
-    return value

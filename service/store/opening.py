@@ -121,9 +121,10 @@ class CaseOpening(StoreBase):
                     continue
             payload, payload_text = clean_entry_input("system", "alert_received", AlertReceived.of(alert))
             now = utc_now()
+            now_text = format_ts(now)
             case_id = new_case_id()
             entry_hash = LedgerEntry.hash_of_text(
-                case_id, 1, format_ts(now), "system", "alert_received", payload_text, GENESIS_HASH
+                case_id, 1, now_text, "system", "alert_received", payload_text, GENESIS_HASH
             )
             rows.cases.append(
                 {
@@ -131,7 +132,7 @@ class CaseOpening(StoreBase):
                     "tenant": tenant,
                     "status": "new",
                     "verdict": None,
-                    "status_times": {"new": format_ts(now)},
+                    "status_times": {"new": now_text},
                     "assignee": None,
                     "created_at": now,
                     "updated_at": now,
@@ -142,7 +143,17 @@ class CaseOpening(StoreBase):
             )
             rows.alerts.append(_alert_row(alert, case_id, tenant, now, payload))
             rows.entries.append(
-                (case_id, 1, now, "system", "alert_received", payload_text, GENESIS_HASH, entry_hash)
+                (
+                    case_id,
+                    1,
+                    now,
+                    now_text,
+                    "system",
+                    "alert_received",
+                    payload_text,
+                    GENESIS_HASH,
+                    entry_hash,
+                )
             )
             rows.keys.extend(new_rows(tenant, case_id, keys, alert.time))
             # A second copy of the same alert later in this batch joins this case.
@@ -164,7 +175,7 @@ class CaseOpening(StoreBase):
         self, conn: Connection, case_id: str, alert: Alert, tenant: str, keys: tuple[GroupKey, ...]
     ) -> Joined:
         """Append `alert` to the case's chain as an `alert_received` entry that says why it joined."""
-        head = LedgerStatements(conn).lock_head(case_id)
+        head = LedgerStatements.on(conn).lock_head(case_id)
         if head is None:
             raise CaseNotFoundError(case_id)
         payload = AlertReceived.of(alert, grouping=[key.shown() for key in keys])
@@ -206,7 +217,7 @@ class _BatchRows:
         if self.cases:
             conn.execute(_INSERT_CASE, self.cases)
             conn.execute(_INSERT_ALERT, self.alerts)
-            LedgerStatements(conn).insert(self.entries)
+            LedgerStatements.on(conn).insert(self.entries)
         if self.keys:
             conn.execute(_INSERT_GROUP_KEY, self.keys)
         self.cases, self.alerts, self.entries, self.keys = [], [], [], []

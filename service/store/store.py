@@ -22,6 +22,7 @@ from soctriage.service.ledger_events import LedgerPayload, StatusChange
 from soctriage.service.store.chain import clean_entry_input
 from soctriage.service.store.engine import (
     create_store_engine,
+    driver_transaction,
     store_exists,
     store_label,
     upgrade,
@@ -232,12 +233,15 @@ class Store(CaseOpening, ChainVerification, Quarantine):
         clean = [(actor, kind, *clean_entry_input(actor, kind, payload)) for actor, kind, payload in entries]
         if not clean:
             return []
-        with write_transaction(self.engine) as conn:
-            statements = LedgerStatements(conn)
+        with driver_transaction(self.engine) as driver:
+            statements = LedgerStatements(driver, self.engine.dialect.name)
             head = statements.lock_head(case_id)
             if head is None:
                 raise CaseNotFoundError(case_id)
-            return self._append_locked(conn, case_id, *head, clean)
+            written, rows = _chained(case_id, *head, clean)
+            statements.insert(rows)
+            statements.move_head(rows[-1])
+            return written
 
     def append_built(
         self, case_id: str, build: Callable[[Connection], Iterable[EntryInput]]
@@ -246,7 +250,7 @@ class Store(CaseOpening, ChainVerification, Quarantine):
         locked: whatever `build` writes on that connection (an action budget taken) commits with the entries
         or not at all."""
         with write_transaction(self.engine) as conn:
-            statements = LedgerStatements(conn)
+            statements = LedgerStatements.on(conn)
             head = statements.lock_head(case_id)
             if head is None:
                 raise CaseNotFoundError(case_id)
@@ -270,37 +274,15 @@ class Store(CaseOpening, ChainVerification, Quarantine):
         """Chain `items` (already cleaned) after the head the caller read under its lock, then move the head
         in one UPDATE that also writes `case_values` (a status or a verdict changing with the entry).
         `ts` stamps the first entry, for callers that already used that time."""
-        seq, prev_hash = head_seq, head_hash
-        written: list[LedgerEntry] = []
-        rows: list[EntryRow] = []
-        for actor, kind, payload, payload_text in items:
-            seq += 1
-            at, ts = ts or utc_now(), None
-            digest = LedgerEntry.hash_of_text(
-                case_id, seq, format_ts(at), actor, kind, payload_text, prev_hash
-            )
-            # Values checked by clean_entry_input and computed above: validating them again costs, not guards.
-            written.append(
-                LedgerEntry.model_construct(
-                    case_id=case_id,
-                    seq=seq,
-                    ts=at,
-                    actor=actor,
-                    kind=kind,
-                    payload=payload,
-                    prev_hash=prev_hash,
-                    hash=digest,
-                )
-            )
-            rows.append((case_id, seq, at, actor, kind, payload_text, prev_hash, digest))
-            prev_hash = digest
-        statements = LedgerStatements(conn)
+        written, rows = _chained(case_id, head_seq, head_hash, items, ts)
+        statements = LedgerStatements.on(conn)
         statements.insert(rows)
+        last = written[-1]
         if case_values:
-            move = {"case_id": case_id, "seq": seq, "hash": prev_hash, "at": written[-1].ts}
+            move = {"case_id": case_id, "seq": last.seq, "hash": last.hash, "at": last.ts}
             conn.execute(_move_head(tuple(case_values)), move | case_values)
         else:
-            statements.move_head(case_id, seq, prev_hash, written[-1].ts)
+            statements.move_head(rows[-1])
         return written
 
     def entries(self, case_id: str, from_seq: int = 1, kind: LedgerKind | None = None) -> list[LedgerEntry]:
@@ -312,6 +294,13 @@ class Store(CaseOpening, ChainVerification, Quarantine):
             if not rows and conn.execute(_HEAD_SEQ, params).first() is None:
                 raise CaseNotFoundError(case_id)
         return [LedgerEntry.model_validate(row._asdict()) for row in rows]
+
+    def entry(self, case_id: str, seq: int) -> LedgerEntry | None:
+        """The case's entry at `seq`, or None when the case has no such entry (or no such case): one read by
+        the ledger's primary key, where `entries` would read the whole tail from `seq` on."""
+        with self._read() as conn:
+            row = conn.execute(_ENTRY, {"case_id": case_id, "seq": seq}).first()
+        return None if row is None else LedgerEntry.model_validate(row._asdict())
 
     def head_seq(self, case_id: str) -> int:
         """The seq of the case's last ledger entry (entries are gapless, so 1..head_seq all exist)."""
@@ -337,6 +326,7 @@ _ENTRIES = (
     .where(ledger.c.case_id == bindparam("case_id"), ledger.c.seq >= bindparam("from_seq"))
     .order_by(ledger.c.seq)
 )
+_ENTRY = select(ledger).where(ledger.c.case_id == bindparam("case_id"), ledger.c.seq == bindparam("seq"))
 _ENTRIES_OF_KIND = _ENTRIES.where(ledger.c.kind == bindparam("kind"))
 _SET_VERDICT = (
     update(cases)
@@ -365,6 +355,36 @@ def _move_head(also: tuple[str, ...]) -> Any:
             )
         )
     return _MOVE_HEAD_WITH[also]
+
+
+def _chained(
+    case_id: str, head_seq: int, head_hash: str, items: Sequence[CleanEntry], ts: datetime | None = None
+) -> tuple[list[LedgerEntry], list[EntryRow]]:
+    """`items` chained after the head: the entries, and their rows to insert. `ts` stamps the first entry."""
+    seq, prev_hash = head_seq, head_hash
+    written: list[LedgerEntry] = []
+    rows: list[EntryRow] = []
+    for actor, kind, payload, payload_text in items:
+        seq += 1
+        at, ts = ts or utc_now(), None
+        at_text = format_ts(at)
+        digest = LedgerEntry.hash_of_text(case_id, seq, at_text, actor, kind, payload_text, prev_hash)
+        # Values checked by clean_entry_input and computed above: validating them again costs, not guards.
+        written.append(
+            LedgerEntry.model_construct(
+                case_id=case_id,
+                seq=seq,
+                ts=at,
+                actor=actor,
+                kind=kind,
+                payload=payload,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
+        )
+        rows.append((case_id, seq, at, at_text, actor, kind, payload_text, prev_hash, digest))
+        prev_hash = digest
+    return written, rows
 
 
 def _valid_status(status: str) -> str:
