@@ -16,15 +16,8 @@ from soctriage.agents.assistant_requests import propose_answer, refusal, request
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.agents.lifecycle import ActionTrail, action_trails
 from soctriage.service.domain import Alert, LedgerEntry
-from soctriage.service.ledger_events import (
-    Feedback,
-    ModelFallback,
-    PossiblePromptInjection,
-    StatusChange,
-    ToolResultRecorded,
-    VerdictRecorded,
-    VerdictRejected,
-)
+from soctriage.service.ledger_events import Feedback, StatusChange, ToolResultRecorded, VerdictRecorded
+from soctriage.service.ledger_notes import ModelFallback, PossiblePromptInjection, VerdictRejected
 from soctriage.tools.retrieval_embed import related_floor
 
 _SCOPE = (

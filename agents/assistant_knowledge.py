@@ -9,7 +9,8 @@ from soctriage.agents.assistant_facts import cite
 from soctriage.agents.assistant_session import ChatSession
 from soctriage.service.alert_entities import pick
 from soctriage.service.domain import Alert
-from soctriage.service.ledger_events import PossiblePromptInjection, is_event
+from soctriage.service.ledger_events import is_event
+from soctriage.service.ledger_notes import PossiblePromptInjection
 from soctriage.tools.retrieval_embed import related_floor
 from soctriage.tools.retrieval_tools import Runbook, runbooks
 

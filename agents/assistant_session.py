@@ -9,7 +9,8 @@ from soctriage.agents.assistant_actions import ACTOR, case_context, propose
 from soctriage.agents.deps import Deps
 from soctriage.agents.state import PlannedAction, ProposedAction
 from soctriage.service.domain import Alert, Case, LedgerEntry
-from soctriage.service.ledger_events import LedgerPayload, ToolCallRequested, ToolResultRecorded
+from soctriage.service.ledger_events import ToolCallRequested, ToolResultRecorded
+from soctriage.service.ledger_payload import LedgerPayload
 from soctriage.tools import ToolContext
 
 E = TypeVar("E", bound=LedgerPayload)

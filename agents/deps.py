@@ -14,7 +14,8 @@ from soctriage.agents.analyst import Analyst
 from soctriage.agents.state import Finding, TriageState
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, LedgerEntry, LedgerKind
-from soctriage.service.ledger_events import ActionExecuted, LedgerPayload, events_of
+from soctriage.service.ledger_events import ActionExecuted, events_of
+from soctriage.service.ledger_payload import LedgerPayload
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, Registry, ToolContext
 from soctriage.tools.suppression import RuleBook

@@ -15,7 +15,8 @@ from typing import Any
 from soctriage.agents.deps import Deps
 from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry
-from soctriage.service.ledger_events import Feedback, SuppressionRuleChanged
+from soctriage.service.ledger_events import Feedback
+from soctriage.service.ledger_notes import SuppressionRuleChanged
 from soctriage.service.store import Store
 from soctriage.tools.retrieval_docs import case_document
 from soctriage.tools.suppression import Learned, RuleBook, RuleError, SuppressionRule

@@ -17,14 +17,8 @@ from soctriage.agents.deps import Deps
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE
 from soctriage.service.domain import Alert, Case, Disposition, Severity, Verdict, canonical_json
-from soctriage.service.ledger_events import (
-    GroupedAlert,
-    LedgerRecord,
-    PossiblePromptInjection,
-    ToolCallRequested,
-    events_of,
-    is_event,
-)
+from soctriage.service.ledger_events import LedgerRecord, ToolCallRequested, events_of, is_event
+from soctriage.service.ledger_notes import GroupedAlert, PossiblePromptInjection
 from soctriage.tools.registry import ToolOutcome
 from soctriage.tools.suppression import rule_key
 

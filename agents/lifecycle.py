@@ -21,13 +21,12 @@ from soctriage.service.domain import DECIDABLE_CASE_STATUSES, Case, LedgerEntry,
 from soctriage.service.ledger_events import (
     ActionExecuted,
     ApprovalDecided,
-    ApprovalInvalid,
     ApprovalRequested,
-    DecisionRefused,
     GuardDecisionRecorded,
     ToolCallRequested,
     ToolResultRecorded,
 )
+from soctriage.service.ledger_notes import ApprovalInvalid, DecisionRefused
 from soctriage.service.store import Store
 from soctriage.tools import GuardDecision, Registry
 

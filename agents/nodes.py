@@ -22,15 +22,17 @@ from soctriage.agents.response import apply_decision, execute, plan_actions
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE, Finding, TriageState
 from soctriage.service.domain import Alert, LedgerEntry, Verdict, canonical_json
 from soctriage.service.ledger_events import (
-    AutoCloseFloor,
-    IndexFailed,
     LedgerRecord,
-    ModelFallback,
-    PossiblePromptInjection,
     Reasoning,
     ToolCallRequested,
     ToolResultRecorded,
     VerdictRecorded,
+)
+from soctriage.service.ledger_notes import (
+    AutoCloseFloor,
+    IndexFailed,
+    ModelFallback,
+    PossiblePromptInjection,
     VerdictRejected,
 )
 from soctriage.service.store import EvidenceError

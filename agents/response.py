@@ -15,12 +15,12 @@ from soctriage.service.domain import utc_now
 from soctriage.service.ledger_events import (
     ActionExecuted,
     ApprovalDecided,
-    ApprovalInvalid,
     ApprovalRequested,
     GuardDecisionRecorded,
     LedgerRecord,
     ToolCallRequested,
 )
+from soctriage.service.ledger_notes import ApprovalInvalid
 from soctriage.tools import Approval, GuardDecision, ToolCall, ToolContext, check_approval
 from sqlalchemy import Connection
 

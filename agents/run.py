@@ -33,7 +33,8 @@ from soctriage.agents.models import make_analyst
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
-from soctriage.service.ledger_events import GroupedAlert, events_of
+from soctriage.service.ledger_events import events_of
+from soctriage.service.ledger_notes import GroupedAlert
 from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
 from soctriage.tools.budget import StoreActionBudget

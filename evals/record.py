@@ -15,13 +15,12 @@ from soctriage.service.ledger_events import (
     AlertReceived,
     GuardDecisionRecorded,
     LlmCall,
-    ModelFallback,
-    PossiblePromptInjection,
     ToolResultRecorded,
     VerdictRecorded,
     events_of,
     token_totals,
 )
+from soctriage.service.ledger_notes import ModelFallback, PossiblePromptInjection
 from soctriage.tools import Scope, default_registry
 
 TAKEN = frozenset({"executed", "simulated", "approved"})

@@ -1,8 +1,8 @@
-"""The ledger's payload schema: one pydantic model per `LedgerKind`, `note` payloads told apart by `event`.
+"""The ledger's payload schema: one pydantic model per `LedgerKind` (`note` payloads, told apart by `event`,
+in service/ledger_notes.py; the base every model shares in service/ledger_payload.py).
 
-Writers hand the store one of these models; readers get one back from `LedgerEntry.event()` or
-`events_of` instead of reading string keys, and `is_event` tells an entry's model without parsing it. A model serialises to exactly the dict its writer built (`as_payload`): only the fields
-the writer set are written, so the canonical JSON, and with it every hash of the chain, is unchanged.
+Writers hand the store one of these models; readers get one back from `LedgerEntry.event()` or `events_of`
+instead of reading string keys, and `is_event` tells an entry's model without parsing it.
 
 Two kinds of models, chosen per kind:
 - Payloads that are another layer's record dumped whole (the model client's `LLMResult`, the tool
@@ -10,7 +10,7 @@ Two kinds of models, chosen per kind:
   name the fields the ledger's readers use and keep the rest as they came (`extra="allow"`): the layer
   that builds them stays the one home of their full shape.
 - Payloads that exist only as ledger records (notes, chat turns, feedback, approvals, status changes) are
-  spelled out here in full and refuse unknown fields.
+  spelled out in full and refuse unknown fields.
 """
 
 from __future__ import annotations
@@ -18,22 +18,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 from soctriage.service.domain import Alert, CaseStatus, Disposition, LedgerKind
-
-
-class LedgerPayload(BaseModel):
-    """A payload of one ledger kind. Fields absent from the writer's dict stay absent when written."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    kind: ClassVar[LedgerKind]
-
-    def as_payload(self) -> dict[str, Any]:
-        """The payload dict as it is hashed and stored."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
+from soctriage.service.ledger_notes import Note, NoteEvent
+from soctriage.service.ledger_payload import LedgerPayload
 
 P = TypeVar("P", bound=LedgerPayload)
 
@@ -232,121 +222,6 @@ class StatusChange(LedgerPayload):
     reason: str | None
 
 
-# ---- notes: what happened beside the main path, told apart by `event` --------------------------------
-
-
-class _Note(LedgerPayload):
-    kind: ClassVar[LedgerKind] = "note"
-    event: str
-
-    def as_payload(self) -> dict[str, Any]:
-        # `event` is a default the writer never spells out, and it must be written all the same.
-        return {"event": self.event} | super().as_payload()
-
-
-class ModelFallback(_Note):
-    """The model endpoint failed or answered unusably; the builtin analyst took over."""
-
-    event: Literal["model_fallback"] = "model_fallback"
-    from_: str = Field(alias="from")
-    reason: str
-
-
-class PossiblePromptInjection(_Note):
-    event: Literal["possible_prompt_injection"] = "possible_prompt_injection"
-    markers: list[str]
-    effect: str
-
-
-class VerdictRejected(_Note):
-    event: Literal["verdict_rejected"] = "verdict_rejected"
-    reason: str
-
-
-class AutoCloseFloor(_Note):
-    """A benign verdict that may not close the case by itself."""
-
-    event: Literal["auto_close_floor"] = "auto_close_floor"
-    disposition: Disposition
-    reason: str
-
-
-class IndexFailed(_Note):
-    event: Literal["index_failed"] = "index_failed"
-    reason: str
-
-
-class GroupedAlert(_Note):
-    """An alert that joined this case, what new evidence it adds, and what the case does about it."""
-
-    event: Literal["grouped_alert"] = "grouped_alert"
-    alert_id: str
-    adds: dict[str, list[str]]
-    outcome: str
-    escalation: str | None
-
-    @property
-    def retriage(self) -> bool:
-        return self.outcome == "retriage"
-
-
-class ApprovalInvalid(_Note):
-    """A human's approval no longer held when the action was about to run; nothing was done."""
-
-    event: Literal["approval_invalid"] = "approval_invalid"
-    action_id: str
-    reason: str
-    # Written since the action lifecycle reads it back; older entries say it only in `reason`.
-    status: Literal["expired", "rejected"] | None = None
-
-    @property
-    def outcome(self) -> Literal["expired", "rejected"]:
-        return self.status or ("expired" if "expired" in self.reason else "rejected")
-
-
-class ApprovalExpired(_Note):
-    """The expiry sweep queued an `expired` decision for this request."""
-
-    event: Literal["approval_expired"] = "approval_expired"
-    action_id: str
-    expired_at: str
-
-
-class DecisionRefused(_Note):
-    event: Literal["decision_refused"] = "decision_refused"
-    outcome: Literal["refused"]
-    action_id: str
-    reason: str
-
-
-class SuppressionRuleChanged(_Note):
-    """A suppression rule made active or revoked, as it then stood."""
-
-    event: Literal["suppression_rule"] = "suppression_rule"
-    change: str | None
-    why: str
-    rule_id: str
-    match: dict[str, Any]
-    disposition: Disposition
-    author: str
-    source_cases: list[str]
-    expires_at: str | None
-
-
-Note = Annotated[
-    ModelFallback
-    | PossiblePromptInjection
-    | VerdictRejected
-    | AutoCloseFloor
-    | IndexFailed
-    | GroupedAlert
-    | ApprovalInvalid
-    | ApprovalExpired
-    | DecisionRefused
-    | SuppressionRuleChanged,
-    Field(discriminator="event"),
-]
-
 LedgerEvent = (
     AlertReceived
     | LlmCall
@@ -361,40 +236,14 @@ LedgerEvent = (
     | ChatMessage
     | Feedback
     | StatusChange
-    | ModelFallback
-    | PossiblePromptInjection
-    | VerdictRejected
-    | AutoCloseFloor
-    | IndexFailed
-    | GroupedAlert
-    | ApprovalInvalid
-    | ApprovalExpired
-    | DecisionRefused
-    | SuppressionRuleChanged
+    | NoteEvent
 )
 
 # What a writer hands the store for one entry: actor, kind, payload.
 LedgerRecord = tuple[str, LedgerKind, LedgerPayload]
 
 _NOTE: TypeAdapter[Note] = TypeAdapter(Note)
-_MODELS: dict[str, type[LedgerPayload]] = {
-    model.kind: model
-    for model in (
-        AlertReceived,
-        LlmCall,
-        Reasoning,
-        ToolCallRequested,
-        ToolResultRecorded,
-        GuardDecisionRecorded,
-        ApprovalRequested,
-        ApprovalDecided,
-        ActionExecuted,
-        VerdictRecorded,
-        ChatMessage,
-        Feedback,
-        StatusChange,
-    )
-}
+_MODELS: dict[str, type[LedgerPayload]] = {m.kind: m for m in get_args(LedgerEvent) if m.kind != "note"}
 
 
 def parse_event(kind: str, payload: dict[str, Any]) -> LedgerEvent:
@@ -418,7 +267,7 @@ def is_event(entry: Recorded, model: type[LedgerPayload]) -> bool:
     readers that only count entries, which an old or partial payload must not stop."""
     if entry.kind != model.kind:
         return False
-    return not issubclass(model, _Note) or entry.payload.get("event") == model.model_fields["event"].default
+    return model.kind != "note" or entry.payload.get("event") == model.model_fields["event"].default
 
 
 def events_of(entries: Iterable[Recorded], model: type[P]) -> list[P]:

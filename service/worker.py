@@ -19,12 +19,8 @@ from soctriage.agents.run import Triager, TriageResult
 from soctriage.service import metrics
 from soctriage.service.config import Settings
 from soctriage.service.domain import FINAL_CASE_STATUSES, utc_now
-from soctriage.service.ledger_events import (
-    ApprovalExpired,
-    LlmCall,
-    events_of,
-    token_totals,
-)
+from soctriage.service.ledger_events import LlmCall, events_of, token_totals
+from soctriage.service.ledger_notes import ApprovalExpired
 from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue
 from soctriage.service.store import Store
 from soctriage.service.store.checkpoint import (

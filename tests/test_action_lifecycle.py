@@ -14,7 +14,8 @@ from soctriage.service.cli import app
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert
 from soctriage.service.ingest import normalize_bytes
-from soctriage.service.ledger_events import DecisionRefused, events_of
+from soctriage.service.ledger_events import events_of
+from soctriage.service.ledger_notes import DecisionRefused
 from soctriage.service.store import Store
 from typer.testing import CliRunner
 

@@ -17,15 +17,8 @@ from typing import get_args
 import pytest
 from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry, LedgerKind, canonical_json
-from soctriage.service.ledger_events import (
-    AlertReceived,
-    LlmCall,
-    ModelFallback,
-    TokenTotals,
-    VerdictRejected,
-    events_of,
-    token_totals,
-)
+from soctriage.service.ledger_events import AlertReceived, LlmCall, TokenTotals, events_of, token_totals
+from soctriage.service.ledger_notes import ModelFallback, VerdictRejected
 from soctriage.service.store import LedgerInputError, Store, verify_entries
 from test_graph import sample
 from test_store import make_alert

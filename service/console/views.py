@@ -17,7 +17,8 @@ from soctriage.agents.assistant_facts import describe
 from soctriage.agents.lifecycle import ActionTrail, action_trails
 from soctriage.agents.run import ActionView, Triager
 from soctriage.service.domain import DISPOSITIONS, Alert, Case, CaseStatus, LedgerEntry, SeverityId
-from soctriage.service.ledger_events import PossiblePromptInjection, is_event
+from soctriage.service.ledger_events import is_event
+from soctriage.service.ledger_notes import PossiblePromptInjection
 from soctriage.service.store import CaseVerification, Store
 from soctriage.service.store.case_query import (
     CaseFilter,

@@ -15,14 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soctriage.service.domain import FINAL_CASE_STATUSES
-from soctriage.service.ledger_events import (
-    LlmCall,
-    ModelFallback,
-    PossiblePromptInjection,
-    TokenTotals,
-    VerdictRejected,
-    is_event,
-)
+from soctriage.service.ledger_events import LlmCall, TokenTotals, is_event
+from soctriage.service.ledger_notes import ModelFallback, PossiblePromptInjection, VerdictRejected
 from soctriage.service.reports.integrity import _integrity, _integrity_row
 from soctriage.service.reports.model import (
     ActionRow,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol, get_args
 
 from soctriage.service.domain import GENESIS_HASH, LedgerEntry, LedgerKind, canonical_json, format_ts
-from soctriage.service.ledger_events import LedgerPayload
+from soctriage.service.ledger_payload import LedgerPayload
 
 LEDGER_KINDS: frozenset[str] = frozenset(get_args(LedgerKind))
 # `format_ts` text ("2026-01-02T03:04:05.123456Z"), as SQLite stores ledger times.

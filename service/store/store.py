@@ -18,7 +18,8 @@ from soctriage.service.domain import (
     format_ts,
     utc_now,
 )
-from soctriage.service.ledger_events import LedgerPayload, StatusChange
+from soctriage.service.ledger_events import StatusChange
+from soctriage.service.ledger_payload import LedgerPayload
 from soctriage.service.store.chain import clean_entry_input
 from soctriage.service.store.engine import (
     create_store_engine,
