@@ -11,12 +11,8 @@ import typer
 from soctriage.service.cli_common import EXIT_CHECK_FAILED, fail, write_out
 from soctriage.service.config import Settings
 from soctriage.service.store import Store, verify_entries
-from soctriage.service.store.checkpoint import (
-    CheckpointRefused,
-    checkpoint_log_path,
-    checkpoint_scopes,
-    write_checkpoint,
-)
+from soctriage.service.store.checkpoint import CheckpointRefused, checkpoint_log_path, write_checkpoint
+from soctriage.service.store.checkpoint_heads import checkpoint_scopes
 from soctriage.service.store.checkpoint_verify import verify_checkpoints
 from soctriage.service.store.proof import (
     ProofError,

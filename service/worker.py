@@ -23,12 +23,8 @@ from soctriage.service.ledger_events import LlmCall, events_of, token_totals
 from soctriage.service.ledger_notes import ApprovalExpired
 from soctriage.service.queue import Job, JobFailedForGood, JobQueue, JobSpec, open_queue
 from soctriage.service.store import Store
-from soctriage.service.store.checkpoint import (
-    CheckpointRefused,
-    checkpoint_log_path,
-    checkpoint_scopes,
-    write_checkpoint,
-)
+from soctriage.service.store.checkpoint import CheckpointRefused, checkpoint_log_path, write_checkpoint
+from soctriage.service.store.checkpoint_heads import checkpoint_scopes
 from soctriage.service.store.signing import SigningKeyError, load_signing_key
 from soctriage.service.worker_limits import SharedRateLimit
 from soctriage.tools.retrieval import LazyIndex

@@ -24,7 +24,7 @@ from soctriage.service.config import Settings
 from soctriage.service.domain import LedgerEntry
 from soctriage.service.store import Store
 from soctriage.service.store import proof as proof_module
-from soctriage.service.store.checkpoint import Head
+from soctriage.service.store.checkpoint_heads import Head
 from soctriage.service.store.merkle import Frontier, inclusion_proof, roots_at
 from soctriage.service.store.proof import (
     ProofError,

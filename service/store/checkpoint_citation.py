@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from soctriage.service.store.checkpoint import StoredCheckpoint, _read_log, latest_checkpoint
+from soctriage.service.store.checkpoint_heads import StoredCheckpoint, latest_checkpoint, read_log
 from soctriage.service.store.checkpoint_verify import CheckpointReport, verify_checkpoints
 from soctriage.service.store.merkle import inclusion_proof, roots_at
 from soctriage.service.store.proof import (
@@ -31,7 +31,7 @@ def case_commitment(store: Store, case_id: str, tenant: str) -> dict[str, Any] |
         if row is None:
             continue
         with store._read() as conn:
-            log = _read_log(conn, row.origin)[: row.tree_size]
+            log = read_log(conn, row.origin)[: row.tree_size]
         indexes = [idx for idx, head in enumerate(log) if head.case_id == case_id]
         _, _, root, _ = parse_checkpoint_text(split_note(row.note)[0])
         leaves = [head.leaf() for head in log]

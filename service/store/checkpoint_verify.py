@@ -12,16 +12,16 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from soctriage.service.store.checkpoint import (
+from soctriage.service.store.checkpoint_heads import (
     CaseProblem,
     Head,
+    Point,
     StoredCheckpoint,
-    _backward_steps,
-    _check_points,
-    _current_heads,
-    _Point,
-    _read_log,
-    _stored_checkpoints,
+    backward_steps,
+    check_points,
+    current_heads,
+    read_log,
+    stored_checkpoints,
 )
 from soctriage.service.store.merkle import roots_at
 from soctriage.service.store.proof import Checkpoint, ProofError, VerifierKey, open_checkpoint
@@ -117,19 +117,19 @@ def verify_checkpoints(
         opened.setdefault(checkpoint.origin, []).append((label, checkpoint))
     wanted = None if case_ids is None else set(case_ids)
     with store._read() as conn:
-        heads = _current_heads(conn, None)
+        heads = current_heads(conn, None)
         for origin, given in opened.items():
-            stored = _stored_checkpoints(conn, origin)
+            stored = stored_checkpoints(conn, origin)
             file_log = _read_file(log_file, origin)
             chain = _chain(report, given, stored, file_log, trusted)
             sources = _Sources(
-                _read_log(conn, origin), str(log_file), file_log, [n.checkpoint.size for n in chain]
+                read_log(conn, origin), str(log_file), file_log, [n.checkpoint.size for n in chain]
             )
             points = _check_chain(report, chain, sources)
             if wanted is not None:
                 points = [p for p in points if p.head.case_id in wanted]
             report.covered |= {p.head.case_id for p in points}
-            report.cases += _check_points(conn, points, heads, "")
+            report.cases += check_points(conn, points, heads, "")
     report.cases = sorted(set(report.cases), key=lambda p: p.case_id)
     return report
 
@@ -192,7 +192,7 @@ class _Sources:
         return self._roots[name]
 
 
-def _check_chain(report: CheckpointReport, chain: list[_Node], sources: _Sources) -> list[_Point]:
+def _check_chain(report: CheckpointReport, chain: list[_Node], sources: _Sources) -> list[Point]:
     """Match each checkpoint to a copy of the log that reproduces its root, check each extends the one before,
     and return every commitment the reproduced checkpoints make."""
     for node in chain:
@@ -218,7 +218,7 @@ def _check_chain(report: CheckpointReport, chain: list[_Node], sources: _Sources
             report.checked.append(node.label)
     for before, after in pairwise(chain):
         _check_extends(report, before, after, sources)
-    points: dict[Head, _Point] = {}
+    points: dict[Head, Point] = {}
     for name in sources.names:
         reproduced = [n for n in chain if n.source == name]
         if not reproduced:
@@ -227,7 +227,7 @@ def _check_chain(report: CheckpointReport, chain: list[_Node], sources: _Sources
         sizes_here = [n.checkpoint.size for n in reproduced]
         for idx, head in enumerate(leaves[: sizes_here[-1]]):
             position = bisect.bisect_right(sizes_here, idx)
-            points.setdefault(head, _Point(head, reproduced[position].label))
+            points.setdefault(head, Point(head, reproduced[position].label))
         _check_monotonic(report, leaves[: sizes_here[-1]], reproduced)
     return list(points.values())
 
@@ -258,7 +258,7 @@ def _check_extends(report: CheckpointReport, before: _Node, after: _Node, source
 
 def _check_monotonic(report: CheckpointReport, leaves: Sequence[Head], chain: Sequence[_Node]) -> None:
     sizes = [n.checkpoint.size for n in chain]
-    for idx, head, seen in _backward_steps(leaves):
+    for idx, head, seen in backward_steps(leaves):
         position = bisect.bisect_right(sizes, idx)
         after = chain[position]
         before = chain[position - 1].label if position else "an earlier checkpoint"
