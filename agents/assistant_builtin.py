@@ -19,6 +19,7 @@ from soctriage.service.domain import Alert, LedgerEntry
 from soctriage.service.ledger_events import Feedback, StatusChange, ToolResultRecorded, VerdictRecorded
 from soctriage.service.ledger_notes import ModelFallback, PossiblePromptInjection, VerdictRejected
 from soctriage.tools.retrieval_embed import related_floor
+from soctriage.tools.retrieval_tools import SimilarCasesResult
 
 _SCOPE = (
     "That is outside what I can help with here. I answer questions about case {case} from its ledger (summary,"
@@ -290,18 +291,16 @@ async def kind_answer(session: ChatSession, question: str, kinds: list[str], fie
     own_values = _pick(alert_facts(session.alert), kinds, fields)
     if own_values:
         lines.append(f"In this case's alert{cite(1)}: {own_values}.")
-    seq, payload = await session.lookup(
-        "similar_cases", {"query": question, "k": 3, "include_this_case": True}
+    seq, output = await session.lookup_output(
+        "similar_cases", {"query": question, "k": 3, "include_this_case": True}, SimilarCasesResult
     )
     floor = related_floor(session.deps.settings, "question")
     others = [
-        c
-        for c in (payload.get("output") or {}).get("cases", [])
-        if c["case_id"] != session.case.id and c["similarity"] >= floor
+        c for c in (output.cases if output else ()) if c.case_id != session.case.id and c.similarity >= floor
     ]
     top = others[0] if others else None
     if top is not None:
-        other = session.deps.store.get_case(top["case_id"])
+        other = session.deps.store.get_case(top.case_id)
         alert = (
             session.deps.store.get_alert(other.alert_ids[0], other.tenant)
             if other and other.alert_ids
@@ -311,7 +310,7 @@ async def kind_answer(session: ChatSession, question: str, kinds: list[str], fie
             values = _pick(alert_facts(alert), kinds, fields)
             if values:
                 lines.append(
-                    f"In the related case {other.id} ({alert.title}, similarity {top['similarity']:.2f})"
+                    f"In the related case {other.id} ({alert.title}, similarity {top.similarity:.2f})"
                     f"{cite(seq)}: {values}."
                 )
     if not lines:

@@ -12,30 +12,29 @@ from soctriage.service.domain import Alert
 from soctriage.service.ledger_events import is_event
 from soctriage.service.ledger_notes import PossiblePromptInjection
 from soctriage.tools.retrieval_embed import related_floor
-from soctriage.tools.retrieval_tools import Runbook, runbooks
+from soctriage.tools.retrieval_tools import KnowledgeSearchResult, Runbook, SimilarCasesResult, runbooks
 
 
 async def similar_answer(session: ChatSession) -> str:
-    seq, payload = await session.lookup("similar_cases", {})
-    found = (payload.get("output") or {}).get("cases", [])
+    seq, output = await session.lookup_output("similar_cases", {}, SimilarCasesResult)
+    found = output.cases if output else ()
     floor = related_floor(session.deps.settings, "case")
-    close = [c for c in found if c["similarity"] >= floor]
+    close = [c for c in found if c.similarity >= floor]
     if not close:
         # The nearest one is not named: a case below the floor is not related, and naming it invites a look.
-        nearest = f"; the nearest scores {found[0]['similarity']:.2f}" if found else ""
+        nearest = f"; the nearest scores {found[0].similarity:.2f}" if found else ""
         return (
             f"No earlier case of this tenant is similar enough to count (similarity below {floor:.2f}{nearest})"
             f"{cite(seq)}."
         )
     lines = [f"Most similar past cases{cite(seq)}:"]
     for c in close:
-        who = "confirmed by an analyst" if c["disposition_source"] == "analyst" else "model verdict"
+        who = "confirmed by an analyst" if c.disposition_source == "analyst" else "model verdict"
         lines.append(
-            f"- {c['case_id']} ({c['similarity']:.2f}): {c['disposition']} ({who}), status {c['status']}:"
-            f" {c['summary']}"
+            f"- {c.case_id} ({c.similarity:.2f}): {c.disposition} ({who}), status {c.status}: {c.summary}"
         )
     top = close[0]
-    lines.append(f"Last time a case like this was decided {top['disposition']} ({top['case_id']}).")
+    lines.append(f"Last time a case like this was decided {top.disposition} ({top.case_id}).")
     return "\n".join(lines)
 
 
@@ -110,14 +109,16 @@ async def runbook_answer(session: ChatSession, question: str) -> str:
         # Nothing names it and no technique matches: the knowledge base's closest runbook, as a lookup the
         # answer can cite.
         context = " ".join([session.alert.title, *sorted(case_techniques(session))])
-        seq, payload = await session.lookup(
-            "knowledge_search", {"query": f"{question} {context}"[:2000], "k": 3, "kinds": ["runbook"]}
+        seq, output = await session.lookup_output(
+            "knowledge_search",
+            {"query": f"{question} {context}"[:2000], "k": 3, "kinds": ["runbook"]},
+            KnowledgeSearchResult,
         )
-        hits = (payload.get("output") or {}).get("hits", [])
+        hits = output.hits if output else ()
         if not hits:
             return f"No runbook fits {session.case.id}{cite(seq)}."
         books = {b.source: b for b in runbooks()}
-        top = books.get(hits[0]["source"])
+        top = books.get(hits[0].source)
         if top is None:
             return f"No runbook fits {session.case.id}{cite(seq)}."
         picked = [(top, "it is the knowledge base's closest match", (seq,))]
@@ -139,11 +140,13 @@ async def runbook_answer(session: ChatSession, question: str) -> str:
 
 
 async def knowledge_answer(session: ChatSession, question: str) -> str:
-    seq, payload = await session.lookup("knowledge_search", {"query": question, "k": 3, "kinds": []})
-    hits = (payload.get("output") or {}).get("hits", [])
+    seq, output = await session.lookup_output(
+        "knowledge_search", {"query": question, "k": 3, "kinds": []}, KnowledgeSearchResult
+    )
+    hits = output.hits if output else ()
     if not hits:
         return f"The knowledge base has nothing on that{cite(seq)}."
     lines = [f"From the knowledge base{cite(seq)}:"]
     for hit in hits:
-        lines.append(f"- {hit['title']} ({hit['source']}): {' '.join(hit['text'].split())[:600]}")
+        lines.append(f"- {hit.title} ({hit.source}): {' '.join(hit.text.split())[:600]}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from soctriage.agents.llm import ChatClient
 from soctriage.agents.llm_result import LLMResult
 from soctriage.agents.prompting import fence, load_prompt
 from soctriage.service.domain import LedgerEntry
+from soctriage.service.ledger_events import ChatMessage, events_of
 from soctriage.tools.actions import proposable_actions
 
 MAX_TOOL_ROUNDS = 4
@@ -104,13 +105,10 @@ async def _run_call(session: ChatSession, call: Any) -> str:
                 "seq": seq.seq if seq else None,
             }
         )
-    seq, payload = await session.lookup(call.name, call.arguments)
-    return fence("tool-result", {"seq": seq, **payload})
+    seq, result = await session.lookup(call.name, call.arguments)
+    return fence("tool-result", {"seq": seq, **result.as_payload()})
 
 
 def _history(entries: list[LedgerEntry], before: int) -> list[dict[str, Any]]:
-    turns = [e for e in entries if e.kind == "chat_message" and e.seq < before]
-    return [
-        {"role": "assistant" if e.actor == ACTOR else "user", "content": str(e.payload.get("text", ""))}
-        for e in turns[-2 * HISTORY_TURNS :]
-    ]
+    turns = events_of((e for e in entries if e.seq < before), ChatMessage)
+    return [{"role": turn.role, "content": turn.text} for turn in turns[-2 * HISTORY_TURNS :]]

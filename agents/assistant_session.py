@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from soctriage.agents.assistant_actions import ACTOR, case_context, propose
 from soctriage.agents.deps import Deps
-from soctriage.agents.state import PlannedAction, ProposedAction
+from soctriage.agents.state import Output, PlannedAction, ProposedAction
 from soctriage.service.domain import Alert, Case, LedgerEntry
 from soctriage.service.ledger_events import ToolCallRequested, ToolResultRecorded
 from soctriage.service.ledger_payload import LedgerPayload
@@ -27,8 +27,8 @@ class ChatSession:
         self.entries = self.deps.store.entries(self.case.id)
         self.case = self.deps.store.get_case(self.case.id) or self.case
 
-    async def lookup(self, tool: str, args: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Run a read-tier tool and write the call and its result; returns (result seq, payload)."""
+    async def lookup(self, tool: str, args: dict[str, Any]) -> tuple[int, ToolResultRecorded]:
+        """Run a read-tier tool and write the call and its result; returns (result seq, result)."""
         if tool not in self.deps.registry.names("read"):
             outcome = ToolResultRecorded.model_validate(
                 {"tool": tool, "status": "refused", "error": "the assistant only reads"}
@@ -40,7 +40,20 @@ class ChatSession:
             [(ACTOR, "tool_call", ToolCallRequested(tool=tool, args=args)), (ACTOR, "tool_result", outcome)],
         )
         self.refresh()
-        return result.seq, result.payload
+        return result.seq, outcome
+
+    async def lookup_output(
+        self, tool: str, args: dict[str, Any], model: type[Output]
+    ) -> tuple[int, Output | None]:
+        """`lookup`, with the result's output read back as `model` through the registry (None when the tool
+        did not run or failed)."""
+        seq, result = await self.lookup(tool, args)
+        if result.output is None:
+            return seq, None
+        output = self.deps.registry.output(tool, result.output)
+        if not isinstance(output, model):
+            raise TypeError(f"{tool} writes {type(output).__name__}, not {model.__name__}")
+        return seq, output
 
     def propose(self, tool: str, args: dict[str, Any], reason: str) -> PlannedAction:
         action = propose(

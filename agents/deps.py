@@ -14,7 +14,7 @@ from soctriage.agents.analyst import Analyst
 from soctriage.agents.state import Finding, TriageState
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, LedgerEntry, LedgerKind
-from soctriage.service.ledger_events import ActionExecuted, events_of
+from soctriage.service.ledger_events import ActionExecuted, AlertReceived, events_of
 from soctriage.service.ledger_payload import LedgerPayload
 from soctriage.service.store import Store
 from soctriage.tools import Connectors, Guard, Registry, ToolContext
@@ -67,9 +67,9 @@ class Deps:
         return alert
 
     def _stored_alert(self, case_id: str, seq: int, tenant: str) -> Alert:
-        received = self.store.entry(case_id, seq)
-        alert_id = received.payload.get("id") if received and received.kind == "alert_received" else None
-        alert = None if alert_id is None else self.store.get_alert(str(alert_id), tenant)
+        entry = self.store.entry(case_id, seq)
+        received = events_of([entry] if entry else [], AlertReceived)
+        alert = self.store.get_alert(received[0].id, tenant) if received else None
         if alert is None:
             raise LookupError(f"case {case_id}: ledger entry {seq} names no stored alert")
         return alert

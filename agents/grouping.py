@@ -10,15 +10,32 @@ receives a malicious-looking alert is escalated to a human.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
+from pydantic import BaseModel, ConfigDict
 from soctriage.agents.analyst import Task
 from soctriage.agents.deps import Deps
 from soctriage.agents.injection import scan_alert
 from soctriage.agents.state import DISPOSITIONS_AUTO_CLOSE
-from soctriage.service.domain import Alert, Case, Disposition, Severity, Verdict, canonical_json
-from soctriage.service.ledger_events import LedgerRecord, ToolCallRequested, events_of, is_event
+from soctriage.service.domain import (
+    Alert,
+    Attack,
+    Case,
+    Device,
+    Disposition,
+    Severity,
+    Verdict,
+    canonical_json,
+)
+from soctriage.service.ledger_events import (
+    AlertReceived,
+    LedgerRecord,
+    ToolCallRequested,
+    events_of,
+    is_event,
+)
 from soctriage.service.ledger_notes import GroupedAlert, PossiblePromptInjection
+from soctriage.tools.intel import IntelLookupResult
 from soctriage.tools.registry import ToolOutcome
 from soctriage.tools.suppression import rule_key
 
@@ -32,6 +49,17 @@ _STRENGTH: dict[Disposition, int] = {
 }
 # What makes a joined alert malicious-looking, as opposed to merely new (another host of a benign storm).
 _ALARMING = ("malicious_intel", "injection", "higher_severity", "new_technique")
+
+
+class _Scored(BaseModel):
+    """What scoring reads of each earlier alert of the case, in the alert's own types. Only these fields are
+    validated: a whole `Alert` costs ~100 µs, and a storm's case holds hundreds of alerts, each read again at
+    every join."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    device: Device | None = None
+    attacks: tuple[Attack, ...] = ()
+    severity: Severity = Severity()
 
 
 def verdict_floor(prior: Verdict, answer: Verdict) -> Verdict:
@@ -52,15 +80,12 @@ async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> Groupe
     """Score the alert at ledger `seq` against the rest of `case`, looking up in threat intel only the
     indicators the case has not looked up yet, and write the score as a `grouped_alert` note."""
     store = deps.store
-    earlier = [
-        entry.payload
-        for entry in await store.io(store.entries, case.id, kind="alert_received")
-        if entry.seq != seq
-    ]
-    hosts = {str((p.get("device") or {}).get("hostname") or "").lower() for p in earlier}
-    techniques = {a.get("technique_id") for p in earlier for a in p.get("attacks") or ()}
+    received = [e for e in await store.io(store.entries, case.id, kind="alert_received") if e.seq != seq]
+    earlier = [_Scored.model_validate(e.payload) for e in received]
+    hosts = {((a.device.hostname if a.device else None) or "").lower() for a in earlier}
+    techniques = {a.technique_id for e in earlier for a in e.attacks}
     techniques |= set(case.verdict.techniques if case.verdict else ())
-    severities = [int((p.get("severity") or {}).get("id") or 0) for p in earlier]
+    severities = [int(a.severity.id) for a in earlier]
     if case.verdict is not None:
         severities.append(_severity_rank(case.verdict.severity))
     adds: dict[str, list[str]] = {}
@@ -80,7 +105,7 @@ async def score_joined(deps: Deps, case: Case, alert: Alert, seq: int) -> Groupe
     if hits := await _new_intel_hits(deps, case, alert, seq):
         adds["malicious_intel"] = hits
     if (case.verdict is None or case.verdict.disposition != "true_positive") and (
-        activity := _new_activity(alert, earlier)
+        activity := _new_activity(alert, events_of(received, AlertReceived))
     ):
         adds["new_activity"] = activity
     score = _decide(case, alert.id, adds)
@@ -134,22 +159,20 @@ async def _new_intel_hits(deps: Deps, case: Case, alert: Alert, seq: int) -> lis
             ("enrichment_agent", "tool_call", request),
             ("enrichment_agent", "tool_result", outcome.ledger_event()),
         ]
-        if (outcome.output or {}).get("verdict") == "malicious":
+        if outcome.ok and IntelLookupResult.model_validate(outcome.output).verdict == "malicious":
             hits.append(str(call.args.get("indicator")))
     await store.io(store.append_many, case.id, records)
     return hits
 
 
-def _new_activity(alert: Alert, earlier: list[dict[str, Any]]) -> list[str]:
+def _new_activity(alert: Alert, earlier: Iterable[AlertReceived]) -> list[str]:
     """The joined alert's program, command shape, parent, account or file when no earlier alert of the case had
     the same (the structured key a suppression rule matches on): under one detection on one host, an attacker's
     own command must not be scored as a repeat of the benign one the case was closed on."""
     seen = set()
-    for payload in earlier:
-        # The ledger keeps the normalized fields (raw is in the alerts table, by digest here).
-        fields = {name: value for name, value in payload.items() if name in Alert.model_fields}
+    for received in earlier:
         try:
-            seen.add(rule_key(Alert.model_validate({**fields, "raw": ""})))
+            seen.add(rule_key(received.alert()))
         except ValueError:
             continue  # an earlier alert that no longer validates proves no repeat
     mine = rule_key(alert)

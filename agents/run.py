@@ -33,7 +33,7 @@ from soctriage.agents.models import make_analyst
 from soctriage.agents.state import PlannedAction, initial_state
 from soctriage.service.config import Settings
 from soctriage.service.domain import Alert, Case
-from soctriage.service.ledger_events import events_of
+from soctriage.service.ledger_events import AlertReceived, events_of
 from soctriage.service.ledger_notes import GroupedAlert
 from soctriage.service.store import DuplicateAlertError, Joined, Store
 from soctriage.tools import Connectors, Guard, default_registry
@@ -172,7 +172,9 @@ class Triager:
                 await self.run_case(case_id)
                 case = await self.store.io(self.store.get_case, case_id) or case
             received = await self.store.io(self.store.entries, case_id, kind="alert_received")
-            seq = next(e.seq for e in received if e.payload.get("id") == alert_id)
+            seq = next(
+                e.seq for e in received if isinstance(got := e.event(), AlertReceived) and got.id == alert_id
+            )
             notes = await self.store.io(self.store.entries, case_id, seq, "note")
             done = [n for n in events_of(notes, GroupedAlert) if n.alert_id == alert_id]
             score = done[0] if done else await score_joined(self.deps, case, alert, seq)

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 from soctriage.service.domain import Severity, Verdict
+from soctriage.service.ledger_events import (
+    ActionExecuted,
+    ApprovalDecided,
+    ApprovalRequested,
+    GuardDecisionRecorded,
+)
 from soctriage.service.store import CaseNotFoundError, Store, verify_entries
 from soctriage.service.store.transcript import export_transcript, read_entries, summarize
 from test_store import make_alert
@@ -130,17 +136,26 @@ def test_summaries_are_short_and_readable(store: Store) -> None:
 def test_html_and_markdown_show_actions_and_approvals_like_the_pdf(store: Store) -> None:
     case_id = _case_with_story(store)
     action = {"action_id": "A2", "tool": "isolate_host"}
+    approval = {**action, "args_hash": "h", "reason": None}
     store.append_many(
         case_id,
         [
             (
                 "guard",
                 "guard_decision",
-                {**action, "decision": "needs_approval", "rule_id": "dc_needs_approval"},
+                GuardDecisionRecorded(**action, decision="needs_approval", rule_id="dc_needs_approval"),
             ),
-            ("guard", "approval_requested", action),
-            ("human:alice", "approval_decided", {**action, "outcome": "approved"}),
-            ("response_agent", "action_executed", {**action, "status": "done"}),
+            (
+                "guard",
+                "approval_requested",
+                ApprovalRequested(**approval, args={"hostname": "WS-042"}, expires_at="2030-01-01T00:00:00Z"),
+            ),
+            ("human:alice", "approval_decided", ApprovalDecided(**approval, outcome="approved", detail="")),
+            (
+                "response_agent",
+                "action_executed",
+                ActionExecuted(**action, status="done", idempotency_key="k"),
+            ),
         ],
     )
     page = export_transcript(store, case_id, "html")

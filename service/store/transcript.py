@@ -10,6 +10,18 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from soctriage.service.domain import Case, LedgerEntry, canonical_json, format_ts
 from soctriage.service.jsonl import jsonl_rows
+from soctriage.service.ledger_events import (
+    ActionExecuted,
+    AlertReceived,
+    ApprovalDecided,
+    ApprovalRequested,
+    GuardDecisionRecorded,
+    StatusChange,
+    ToolCallRequested,
+    ToolResultRecorded,
+    is_event,
+)
+from soctriage.service.ledger_notes import ApprovalExpired, ApprovalInvalid, DecisionRefused
 from soctriage.service.store.chain import CaseVerification
 from soctriage.service.store.checkpoint_citation import case_commitment
 from soctriage.service.store.errors import CaseNotFoundError
@@ -73,16 +85,26 @@ def read_checkpoint_record(lines: Sequence[str]) -> Any:
 
 def summarize(entry: LedgerEntry) -> str:
     """A one-line human reading of an entry's payload, for the timeline (never the whole payload)."""
-    payload = entry.payload
-    if entry.kind == "alert_received":
-        severity = (payload.get("severity") or {}).get("label", "?")
-        host = (payload.get("device") or {}).get("hostname") or "unknown host"
-        text = f"{payload.get('title', '?')} [{severity}] on {host}"
-    elif entry.kind == "status_change":
-        text = f"{payload.get('from')} → {payload.get('to')}: {payload.get('reason')}"
-    else:
-        text = ", ".join(f"{key}={_short(value)}" for key, value in payload.items())
+    text = _in_words(entry)
+    if text is None:
+        text = ", ".join(f"{key}={_short(value)}" for key, value in entry.payload.items())
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def _in_words(entry: LedgerEntry) -> str | None:
+    """An alert or a status change in words; None for any other entry, or for one whose payload does not fit
+    its model (an old or hand-written entry, which then shows as its fields)."""
+    try:
+        if is_event(entry, AlertReceived):
+            alert = AlertReceived.model_validate(entry.payload).alert()
+            host = (alert.device.hostname if alert.device else None) or "unknown host"
+            return f"{alert.title} [{alert.severity.label}] on {host}"
+        if is_event(entry, StatusChange):
+            change = StatusChange.model_validate(entry.payload)
+            return f"{change.from_} → {change.to}: {change.reason}"
+    except ValidationError:
+        pass
+    return None
 
 
 def _short(value: Any) -> str:
@@ -110,22 +132,42 @@ def _commitment_line(commitment: dict[str, Any] | None) -> str:
 ACTION_HEAD = ("Action", "Tool", "Guard decision (rule)", "Approval", "Carried out")
 
 
+# The entries that name an action: its call, result, guard decision, approval and execution, and the notes
+# about its decision (which name no tool).
+_ACTION_NOTES = (ApprovalInvalid, ApprovalExpired, DecisionRefused)
+_ACTION_EVENTS = (
+    ToolCallRequested,
+    ToolResultRecorded,
+    GuardDecisionRecorded,
+    ApprovalRequested,
+    ApprovalDecided,
+    ActionExecuted,
+    *_ACTION_NOTES,
+)
+
+
 def action_rows(entries: Sequence[LedgerEntry]) -> list[tuple[str, ...]]:
-    """One row per proposed action: the guard's decision, the human decision, and what was carried out."""
+    """One row per proposed action: the guard's decision, the human decision, and what was carried out. An
+    entry whose payload does not fit its model adds nothing to a row (the timeline still shows it)."""
     rows: dict[str, dict[str, str]] = {}
     for entry in entries:
-        action_id = entry.payload.get("action_id")
-        if action_id is None:
+        model = next((m for m in _ACTION_EVENTS if is_event(entry, m)), None)
+        try:
+            event = None if model is None else model.model_validate(entry.payload)
+        except ValidationError:
             continue
-        row = rows.setdefault(str(action_id), {"tool": str(entry.payload.get("tool", "?"))})
-        if entry.kind == "guard_decision":
-            row["guard"] = f"{entry.payload.get('decision')} ({entry.payload.get('rule_id')})"
-        elif entry.kind == "approval_decided":
-            row["approval"] = f"{entry.payload.get('outcome')} by {entry.actor.removeprefix('human:')}"
-        elif entry.kind == "approval_requested":
+        if event is None or event.action_id is None:
+            continue
+        tool = "?" if isinstance(event, _ACTION_NOTES) else event.tool
+        row = rows.setdefault(event.action_id, {"tool": tool})
+        if isinstance(event, GuardDecisionRecorded):
+            row["guard"] = f"{event.decision} ({event.rule_id})"
+        elif isinstance(event, ApprovalDecided):
+            row["approval"] = f"{event.outcome} by {entry.actor.removeprefix('human:')}"
+        elif isinstance(event, ApprovalRequested):
             row.setdefault("approval", "requested, not decided")
-        elif entry.kind == "action_executed":
-            row["done"] = f"seq {entry.seq} ({entry.payload.get('status')})"
+        elif isinstance(event, ActionExecuted):
+            row["done"] = f"seq {entry.seq} ({event.status})"
     return [
         (aid, r["tool"], r.get("guard", "-"), r.get("approval", "not needed"), r.get("done", "no"))
         for aid, r in rows.items()
