@@ -17,9 +17,10 @@ from typing import Any
 import httpx2
 from soctriage.evals.chat_report import build_chat_report, check_chat_gates, write_chat_reports
 from soctriage.evals.chat_suite import ChatSuite, QuestionRecord, load_chat_suite, run_chat_suite
+from soctriage.evals.frozen import FrozenTools
 from soctriage.evals.record import CaseRecord
 from soctriage.evals.report import build_report, check_gate_names, write_reports
-from soctriage.evals.runner import read_run, run_suite
+from soctriage.evals.runner import Progress, read_run, run_suite
 from soctriage.evals.suite import Suite, load_spec, load_suite, suite_dir
 from soctriage.service.config import Settings
 
@@ -73,6 +74,29 @@ async def run_any_suite(
         report = build_chat_report(suite.spec, model, questions, out)
         write_chat_reports(out, report)
         return report
+    return await run_triage_suite(
+        suite,
+        out,
+        model=model,
+        concurrency=concurrency,
+        base_settings=base_settings,
+        http_client=http_client,
+        progress=progress,
+    )
+
+
+async def run_triage_suite(
+    suite: Suite,
+    out: Path,
+    *,
+    model: str,
+    concurrency: int = 1,
+    base_settings: Settings | None = None,
+    http_client: httpx2.AsyncClient | None = None,
+    frozen: FrozenTools | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """`run_suite`, then score the run and write its reports; returns report.json's content."""
     records = await run_suite(
         suite,
         out,
@@ -80,6 +104,7 @@ async def run_any_suite(
         concurrency=concurrency,
         base_settings=base_settings,
         http_client=http_client,
+        frozen=frozen,
         progress=progress,
     )
     info, _ = read_run(out)

@@ -8,8 +8,15 @@ from pathlib import Path
 import httpx2
 from soctriage.evals.compare import Comparison, compare_reports
 from soctriage.evals.frozen import FrozenTools
-from soctriage.evals.report import build_report, write_reports
-from soctriage.evals.runner import LEDGERS_DIR, Progress, RunDirError, read_records, read_run, run_suite
+from soctriage.evals.kinds import run_triage_suite
+from soctriage.evals.report import build_report
+from soctriage.evals.runner import (
+    LEDGERS_DIR,
+    Progress,
+    RunDirError,
+    read_records,
+    read_run,
+)
 from soctriage.evals.suite import Suite
 from soctriage.service.config import Settings
 
@@ -37,7 +44,7 @@ async def replay_run(
     frozen = FrozenTools.from_ledgers(ledgers, strict=strict_tools)
     suite = Suite(spec=info.spec, cases=cases, skipped=info.skipped, origin=f"replay of {run_dir}")
     out = out or run_dir / "replays" / model_slug(model)
-    records = await run_suite(
+    report = await run_triage_suite(
         suite,
         out,
         model=model,
@@ -47,8 +54,5 @@ async def replay_run(
         frozen=frozen,
         progress=progress,
     )
-    replay_info, _ = read_run(out)
-    report = build_report(replay_info, info.spec, records, out)
-    write_reports(out, report)
     original = build_report(info, info.spec, read_records(run_dir), run_dir)
     return out, report, compare_reports(original, report), frozen
