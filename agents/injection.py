@@ -22,14 +22,58 @@ import re
 import unicodedata
 from functools import cache
 from importlib import resources
+from re import _parser
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from soctriage.service.domain import Alert
 from soctriage.service.ingest.limits import unstorable_escapes
 
 
-def _compile(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    return tuple((name, re.compile(pattern)) for name, pattern in pairs)
+class Rule(NamedTuple):
+    """One instruction pattern and the literal strings one of which every text it matches contains: a text
+    with none of them is not searched (a substring test costs a fraction of a regex scan, and most alert text
+    holds no instruction at all)."""
+
+    name: str
+    pattern: re.Pattern[str]
+    needs: frozenset[str] | None
+
+
+def _compile(pairs: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
+    rules = []
+    for name, source in pairs:
+        pattern = re.compile(source)
+        # Case-insensitive literals would need case folding here: such a pattern is always searched.
+        needs = None if pattern.flags & re.IGNORECASE else _needed(_parser.parse(source, pattern.flags))
+        rules.append(Rule(name, pattern, needs))
+    return tuple(rules)
+
+
+def _needed(items: Any) -> frozenset[str] | None:
+    """Strings one of which occurs in every match of the parsed (case-sensitive) pattern `items`, or None when
+    its parse gives no such set. A run of literals is needed; so is whatever a group or a repeat of at least
+    one needs; a branch needs what any one of its alternatives needs. Of the candidates, the set whose
+    shortest string is longest is kept (the least likely to occur by chance)."""
+    candidates: list[frozenset[str]] = []
+    run = ""
+    for op, arg in [*items, (None, None)]:
+        if op is _parser.LITERAL:
+            run += chr(arg)
+            continue
+        if run:
+            candidates.append(frozenset({run}))
+            run = ""
+        if op is _parser.SUBPATTERN and not arg[1] & re.IGNORECASE:
+            candidates.append(_needed(arg[3]))
+        elif op is _parser.BRANCH:
+            alternatives = [_needed(branch) for branch in arg[1]]
+            if all(alternatives):
+                candidates.append(frozenset().union(*alternatives))
+        elif op in (_parser.MAX_REPEAT, _parser.MIN_REPEAT, _parser.POSSESSIVE_REPEAT) and arg[0] >= 1:
+            candidates.append(_needed(arg[2]))
+    found = [c for c in candidates if c]
+    return max(found, key=lambda strings: min(map(len, strings)), default=None)
 
 
 _VERDICT_NOUN = r"(?:disposition|verdict|classification|determination|assessment|triage (?:result|decision))"
@@ -177,6 +221,8 @@ FOREIGN_PATTERNS = _compile(
     )
 )
 
+RULES = (*INSTRUCTION_PATTERNS, *FOREIGN_PATTERNS)
+
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 # Unicode tag characters U+E0000-U+E007F spell ASCII invisibly ("ASCII smuggling").
 TAG_CHARS = re.compile("[\U000e0000-\U000e007f]")
@@ -262,8 +308,13 @@ def find_injection(text: str) -> list[str]:
     if BIDI_CONTROLS.search(unescaped):
         found.add("bidi_override")
     views = _views(text)
-    for name, pattern in (*INSTRUCTION_PATTERNS, *FOREIGN_PATTERNS):
-        if name not in found and any(pattern.search(view) for view in views):
+    for name, pattern, needs in RULES:
+        if name in found:
+            continue
+        if any(
+            (needs is None or any(literal in view for literal in needs)) and pattern.search(view)
+            for view in views
+        ):
             found.add(name)
     return sorted(found)
 
