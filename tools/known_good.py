@@ -41,6 +41,8 @@ from soctriage.tools.matching import (
     check_cmdline_shape,
     driven_programs,
     file_name,
+    glob_file_name,
+    path_file_names,
     path_glob_regex,
     path_is_specific,
     same_signer,
@@ -264,6 +266,36 @@ def _check(criteria: Criteria, subject: _Subject) -> tuple[list[MatchedCriterion
     return matched, device
 
 
+_PATH_CRITERIA: tuple[CriterionName, ...] = ("process_path", "parent_path", "file_path")
+_SIGNER_CRITERIA: tuple[CriterionName, ...] = ("process_signer", "file_signer")
+
+
+def _entry_keys(criteria: Criteria) -> tuple[CriterionName, frozenset[str]] | None:
+    """A criterion of the entry and the values one of which an alert's own value of it must equal for the
+    entry to match: the file names its path globs end in, or its signers (casefolded); None when it sets no
+    such criterion."""
+    for name in _PATH_CRITERIA:
+        globs: tuple[str, ...] = getattr(criteria, name)
+        names = {glob_file_name(glob) for glob in globs}
+        if globs and None not in names:
+            return name, frozenset(n for n in names if n is not None)
+    for name in _SIGNER_CRITERIA:
+        signers: tuple[str, ...] = getattr(criteria, name)
+        if signers:
+            return name, frozenset(signer.strip().casefold() for signer in signers)
+    return None
+
+
+def _alert_keys(subject: _Subject, criterion: CriterionName) -> tuple[str, ...] | None:
+    """The alert's values of `criterion` as `_entry_keys` spells them, or None when a path is not ASCII (then
+    only a full check of every entry gives the same matches)."""
+    if criterion in _SIGNER_CRITERIA:
+        reported, valid = subject.signers[criterion]
+        return (reported.strip().casefold(),) if valid is True and reported else ()
+    found = subject.paths[criterion]
+    return () if found is None else path_file_names(found[0])
+
+
 class KnownGoodTable:
     def __init__(self, entries: Iterable[KnownGoodEntry] = ()) -> None:
         self.entries: dict[str, KnownGoodEntry] = {}
@@ -271,6 +303,18 @@ class KnownGoodTable:
             if entry.id in self.entries:
                 raise KnownGoodError(f"known-good entry id {entry.id!r} is used twice")
             self.entries[entry.id] = entry
+        # Each entry filed under one criterion's exact values (`_entry_keys`): an alert is checked only against
+        # the entries filed under its own values and those filed under none, in table order.
+        self._order = list(self.entries.values())
+        self._keyed: dict[tuple[CriterionName, str], list[int]] = {}
+        self._unkeyed: list[int] = []
+        for position, entry in enumerate(self._order):
+            keys = _entry_keys(entry.match)
+            if keys is None:
+                self._unkeyed.append(position)
+            for value in keys[1] if keys else ():
+                self._keyed.setdefault((keys[0], value), []).append(position)
+        self._criteria = sorted({criterion for criterion, _ in self._keyed})
         # The last alert matched and its matches: `known_good_lookup` and `org_context` both match the case's
         # alert in the same enrichment round, and a match walks every entry.
         self._last: tuple[Alert, tuple[KnownGoodMatch, ...]] | None = None
@@ -306,12 +350,23 @@ class KnownGoodTable:
         self._last = (alert, tuple(found))
         return found
 
+    def _candidates(self, subject: _Subject) -> list[KnownGoodEntry]:
+        """The entries that can match the alert, in table order."""
+        positions = set(self._unkeyed)
+        for criterion in self._criteria:
+            values = _alert_keys(subject, criterion)
+            if values is None:
+                return self._order
+            for value in values:
+                positions.update(self._keyed.get((criterion, value), ()))
+        return [self._order[position] for position in sorted(positions)]
+
     def _match(self, alert: Alert) -> list[KnownGoodMatch]:
         subject = _Subject(alert)
         techniques = alert.techniques
         rule_uid = (alert.rule.uid or "").lower() if alert.rule else ""
         found = []
-        for entry in self.entries.values():
+        for entry in self._candidates(subject):
             result = _check(entry.match, subject)
             if result is None:
                 continue

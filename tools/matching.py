@@ -146,6 +146,22 @@ def path_glob_regex(glob: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.IGNORECASE)
 
 
+def glob_file_name(glob: str) -> str | None:
+    """The lower-cased file name a path glob ends in when it is literal ASCII: every path the glob matches
+    ends in that name, up to ASCII case (see `path_file_names`). None for a wildcard or a non-ASCII name:
+    case-insensitive matching also pairs some non-ASCII letters with ASCII ones."""
+    name = glob.rsplit(_separator(glob), 1)[-1]
+    return None if _WILDCARD.search(name) or not name.isascii() else name.lower()
+
+
+def path_file_names(path: str) -> tuple[str, ...] | None:
+    """The lower-cased last segment of a canonical path after either separator, one of which is the
+    `glob_file_name` of any glob matching it; None when the path is not ASCII (no name key is safe then)."""
+    if not path.isascii():
+        return None
+    return tuple({path.rsplit(sep, 1)[-1].lower() for sep in ("\\", "/")})
+
+
 def _writable(folder: str) -> bool:
     return any(folder.startswith(w) for w in _WRITABLE)
 
