@@ -10,7 +10,26 @@ from datetime import datetime, timedelta
 from soctriage.service.store.engine import write_transaction
 from soctriage.service.store.schema import action_budget
 from soctriage.tools.policy import RateLimit
-from sqlalchemy import Connection, Engine, delete, exists, func, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, case, delete, func, select, text
+
+# Built once: the statements of every take only differ in their parameters.
+_MINE = (action_budget.c.tenant == bindparam("tenant")) & (action_budget.c.limit_id == bindparam("limit_id"))
+_EXPIRED = action_budget.c.at <= bindparam("since")
+
+
+def _total(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+# One limit's window in one read: the actions counted in it, whether this key is one of them, and how many rows
+# fell out of it (deleted only when there are some).
+_STATE = select(
+    _total(~_EXPIRED),
+    _total(~_EXPIRED & (action_budget.c.action_key == bindparam("key"))),
+    _total(_EXPIRED),
+).where(_MINE)
+_EXPIRE = delete(action_budget).where(_MINE, _EXPIRED)
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:name))")
 
 
 class StoreActionBudget:
@@ -42,19 +61,16 @@ class StoreActionBudget:
         conn: Connection, tenant: str, limits: Sequence[RateLimit], key: str, now: datetime
     ) -> RateLimit | None:
         if conn.dialect.name == "postgresql":
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
-                {"name": f"soctriage-budget:{tenant}"},
-            )
+            conn.execute(_LOCK, {"name": f"soctriage-budget:{tenant}"})
         fresh: list[RateLimit] = []
         for limit in limits:
-            since = now - timedelta(seconds=limit.window_s)
-            mine = (action_budget.c.tenant == tenant) & (action_budget.c.limit_id == limit.id)
-            # What fell out of the window is no longer needed by anyone.
-            conn.execute(delete(action_budget).where(mine, action_budget.c.at <= since))
-            if conn.execute(select(exists().where(mine, action_budget.c.action_key == key))).scalar():
+            mine = {"tenant": tenant, "limit_id": limit.id, "since": now - timedelta(seconds=limit.window_s)}
+            used, counted, expired = conn.execute(_STATE, {**mine, "key": key}).one()
+            if expired:
+                # What fell out of the window is no longer needed by anyone.
+                conn.execute(_EXPIRE, mine)
+            if counted:
                 continue
-            used = conn.execute(select(func.count()).select_from(action_budget).where(mine)).scalar_one()
             if used >= limit.max_actions:
                 return limit
             fresh.append(limit)
