@@ -343,7 +343,7 @@ class SuppressionRulesReport(ToolOutput):
         return "matches " + ", ".join(hits) if hits else "no analyst rule matches"
 
 
-@tool(tier="read", timeout_s=5.0)
+@tool(tier="read", timeout_s=5.0, waits_on="store")
 def suppression_rules_lookup(ctx: ToolContext, args: SuppressionRulesInput) -> SuppressionRulesReport:
     """Suppression rules the tenant's analysts taught that match the case's alert exactly (detection, process
     path and hash, parent, account, command-line shape, file; host when bound): each with its author, reason

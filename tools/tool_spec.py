@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 RiskTier = Literal["read", "contain", "destructive"]
 RISK_TIERS: tuple[RiskTier, ...] = ("read", "contain", "destructive")
 
+# What a sync tool function waits on, which decides where the runner calls it (tools/registry.py): "nothing"
+# (in-memory work, called in place: a hop to a thread and back costs more), "store" (the case store: in place
+# on SQLite, a local file, and on a worker thread on PostgreSQL, as `Store.io` does) or "io" (disk, network,
+# a model: on a worker thread, where the timeout can still fire). An `async def` tool runs on the loop and
+# awaits its own waits.
+WaitsOn = Literal["nothing", "store", "io"]
+
 # Which kind of entity an input field names; the guard looks hosts up in the inventory and users in the
 # identity list, and checks every target against the case's entities.
 TargetKind = Literal["host", "user", "process", "file", "indicator"]
@@ -91,6 +98,7 @@ class ToolSpec:
     takes_ctx: bool
     contains: bool = False
     human_only: bool = False
+    waits_on: WaitsOn = "io"
 
     @property
     def side_effecting(self) -> bool:
@@ -137,16 +145,19 @@ def tool(
     description: str | None = None,
     contains: bool = False,
     human_only: bool = False,
+    waits_on: WaitsOn = "io",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a function as a tool. The function keeps working as a plain function; its spec rides along.
 
     `targets` names the input fields that hold entities. `contains`: running it contains a threat (the case
     then ends `contained`). `human_only`: it undoes containment, so it is never offered to an agent and the
-    guard refuses it from one."""
+    guard refuses it from one. `waits_on`: what a sync function waits on (`WaitsOn`)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = _build_spec(fn, name, tier, timeout_s, idempotent, rollback, targets, description)
-        fn.__tool_spec__ = dataclasses.replace(spec, contains=contains, human_only=human_only)  # type: ignore[attr-defined]
+        fn.__tool_spec__ = dataclasses.replace(  # type: ignore[attr-defined]
+            spec, contains=contains, human_only=human_only, waits_on=waits_on
+        )
         return fn
 
     return decorate
