@@ -183,7 +183,8 @@ class Registry:
 
         def outcome(status: OutcomeStatus, **fields: Any) -> ToolOutcome:
             fields.setdefault("args", raw)
-            fields.setdefault("args_hash", args_hash(fields["args"]))
+            if "args_hash" not in fields:  # not setdefault: hashing the arguments again is not free
+                fields["args_hash"] = args_hash(fields["args"])
             return ToolOutcome(
                 case_id=ctx.case_id,
                 tool=name,
