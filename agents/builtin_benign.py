@@ -7,7 +7,8 @@ from __future__ import annotations
 from soctriage.agents.analyst import Task
 from soctriage.agents.builtin_signals import Signals, alert_hashes, findings
 from soctriage.tools.intel import IntelLookupResult
-from soctriage.tools.known_good import KnownGoodLookup, KnownGoodSource
+from soctriage.tools.known_good import KnownGoodLookup
+from soctriage.tools.known_good_entries import KnownGoodSource
 from soctriage.tools.matching import canonical_path, driven_programs, file_name, path_is_specific
 from soctriage.tools.org_context import OrgContextReport
 from soctriage.tools.suppression import SuppressionRulesReport

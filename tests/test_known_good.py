@@ -12,14 +12,8 @@ from pydantic import ValidationError
 from soctriage.service.config import Settings
 from soctriage.service.domain import Attack, FileInfo, ParentProcess, Process, Rule, User
 from soctriage.tools import Connectors, run_tool
-from soctriage.tools.known_good import (
-    BUNDLED_KNOWN_GOOD,
-    KnownGoodEntry,
-    KnownGoodError,
-    KnownGoodTable,
-    load_tables,
-    match,
-)
+from soctriage.tools.known_good import BUNDLED_KNOWN_GOOD, KnownGoodTable, load_tables, match
+from soctriage.tools.known_good_entries import KnownGoodEntry, KnownGoodError
 from tools_support import make_alert, make_ctx
 
 SOURCE = {"kind": "local", "id": "test", "title": "written for this test", "license": "Apache-2.0"}

@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from soctriage.service.domain import Alert, Frozen
-from soctriage.tools.known_good import KnownGoodMatch, KnownGoodTable
+from soctriage.tools.known_good import KnownGoodTable
+from soctriage.tools.known_good_entries import KnownGoodMatch
 from soctriage.tools.org_context_checks import AlertFacts, ContextFact, entry_checks
 from soctriage.tools.org_context_file import OrgContextFile, Section, read_org_context_file
 from soctriage.tools.tool_spec import ToolContext, ToolOutput, tool

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 from soctriage.service.alert_entities import url_host
 from soctriage.service.domain import Alert, Frozen
-from soctriage.tools.known_good import KnownGoodMatch
+from soctriage.tools.known_good_entries import KnownGoodMatch
 from soctriage.tools.matching import (
     account_forms,
     account_glob_regex,

@@ -7,7 +7,7 @@ Both arguments are folders of plain checkouts (`git clone https://github.com/Sig
 a git work tree, or taken from --sigma-revision / --lolrmm-revision. The result replaces --out (default: the
 table beside this script); review the diff and commit it with the revisions in the message.
 
-What is kept, and why (see soctriage.tools.known_good for the entry format and the matching rules):
+What is kept, and why (see soctriage.tools.known_good_entries for the entry format and the matching rules):
 
 - Sigma: every `filter*` selection a rule's condition only ever negates ("legitimate software that trips
   this rule"), for the log sources whose fields map onto the normalized alert (process creation and access,
@@ -42,7 +42,13 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from soctriage.tools.known_good import Criteria, Excuses, KnownGoodEntry, KnownGoodKind, KnownGoodSource
+from soctriage.tools.known_good_entries import (
+    Criteria,
+    Excuses,
+    KnownGoodEntry,
+    KnownGoodKind,
+    KnownGoodSource,
+)
 from soctriage.tools.matching import (
     canonical_path,
     check_cmdline_shape,
