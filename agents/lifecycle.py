@@ -23,6 +23,7 @@ from soctriage.service.ledger_events import (
     ApprovalDecided,
     ApprovalRequested,
     GuardDecisionRecorded,
+    LedgerEvent,
     ToolCallRequested,
     ToolResultRecorded,
 )
@@ -147,7 +148,7 @@ def action_trails(entries: Iterable[LedgerEntry]) -> list[ActionTrail]:
             action = PlannedAction(id=action_id, reason=reasons[action_id], guard=guard, status=status)  # type: ignore[arg-type]
             found[action_id] = ActionTrail(action, (entry.seq - 1, entry.seq))
         elif action_id in found:
-            found[action_id] = _advance(found[action_id], entry)
+            found[action_id] = _advance(found[action_id], entry, event)
     return list(found.values())
 
 
@@ -173,10 +174,10 @@ def _guard(event: GuardDecisionRecorded) -> GuardDecision:
     return GuardDecision.model_validate(event.model_dump(mode="json", exclude={"action_id"}))
 
 
-def _advance(trail: ActionTrail, entry: LedgerEntry) -> ActionTrail:
+def _advance(trail: ActionTrail, entry: LedgerEntry, event: LedgerEvent) -> ActionTrail:
     action = trail.action
     changes: dict[str, object] = {"seqs": (*trail.seqs, entry.seq)}
-    match entry.event():
+    match event:
         case GuardDecisionRecorded() as decided:
             # A second decision on an allowed action: its tenant's action budget was spent, so it now waits
             # for a human (or, in principle, is denied).

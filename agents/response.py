@@ -52,7 +52,6 @@ def plan_actions(
     planned: list[PlannedAction] = []
 
     def records(conn: Connection) -> list[LedgerRecord]:
-        planned.clear()  # a transaction retried from the top plans again
         written: list[LedgerRecord] = []
         for action_id, proposal, decision in decided:
             call = ToolCallRequested(
